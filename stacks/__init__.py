@@ -1,0 +1,1 @@
+"""CDK stacks of one trainstack environment; `platform_stage.PlatformStage` wires them together."""

@@ -1,0 +1,1 @@
+"""Reusable constructs the platform stacks are built from, one per file."""

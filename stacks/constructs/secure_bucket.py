@@ -1,0 +1,56 @@
+"""An S3 bucket with the platform's non-negotiable defaults; callers add only what differs."""
+
+from __future__ import annotations
+
+from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+
+def secure_bucket(
+    scope: Construct,
+    construct_id: str,
+    *,
+    bucket_name: str,
+    encryption_key: kms.IKey | None,
+    access_log_bucket: s3.IBucket | None,
+    access_log_prefix: str = "",
+    lifecycle_rules: list[s3.LifecycleRule] | None = None,
+    incomplete_upload_expiry_days: int = 7,
+    noncurrent_version_expiry_days: int = 30,
+) -> s3.Bucket:
+    """TLS only, no public access, versioned, retained on stack deletion, KMS (or S3-managed for logs).
+
+    S3 server access logs cannot be delivered to a KMS-encrypted bucket, so the access-log bucket passes
+    `encryption_key=None` and gets S3-managed encryption instead.
+    """
+    rules = [
+        s3.LifecycleRule(
+            id="expire-incomplete-multipart-uploads",
+            abort_incomplete_multipart_upload_after=Duration.days(incomplete_upload_expiry_days),
+        ),
+        s3.LifecycleRule(
+            id="expire-noncurrent-versions",
+            noncurrent_version_expiration=Duration.days(noncurrent_version_expiry_days),
+        ),
+        *(lifecycle_rules or []),
+    ]
+    return s3.Bucket(
+        scope,
+        construct_id,
+        bucket_name=bucket_name,
+        encryption=s3.BucketEncryption.KMS if encryption_key else s3.BucketEncryption.S3_MANAGED,
+        encryption_key=encryption_key,
+        bucket_key_enabled=encryption_key is not None,
+        enforce_ssl=True,
+        block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+        object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        versioned=True,
+        server_access_logs_bucket=access_log_bucket,
+        server_access_logs_prefix=access_log_prefix or None,
+        lifecycle_rules=rules,
+        # Datasets, weights and trained models outlive any stack: deleting a stack must never delete them.
+        removal_policy=RemovalPolicy.RETAIN,
+        auto_delete_objects=False,
+    )

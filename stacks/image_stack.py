@@ -1,0 +1,80 @@
+"""Image: the platform's ECR repository and the training image URI every job runs."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from trainstack.config import TRAINING_CODE_DIR, EnvironmentConfig, ImageMode, ResourceNames
+
+
+class ImageStack(Stack):
+    """Exposes `.repository`, `.image_uri` and `.pull_repository_arns` (what the execution role may pull)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        key: kms.IKey,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        names = ResourceNames.of(config)
+        image = config.image
+
+        self.repository = ecr.Repository(
+            self,
+            "Repository",
+            repository_name=names.repository,
+            image_scan_on_push=True,
+            image_tag_mutability=ecr.TagMutability.IMMUTABLE,
+            encryption=ecr.RepositoryEncryption.KMS,
+            encryption_key=key,
+            removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[
+                ecr.LifecycleRule(
+                    description="expire untagged images",
+                    tag_status=ecr.TagStatus.UNTAGGED,
+                    max_image_age=Duration.days(image.untagged_image_expiry_days),
+                )
+            ],
+        )
+        self.pull_repository_arns: list[str] = [self.repository.repository_arn]
+
+        if image.uri:
+            self.image_uri = image.uri
+            self.pull_repository_arns.append(_repository_arn_of(image.uri, self.partition))
+        elif image.mode is ImageMode.DLC:
+            self.image_uri = image.dlc_uri(config.region)
+            self.pull_repository_arns.append(_repository_arn_of(self.image_uri, self.partition))
+        elif image.mode is ImageMode.REPOSITORY:
+            self.image_uri = self.repository.repository_uri_for_tag(image.repository_tag)
+        else:
+            # Built by `cdk deploy` from training_code/Dockerfile FROM the configured DLC; the base image's
+            # registry is a build argument so the Dockerfile stays region-neutral.
+            asset = ecr_assets.DockerImageAsset(
+                self,
+                "TrainingImage",
+                directory=str(TRAINING_CODE_DIR),
+                file="Dockerfile",
+                build_args={"BASE_IMAGE": image.dlc_uri(config.region)},
+                platform=ecr_assets.Platform.LINUX_AMD64,
+            )
+            self.image_uri = asset.image_uri
+            self.pull_repository_arns.append(asset.repository.repository_arn)
+
+        CfnOutput(self, "RepositoryUri", value=self.repository.repository_uri)
+        CfnOutput(self, "TrainingImageUri", value=self.image_uri)
+
+
+def _repository_arn_of(image_uri: str, partition: str) -> str:
+    """`ACCOUNT.dkr.ecr.REGION.amazonaws.com/REPO:TAG` -> the repository's ARN, for a scoped pull policy."""
+    registry, _, rest = image_uri.partition("/")
+    repository = rest.split("@")[0].split(":")[0]
+    account, _, _, region, *_ = registry.split(".")
+    return f"arn:{partition}:ecr:{region}:{account}:repository/{repository}"

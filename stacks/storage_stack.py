@@ -1,0 +1,101 @@
+"""Storage: the platform's KMS key and its data, artifacts and access-log buckets."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from cdk_nag import NagSuppressions
+from constructs import Construct
+
+from stacks.constructs.secure_bucket import secure_bucket
+from trainstack.config import EnvironmentConfig, ResourceNames
+
+# Prefixes inside the artifacts bucket, shared with the execution role's policy and the state machine.
+ARTIFACT_PREFIXES = {"output": "output/", "checkpoints": "checkpoints/", "code": "code/"}
+
+
+class StorageStack(Stack):
+    """Exposes `.key`, `.data_bucket`, `.artifacts_bucket` and `.access_log_bucket` to later stacks."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: object) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        names = ResourceNames.of(config)
+        storage = config.storage
+
+        self.key = kms.Key(
+            self,
+            "PlatformKey",
+            alias=f"alias/{config.prefix}",
+            description=f"trainstack {config.name}: data, artifacts, training volumes, notebook, logs",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        # CloudWatch Logs encrypts the training log groups with this key; it must be allowed to.
+        self.key.add_to_resource_policy(
+            iam.PolicyStatement(
+                principals=[iam.ServicePrincipal(f"logs.{config.region}.amazonaws.com")],
+                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                resources=["*"],
+                conditions={
+                    "ArnLike": {
+                        "kms:EncryptionContext:aws:logs:arn": f"arn:{self.partition}:logs:{config.region}:{config.account}:*"
+                    }
+                },
+            )
+        )
+
+        self.access_log_bucket = secure_bucket(
+            self,
+            "AccessLogBucket",
+            bucket_name=names.access_log_bucket,
+            encryption_key=None,
+            access_log_bucket=None,
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(storage.access_log_expiry_days))
+            ],
+            incomplete_upload_expiry_days=storage.incomplete_upload_expiry_days,
+            noncurrent_version_expiry_days=storage.noncurrent_version_expiry_days,
+        )
+        NagSuppressions.add_resource_suppressions(
+            self.access_log_bucket,
+            [
+                {
+                    "id": "AwsSolutions-S1",
+                    "reason": "This is the access-log bucket itself; logging it into itself would loop.",
+                }
+            ],
+        )
+        self.data_bucket = secure_bucket(
+            self,
+            "DataBucket",
+            bucket_name=names.data_bucket,
+            encryption_key=self.key,
+            access_log_bucket=self.access_log_bucket,
+            access_log_prefix="data/",
+            incomplete_upload_expiry_days=storage.incomplete_upload_expiry_days,
+            noncurrent_version_expiry_days=storage.noncurrent_version_expiry_days,
+        )
+        self.artifacts_bucket = secure_bucket(
+            self,
+            "ArtifactsBucket",
+            bucket_name=names.artifacts_bucket,
+            encryption_key=self.key,
+            access_log_bucket=self.access_log_bucket,
+            access_log_prefix="artifacts/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="expire-old-checkpoints",
+                    prefix=ARTIFACT_PREFIXES["checkpoints"],
+                    expiration=Duration.days(storage.checkpoint_expiry_days),
+                    noncurrent_version_expiration=Duration.days(1),
+                )
+            ],
+            incomplete_upload_expiry_days=storage.incomplete_upload_expiry_days,
+            noncurrent_version_expiry_days=storage.noncurrent_version_expiry_days,
+        )
+
+        CfnOutput(self, "DataBucketName", value=self.data_bucket.bucket_name)
+        CfnOutput(self, "ArtifactsBucketName", value=self.artifacts_bucket.bucket_name)
+        CfnOutput(self, "KmsKeyArn", value=self.key.key_arn)

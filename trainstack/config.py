@@ -1,0 +1,436 @@
+"""Typed, validated environment configuration: the one place every knob of the platform is defined.
+
+An environment is a YAML file `config/<name>.yaml`. Platform teams copy one, change account, region,
+network, tags and limits, and `cdk synth` either builds that environment or fails with a message that
+names the file, the field and what is allowed. Everything else (stacks, the embedded AWS, the CLI)
+reads the models below and never the raw YAML.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "config"
+TRAINING_CODE_DIR = REPO_ROOT / "training_code"
+
+# The embedded AWS uses moto's default account id: moto answers STS GetCallerIdentity with it.
+EMBEDDED_ACCOUNT = "123456789012"
+
+# SageMaker documents 3600 s as the warm-pool keep-alive maximum.
+MAX_KEEP_ALIVE_SECONDS = 3600
+# "Longest run time for a training job" can be raised to 28 days, never beyond.
+MAX_RUNTIME_CEILING_SECONDS = 28 * 24 * 3600
+
+# Deep Learning Containers live in one registry account per region; most regions share 763104351884,
+# opt-in and China regions have their own. A wrong account gives "image not found" at job start.
+_DLC_ACCOUNTS = {
+    "af-south-1": "626614931356",
+    "ap-east-1": "871362719292",
+    "ap-south-2": "772153158452",
+    "ap-southeast-3": "907027046896",
+    "ap-southeast-4": "457447274322",
+    "ca-west-1": "204538143572",
+    "cn-north-1": "727897471807",
+    "cn-northwest-1": "727897471807",
+    "eu-central-2": "380420809688",
+    "eu-south-1": "692866216735",
+    "eu-south-2": "503227376785",
+    "il-central-1": "780543022126",
+    "me-central-1": "914824155844",
+    "me-south-1": "217643126080",
+}
+_DEFAULT_DLC_ACCOUNT = "763104351884"
+
+INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[0-9]*x?large$|^ml\.[a-z0-9-]+\.(medium|small|micro)$"
+_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
+_ACCOUNT_PATTERN = r"^[0-9]{12}$"
+_REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$"
+_S3_PREFIX_PATTERN = r"^[A-Za-z0-9!_.*'()/-]*$"
+
+
+class ConfigError(Exception):
+    """A configuration file is missing or invalid; the message names the file and each bad field."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are typos until proven otherwise: reject them instead of silently ignoring.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class NetworkMode(str, Enum):
+    NONE = "none"
+    CREATE = "create"
+    EXISTING = "existing"
+
+
+class NetworkConfig(_Strict):
+    """Where training jobs and the notebook run. `none` uses SageMaker's managed network."""
+
+    mode: NetworkMode = NetworkMode.NONE
+    cidr: str = Field("10.42.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])$")
+    max_azs: int = Field(2, ge=1, le=3)
+    # `existing`: given explicitly so synth never needs a VPC lookup (and so no credentials).
+    vpc_id: str | None = Field(None, pattern=r"^vpc-[0-9a-f]{8,17}$")
+    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
+    availability_zones: list[str] = []
+
+    @model_validator(mode="after")
+    def _existing_needs_ids(self) -> NetworkConfig:
+        if self.mode is NetworkMode.EXISTING:
+            if not self.vpc_id:
+                raise ValueError("mode 'existing' needs vpc_id (vpc-...)")
+            if not self.subnet_ids:
+                raise ValueError("mode 'existing' needs subnet_ids: the private subnets jobs run in")
+            if len(self.availability_zones) != len(self.subnet_ids):
+                raise ValueError(
+                    "mode 'existing' needs one availability_zones entry per subnet_ids entry"
+                )
+        elif self.vpc_id or self.subnet_ids:
+            raise ValueError(f"vpc_id/subnet_ids are only read when mode is 'existing', not '{self.mode.value}'")
+        return self
+
+
+class ImageMode(str, Enum):
+    DLC = "dlc"
+    ASSET = "asset"
+    REPOSITORY = "repository"
+
+
+class ImageConfig(_Strict):
+    """The training image.
+
+    `dlc`: a Deep Learning Container used as is (region-correct registry); `asset`: built by `cdk deploy`
+    from training_code/Dockerfile; `repository`: a tag pushed to the platform's own ECR repository.
+    """
+
+    mode: ImageMode = ImageMode.DLC
+    dlc_repository: str = "huggingface-pytorch-training"
+    dlc_tag: str = "2.5.1-transformers4.49.0-gpu-py311-cu124-ubuntu22.04"
+    uri: str | None = Field(None, description="Overrides everything else when set.")
+    repository_tag: str = "latest"
+    untagged_image_expiry_days: int = Field(14, ge=1, le=3650)
+
+    def dlc_uri(self, region: str) -> str:
+        account = _DLC_ACCOUNTS.get(region, _DEFAULT_DLC_ACCOUNT)
+        suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+        return f"{account}.dkr.ecr.{region}.{suffix}/{self.dlc_repository}:{self.dlc_tag}"
+
+
+class NotebookConfig(_Strict):
+    enabled: bool = True
+    instance_type: str = Field("ml.t3.medium", pattern=INSTANCE_TYPE_PATTERN)
+    volume_size_gb: int = Field(20, ge=5, le=16384)
+    idle_stop_minutes: int = Field(60, ge=5, le=24 * 60)
+
+
+class StorageConfig(_Strict):
+    noncurrent_version_expiry_days: int = Field(30, ge=1, le=3650)
+    checkpoint_expiry_days: int = Field(30, ge=1, le=3650)
+    access_log_expiry_days: int = Field(365, ge=1, le=3650)
+    incomplete_upload_expiry_days: int = Field(7, ge=1, le=365)
+
+
+class InstanceCountRange(_Strict):
+    default: int = Field(1, ge=1)
+    min: int = Field(1, ge=1)
+    max: int = Field(4, ge=1, le=100)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> InstanceCountRange:
+        if not self.min <= self.default <= self.max:
+            raise ValueError(f"needs min <= default <= max, got {self.min} <= {self.default} <= {self.max}")
+        return self
+
+
+class InputMode(str, Enum):
+    FILE = "File"
+    FAST_FILE = "FastFile"
+    PIPE = "Pipe"
+
+
+class ChannelDefault(_Strict):
+    """A default input channel: an S3 prefix inside the platform's data bucket."""
+
+    prefix: str = Field(pattern=_S3_PREFIX_PATTERN, min_length=1)
+    input_mode: InputMode = InputMode.FILE
+
+
+class CompressionType(str, Enum):
+    GZIP = "GZIP"
+    NONE = "NONE"
+
+
+class TrainingConfig(_Strict):
+    """Defaults for every training run; the execution input may override the ones marked per run."""
+
+    entry_point: str = Field("run_train.py", pattern=r"^[A-Za-z0-9_./-]+\.(py|sh)$")
+    instance_type: str = Field("ml.g5.2xlarge", pattern=INSTANCE_TYPE_PATTERN)
+    # Instance families a run may ask for (the part between "ml." and the size).
+    allowed_instance_families: list[str] = ["g5", "p4d", "p4de", "p5"]
+    instance_count: InstanceCountRange = InstanceCountRange()
+    volume_size_gb: int = Field(30, ge=1, le=16384)
+    max_runtime_seconds: int = Field(2 * 24 * 3600, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
+    keep_alive_seconds: int = Field(0, ge=0, le=MAX_KEEP_ALIVE_SECONDS)
+    spot: bool = False
+    max_wait_seconds: int | None = Field(None, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
+    retry_attempts: int = Field(2, ge=1, le=30)
+    job_name_prefix: str = Field("trainstack", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,29}$")
+    container_log_level: int = Field(20, ge=0, le=50)
+    compression: CompressionType = CompressionType.GZIP
+    hyperparameters: dict[str, Any] = {}
+    environment: dict[str, str] = {}
+    channels: dict[str, ChannelDefault] = {}
+    checkpoints: bool = True
+    notification_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
+
+    @field_validator("allowed_instance_families")
+    @classmethod
+    def _families(cls, value: list[str]) -> list[str]:
+        for family in value:
+            if not re.fullmatch(r"[a-z][a-z0-9-]*", family):
+                raise ValueError(f"'{family}' is not an instance family like 'g5' or 'p4de'")
+        if not value:
+            raise ValueError("needs at least one instance family")
+        return value
+
+    @field_validator("channels")
+    @classmethod
+    def _channel_names(cls, value: dict[str, ChannelDefault]) -> dict[str, ChannelDefault]:
+        for name in value:
+            if not re.fullmatch(r"[A-Za-z0-9\.\-_]{1,64}", name):
+                raise ValueError(f"channel name '{name}' must match [A-Za-z0-9.-_]{{1,64}}")
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]{0,511}", name):
+                raise ValueError(f"environment variable name '{name}' must match [a-zA-Z_][a-zA-Z0-9_]*")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> TrainingConfig:
+        family = self.instance_type.split(".")[1]
+        if family not in self.allowed_instance_families:
+            raise ValueError(
+                f"instance_type '{self.instance_type}' is of family '{family}', which is not in "
+                f"allowed_instance_families {self.allowed_instance_families}"
+            )
+        if self.spot and self.keep_alive_seconds:
+            raise ValueError("warm pools (keep_alive_seconds > 0) are not available with spot training")
+        if self.max_wait_seconds is not None and self.max_wait_seconds < self.max_runtime_seconds:
+            raise ValueError("max_wait_seconds must be at least max_runtime_seconds")
+        return self
+
+    @property
+    def instance_family(self) -> str:
+        return self.instance_type.split(".")[1]
+
+
+class InstanceQuota(_Strict):
+    """Quota values the embedded AWS serves for one instance type (real accounts ignore this)."""
+
+    training_job_usage: int = Field(ge=0)
+    training_warm_pool_usage: int = Field(0, ge=0)
+    spot_training_job_usage: int = Field(0, ge=0)
+
+
+class EmbeddedQuotas(_Strict):
+    """What the embedded Service Quotas answers for SageMaker; moto knows none of these."""
+
+    longest_run_time_seconds: int = Field(5 * 24 * 3600, ge=1)
+    instances: dict[str, InstanceQuota] = {}
+
+    @field_validator("instances")
+    @classmethod
+    def _types(cls, value: dict[str, InstanceQuota]) -> dict[str, InstanceQuota]:
+        for instance_type in value:
+            if not re.fullmatch(INSTANCE_TYPE_PATTERN, instance_type):
+                raise ValueError(f"'{instance_type}' is not a SageMaker instance type like 'ml.m5.xlarge'")
+        return value
+
+
+class Tags(_Strict):
+    team: str = Field(min_length=1, max_length=128)
+    cost_centre: str = Field(min_length=1, max_length=128)
+    extra: dict[str, str] = {}
+
+
+class EnvironmentConfig(_Strict):
+    """One deployable environment: an account, a region and every platform knob."""
+
+    name: str = Field(pattern=_NAME_PATTERN)
+    account: str = Field(pattern=_ACCOUNT_PATTERN)
+    region: str = Field(pattern=_REGION_PATTERN)
+    # True only for the environment that runs on the embedded AWS (moto + adapters).
+    embedded: bool = False
+    prefix: str = Field(pattern=_NAME_PATTERN, description="Prefix for stack and resource names.")
+    tags: Tags
+    permissions_boundary_arn: str | None = Field(
+        None, pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:policy/[A-Za-z0-9+=,.@_/-]+$"
+    )
+    network: NetworkConfig = NetworkConfig()
+    image: ImageConfig = ImageConfig()
+    notebook: NotebookConfig = NotebookConfig()
+    storage: StorageConfig = StorageConfig()
+    training: TrainingConfig = TrainingConfig()
+    quotas: EmbeddedQuotas | None = None
+
+    @model_validator(mode="after")
+    def _coherent(self) -> EnvironmentConfig:
+        if self.notebook.enabled and self.network.mode is NetworkMode.NONE:
+            raise ValueError(
+                "notebook.enabled needs network.mode 'create' or 'existing': the notebook runs "
+                "without direct internet access, which SageMaker only allows inside a VPC"
+            )
+        if self.quotas is not None and not self.embedded:
+            raise ValueError("quotas are served by the embedded AWS only; set embedded: true or remove them")
+        longest = f"{self.prefix}-access-logs-{self.account}-{self.region}"
+        if len(longest) > 63:
+            raise ValueError(
+                f"prefix '{self.prefix}' is too long: bucket names like '{longest}' exceed S3's 63 characters"
+            )
+        if self.embedded and self.image.mode is ImageMode.ASSET:
+            raise ValueError("image.mode 'asset' needs Docker, which the embedded AWS does not have; use 'dlc'")
+        return self
+
+    @property
+    def image_uri(self) -> str | None:
+        """The image URI when known at synth time (`repository` mode resolves it in the image stack)."""
+        if self.image.uri:
+            return self.image.uri
+        if self.image.mode is ImageMode.DLC:
+            return self.image.dlc_uri(self.region)
+        return None
+
+    @property
+    def all_tags(self) -> dict[str, str]:
+        return {
+            "trainstack:environment": self.name,
+            "trainstack:team": self.tags.team,
+            "trainstack:cost-centre": self.tags.cost_centre,
+            **self.tags.extra,
+        }
+
+
+def _describe(error: dict[str, Any]) -> str:
+    field = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown field (check the spelling against config/README.md)"
+    elif error["type"] == "missing":
+        message = "required field is missing"
+    elif "input" in error and error["type"] not in ("model_type",):
+        message = f"{message} (got {error['input']!r})"
+    return f"  {field}: {message}"
+
+
+def parse_environment(data: Any, source: str) -> EnvironmentConfig:
+    """Validate already-loaded YAML data; `source` names it in errors."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping of fields at the top level, got {type(data).__name__}")
+    try:
+        return EnvironmentConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = "\n".join(_describe(err) for err in exc.errors())
+        raise ConfigError(f"{source}: invalid environment configuration\n{lines}") from None
+
+
+def load_environment(name_or_path: str | Path, config_dir: Path = CONFIG_DIR) -> EnvironmentConfig:
+    """Load `config/<name>.yaml` (or a path to a YAML file) and validate it."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = config_dir / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = ", ".join(environment_names(config_dir)) or "none"
+        raise ConfigError(f"{path}: no such environment file (known environments: {known})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    config = parse_environment(data, str(path))
+    if config.name != path.stem:
+        raise ConfigError(f"{path}: name: must equal the file name '{path.stem}', got {config.name!r}")
+    return config
+
+
+def environment_names(config_dir: Path = CONFIG_DIR) -> list[str]:
+    return sorted(p.stem for p in config_dir.glob("*.yaml"))
+
+
+def load_all(config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
+    return [load_environment(name, config_dir) for name in environment_names(config_dir)]
+
+
+
+class ResourceNames(BaseModel):
+    """Names every part of the platform agrees on: stacks, buckets, repository, role, state machine.
+
+    Bucket names carry account and region because S3 names are global; the CLI, the notebooks and the
+    embedded AWS find resources by these names without reading stack outputs.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    prefix: str
+    account: str
+    region: str
+
+    @classmethod
+    def of(cls, config: EnvironmentConfig) -> ResourceNames:
+        return cls(prefix=config.prefix, account=config.account, region=config.region)
+
+    def stack(self, part: str) -> str:
+        return f"{self.prefix}-{part}"
+
+    def _bucket(self, purpose: str) -> str:
+        return f"{self.prefix}-{purpose}-{self.account}-{self.region}"
+
+    @property
+    def data_bucket(self) -> str:
+        return self._bucket("data")
+
+    @property
+    def artifacts_bucket(self) -> str:
+        return self._bucket("artifacts")
+
+    @property
+    def access_log_bucket(self) -> str:
+        return self._bucket("access-logs")
+
+    @property
+    def repository(self) -> str:
+        return f"{self.prefix}/training"
+
+    @property
+    def execution_role(self) -> str:
+        return f"{self.prefix}-sagemaker-execution"
+
+    @property
+    def notebook_role(self) -> str:
+        return f"{self.prefix}-notebook"
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.prefix}-notebook"
+
+    @property
+    def state_machine(self) -> str:
+        return f"{self.prefix}-training"
+
+    @property
+    def notification_topic(self) -> str:
+        return f"{self.prefix}-training-events"
+
+    @property
+    def resource_file_parameter(self) -> str:
+        """SSM parameter holding the resource names JSON the notebook lifecycle config writes out."""
+        return f"/{self.prefix}/platform"
