@@ -40,6 +40,7 @@ class NetworkStack(Stack):
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
         network = config.network
+        self._cidr = network.cidr
         if network.mode is NetworkMode.EXISTING:
             assert network.vpc_id is not None  # enforced by the config model
             self.vpc: ec2.IVpc = ec2.Vpc.from_vpc_attributes(
@@ -52,9 +53,12 @@ class NetworkStack(Stack):
         else:
             self.vpc = self._private_vpc(config, key)
 
-        self.subnets = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
         if network.mode is NetworkMode.EXISTING:
+            self.subnet_selection = ec2.SubnetSelection(subnets=self.vpc.private_subnets)
             self.subnets = self.vpc.select_subnets(subnets=self.vpc.private_subnets)
+        else:
+            self.subnet_selection = ec2.SubnetSelection(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
+            self.subnets = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED)
 
         self.security_group = ec2.SecurityGroup(
             self,
@@ -67,7 +71,7 @@ class NetworkStack(Stack):
         self.security_group.add_ingress_rule(self.security_group, ec2.Port.all_traffic(), "between job nodes")
         self.security_group.add_egress_rule(self.security_group, ec2.Port.all_traffic(), "between job nodes")
         self.security_group.add_egress_rule(
-            ec2.Peer.ipv4(self.vpc.vpc_cidr_block) if network.mode is NetworkMode.CREATE else ec2.Peer.any_ipv4(),
+            ec2.Peer.ipv4(network.cidr) if network.mode is NetworkMode.CREATE else ec2.Peer.any_ipv4(),
             ec2.Port.tcp(443),
             "HTTPS to the VPC endpoints",
         )
@@ -99,7 +103,9 @@ class NetworkStack(Stack):
 
     def _endpoints(self) -> None:
         assert isinstance(self.vpc, ec2.Vpc)
-        self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.subnets])
+        self.vpc.add_gateway_endpoint(
+            "S3", service=ec2.GatewayVpcEndpointAwsService.S3, subnets=[self.subnet_selection]
+        )
         endpoint_sg = ec2.SecurityGroup(
             self,
             "EndpointSecurityGroup",
@@ -107,8 +113,14 @@ class NetworkStack(Stack):
             description="trainstack VPC interface endpoints: HTTPS from inside the VPC",
             allow_all_outbound=False,
         )
-        endpoint_sg.add_ingress_rule(ec2.Peer.ipv4(self.vpc.vpc_cidr_block), ec2.Port.tcp(443), "HTTPS from the VPC")
+        # The configured CIDR, not the VPC's token: cdk-nag EC23 cannot evaluate an intrinsic.
+        endpoint_sg.add_ingress_rule(ec2.Peer.ipv4(self._cidr), ec2.Port.tcp(443), "HTTPS from the VPC")
         for name, service in _INTERFACE_ENDPOINTS.items():
             self.vpc.add_interface_endpoint(
-                name, service=service, subnets=self.subnets, security_groups=[endpoint_sg], private_dns_enabled=True
+                name,
+                service=service,
+                subnets=self.subnet_selection,
+                security_groups=[endpoint_sg],
+                private_dns_enabled=True,
+                open=False,
             )

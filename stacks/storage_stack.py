@@ -6,10 +6,10 @@ from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
-from cdk_nag import NagSuppressions
 from constructs import Construct
 
 from stacks.constructs.secure_bucket import secure_bucket
+from stacks.nag import acknowledge
 from trainstack.config import EnvironmentConfig, ResourceNames
 
 # Prefixes inside the artifacts bucket, shared with the execution role's policy and the state machine.
@@ -40,7 +40,7 @@ class StorageStack(Stack):
                 resources=["*"],
                 conditions={
                     "ArnLike": {
-                        "kms:EncryptionContext:aws:logs:arn": f"arn:{self.partition}:logs:{config.region}:{config.account}:*"
+                        "kms:EncryptionContext:aws:logs:arn": names.arn("logs", "*")
                     }
                 },
             )
@@ -58,14 +58,10 @@ class StorageStack(Stack):
             incomplete_upload_expiry_days=storage.incomplete_upload_expiry_days,
             noncurrent_version_expiry_days=storage.noncurrent_version_expiry_days,
         )
-        NagSuppressions.add_resource_suppressions(
+        acknowledge(
             self.access_log_bucket,
-            [
-                {
-                    "id": "AwsSolutions-S1",
-                    "reason": "This is the access-log bucket itself; logging it into itself would loop.",
-                }
-            ],
+            "AwsSolutions-S1",
+            "This is the access-log bucket itself; logging it into itself would loop.",
         )
         self.data_bucket = secure_bucket(
             self,

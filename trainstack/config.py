@@ -9,7 +9,7 @@ reads the models below and never the raw YAML.
 from __future__ import annotations
 
 import re
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -64,7 +64,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class NetworkMode(str, Enum):
+class NetworkMode(StrEnum):
     NONE = "none"
     CREATE = "create"
     EXISTING = "existing"
@@ -89,15 +89,13 @@ class NetworkConfig(_Strict):
             if not self.subnet_ids:
                 raise ValueError("mode 'existing' needs subnet_ids: the private subnets jobs run in")
             if len(self.availability_zones) != len(self.subnet_ids):
-                raise ValueError(
-                    "mode 'existing' needs one availability_zones entry per subnet_ids entry"
-                )
+                raise ValueError("mode 'existing' needs one availability_zones entry per subnet_ids entry")
         elif self.vpc_id or self.subnet_ids:
             raise ValueError(f"vpc_id/subnet_ids are only read when mode is 'existing', not '{self.mode.value}'")
         return self
 
 
-class ImageMode(str, Enum):
+class ImageMode(StrEnum):
     DLC = "dlc"
     ASSET = "asset"
     REPOSITORY = "repository"
@@ -149,7 +147,7 @@ class InstanceCountRange(_Strict):
         return self
 
 
-class InputMode(str, Enum):
+class InputMode(StrEnum):
     FILE = "File"
     FAST_FILE = "FastFile"
     PIPE = "Pipe"
@@ -162,7 +160,7 @@ class ChannelDefault(_Strict):
     input_mode: InputMode = InputMode.FILE
 
 
-class CompressionType(str, Enum):
+class CompressionType(StrEnum):
     GZIP = "GZIP"
     NONE = "NONE"
 
@@ -370,7 +368,6 @@ def load_all(config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
     return [load_environment(name, config_dir) for name in environment_names(config_dir)]
 
 
-
 class ResourceNames(BaseModel):
     """Names every part of the platform agrees on: stacks, buckets, repository, role, state machine.
 
@@ -387,6 +384,25 @@ class ResourceNames(BaseModel):
     @classmethod
     def of(cls, config: EnvironmentConfig) -> ResourceNames:
         return cls(prefix=config.prefix, account=config.account, region=config.region)
+
+    @property
+    def partition(self) -> str:
+        if self.region.startswith("cn-"):
+            return "aws-cn"
+        if self.region.startswith("us-gov-"):
+            return "aws-us-gov"
+        return "aws"
+
+    def arn(self, service: str, resource: str, *, region: bool = True, account: bool = True) -> str:
+        """A literal ARN in this environment (policies use these so cdk-nag findings read plainly)."""
+        return (
+            f"arn:{self.partition}:{service}:{self.region if region else ''}:"
+            f"{self.account if account else ''}:{resource}"
+        )
+
+    def bucket_arn(self, bucket: str, objects: str | None = None) -> str:
+        suffix = f"/{objects}" if objects is not None else ""
+        return self.arn("s3", f"{bucket}{suffix}", region=False, account=False)
 
     def stack(self, part: str) -> str:
         return f"{self.prefix}-{part}"

@@ -1,0 +1,192 @@
+"""Notebook: a locked-down SageMaker notebook instance for preparing data and starting runs."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+from aws_cdk import CfnOutput, Fn, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_sagemaker as sagemaker
+from constructs import Construct
+
+from stacks.constructs.sagemaker_execution_role import training_log_group_arn
+from stacks.constructs.scoped_policy import ScopedPolicy
+from stacks.network_stack import NetworkStack
+from stacks.storage_stack import ARTIFACT_PREFIXES, StorageStack
+from stacks.training_stack import TrainingStack
+from trainstack.config import REPO_ROOT, EnvironmentConfig, ResourceNames
+
+LIFECYCLE_DIR = REPO_ROOT / "notebooks" / "lifecycle"
+
+
+def render_on_start(resources_json: str, idle_minutes: int, lifecycle_dir: Path = LIFECYCLE_DIR) -> str:
+    """The OnStart script: resource-name file plus the idle auto-stop cron job."""
+    autostop = base64.b64encode((lifecycle_dir / "autostop.py").read_bytes()).decode()
+    return (
+        (lifecycle_dir / "on_start.sh")
+        .read_text(encoding="utf-8")
+        .replace("__AUTOSTOP_B64__", autostop)
+        .replace("__IDLE_MINUTES__", str(idle_minutes))
+        .replace("__RESOURCES_JSON__", resources_json)
+    )
+
+
+class NotebookStack(Stack):
+    """Exposes `.notebook` and `.role`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        storage: StorageStack,
+        network: NetworkStack,
+        training: TrainingStack,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        names = ResourceNames.of(config)
+        notebook_config = config.notebook
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            role_name=names.notebook_role,
+            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            description="trainstack: the notebook instance, for data preparation and starting runs",
+        )
+        self._grant(config, storage, training)
+
+        resources = {
+            "environment": config.name,
+            "region": config.region,
+            "data_bucket": storage.data_bucket.bucket_name,
+            "artifacts_bucket": storage.artifacts_bucket.bucket_name,
+            "kms_key_arn": storage.key.key_arn,
+            "execution_role_arn": training.execution_role.role_arn,
+            "image_uri": training.image_uri,
+            "code_package_uri": training.code_package.s3_uri,
+            "state_machine_arn": training.state_machine_arn,
+            "subnet_ids": [subnet.subnet_id for subnet in network.subnets.subnets],
+            "security_group_ids": [network.security_group.security_group_id],
+        }
+        lifecycle = sagemaker.CfnNotebookInstanceLifecycleConfig(
+            self,
+            "Lifecycle",
+            notebook_instance_lifecycle_config_name=f"{config.prefix}-lifecycle",
+            on_start=[
+                sagemaker.CfnNotebookInstanceLifecycleConfig.NotebookInstanceLifecycleHookProperty(
+                    content=Fn.base64(
+                        render_on_start(self.to_json_string(resources, space=2), notebook_config.idle_stop_minutes)
+                    )
+                )
+            ],
+        )
+        self.notebook = sagemaker.CfnNotebookInstance(
+            self,
+            "Notebook",
+            notebook_instance_name=names.notebook,
+            instance_type=notebook_config.instance_type,
+            role_arn=self.role.role_arn,
+            kms_key_id=storage.key.key_id,
+            volume_size_in_gb=notebook_config.volume_size_gb,
+            direct_internet_access="Disabled",
+            root_access="Disabled",
+            subnet_id=network.subnets.subnets[0].subnet_id,
+            security_group_ids=[network.security_group.security_group_id],
+            lifecycle_config_name=lifecycle.attr_notebook_instance_lifecycle_config_name,
+            platform_identifier="notebook-al2-v3",
+            instance_metadata_service_configuration=sagemaker.CfnNotebookInstance.InstanceMetadataServiceConfigurationProperty(
+                minimum_instance_metadata_service_version="2"
+            ),
+        )
+        # The lifecycle script calls AWS as this role at first start: its policy must be attached by then.
+        self.notebook.node.add_dependency(self.policy)
+
+        CfnOutput(
+            self,
+            "NotebookUrl",
+            value=f"https://{config.region}.console.aws.amazon.com/sagemaker/home?region={config.region}"
+            f"#/notebook-instances/openNotebook/{names.notebook}?view=lab",
+        )
+
+    def _grant(self, config: EnvironmentConfig, storage: StorageStack, training: TrainingStack) -> None:
+        names = ResourceNames.of(config)
+        self.policy = policy = ScopedPolicy(self, "Policy", roles=[self.role])
+        policy.allow(
+            "PrepareData",
+            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            [names.bucket_arn(names.data_bucket, "*")],
+            wildcard_reason="the notebook uploads datasets and base-model weights anywhere in the data bucket",
+        )
+        policy.allow(
+            "ReadArtifacts",
+            ["s3:GetObject"],
+            [names.bucket_arn(names.artifacts_bucket, "*")],
+            wildcard_reason="the notebook downloads any trained model, checkpoint or code package to inspect it",
+        )
+        policy.allow(
+            "UploadCodePackages",
+            ["s3:PutObject"],
+            [names.bucket_arn(names.artifacts_bucket, f"{ARTIFACT_PREFIXES['code']}*")],
+            wildcard_reason="the SDK uploads one code package per job under code/",
+        )
+        policy.allow(
+            "ListBuckets",
+            ["s3:ListBucket", "s3:GetBucketLocation"],
+            [names.bucket_arn(names.data_bucket), names.bucket_arn(names.artifacts_bucket)],
+        )
+        policy.allow(
+            "UsePlatformKey",
+            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+            [storage.key.key_arn],
+        )
+        policy.allow("StartRuns", ["states:StartExecution", "states:ListExecutions"], [training.state_machine_arn])
+        policy.allow(
+            "ReadRuns",
+            ["states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution"],
+            [training.execution_arn_pattern],
+            wildcard_reason="executions of the platform's state machine are named at start time",
+        )
+        policy.allow(
+            "LaunchJobsWithTheSdk",
+            [
+                "sagemaker:CreateTrainingJob",
+                "sagemaker:DescribeTrainingJob",
+                "sagemaker:StopTrainingJob",
+                "sagemaker:UpdateTrainingJob",
+                "sagemaker:AddTags",
+            ],
+            [names.arn("sagemaker", f"training-job/{config.training.job_name_prefix}-*")],
+            wildcard_reason="jobs are named <prefix>-<timestamp> at launch; the prefix is the environment's",
+        )
+        policy.allow(
+            "PassExecutionRole",
+            ["iam:PassRole"],
+            [training.execution_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        )
+        policy.allow(
+            "ReadTrainingLogs",
+            ["logs:GetLogEvents", "logs:DescribeLogStreams", "logs:FilterLogEvents"],
+            [training_log_group_arn(names)],
+            wildcard_reason="one log stream per job and host inside the training log group",
+        )
+        policy.allow(
+            "ListJobsAndQuotas",
+            [
+                "sagemaker:ListTrainingJobs",
+                "servicequotas:GetServiceQuota",
+                "servicequotas:GetAWSDefaultServiceQuota",
+                "servicequotas:ListServiceQuotas",
+            ],
+            ["*"],
+            wildcard_reason="List and Service Quotas read calls have no resource-level permissions",
+        )
+        policy.allow(
+            "StopWhenIdle",
+            ["sagemaker:StopNotebookInstance", "sagemaker:DescribeNotebookInstance"],
+            [names.arn("sagemaker", f"notebook-instance/{names.notebook}")],
+        )

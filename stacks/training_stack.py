@@ -1,0 +1,52 @@
+"""Training: the SageMaker execution role, the code package, and the pipeline that starts jobs."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from stacks.constructs.code_package import CodePackage
+from stacks.constructs.sagemaker_execution_role import ExecutionRoleProps, SageMakerExecutionRole
+from stacks.image_stack import ImageStack
+from stacks.network_stack import NetworkStack
+from stacks.storage_stack import StorageStack
+from trainstack.config import TRAINING_CODE_DIR, EnvironmentConfig, ResourceNames
+
+
+class TrainingStack(Stack):
+    """Exposes `.execution_role`, `.code_package` and (once the pipeline exists) `.state_machine`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        storage: StorageStack,
+        image: ImageStack,
+        network: NetworkStack | None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        names = ResourceNames.of(config)
+
+        self.code_package = CodePackage(self, "CodePackage", source_dir=TRAINING_CODE_DIR)
+        self.execution_role = SageMakerExecutionRole(
+            self,
+            "ExecutionRole",
+            props=ExecutionRoleProps(
+                names=names,
+                key=storage.key,
+                code_package=self.code_package,
+                pull_repository_arns=image.pull_repository_arns,
+                in_vpc=network is not None,
+            ),
+        ).role
+        # Policies name the buckets by literal ARN; make the ordering explicit.
+        self.add_stack_dependency(storage)
+        self.image_uri = image.image_uri
+        self.state_machine_arn = names.arn("states", f"stateMachine:{names.state_machine}")
+        self.execution_arn_pattern = names.arn("states", f"execution:{names.state_machine}:*")
+
+        CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)
+        CfnOutput(self, "CodePackageUri", value=self.code_package.s3_uri)
