@@ -1,0 +1,70 @@
+# trainstack: `make demo` (offline, end to end) and `make test` are all a fresh clone needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+ENV ?=
+# Node 20 is past end of life for jsii; its banner on every CDK call hides real output.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+CDK := npx --no-install cdk
+ENV_CONTEXT := $(if $(ENV),-c env=$(ENV),)
+
+.PHONY: help install synth lint test demo deploy diff bench local-up local-down clean
+
+help:
+	@echo "make demo              synth, deploy into the embedded AWS, run the training pipeline, print the result"
+	@echo "make test              the whole test suite (lint included)"
+	@echo "make synth [ENV=name]  synthesize every environment (or one) and cfn-lint the templates"
+	@echo "make deploy ENV=name   deploy an environment to its real AWS account (uses your AWS credentials)"
+	@echo "make bench             print synth, training, deploy and demo timings"
+	@echo "make local-up / local-down   start / stop the embedded AWS in the background"
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip==25.3
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(VENV)/.installed node_modules/.installed
+
+synth: install
+	$(CDK) synth --quiet $(ENV_CONTEXT)
+	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/assembly-*/*.template.json
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
+	$(BIN)/pytest
+
+demo: install
+	$(BIN)/python -m trainstack.demo
+
+deploy: install
+	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<name> (one of: $$(ls config | sed -n 's/\.yaml$$//p' | tr '\n' ' '))"; exit 2; }
+	$(CDK) deploy --all -c env=$(ENV) --require-approval broadening
+
+diff: install
+	@test -n "$(ENV)" || { echo "usage: make diff ENV=<name>"; exit 2; }
+	$(CDK) diff --all -c env=$(ENV)
+
+bench: install
+	$(BIN)/python bench/run.py
+
+local-up: install
+	$(BIN)/python -m trainstack.embedded_aws up
+
+local-down:
+	$(BIN)/python -m trainstack.embedded_aws down
+
+clean:
+	rm -rf cdk.out .pytest_cache .ruff_cache .local-aws

@@ -1,0 +1,49 @@
+"""Shared fixtures. Expensive things (CDK synthesis, the embedded AWS, the tiny model) happen once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+# --- CDK synthesis (all environments, once) ---------------------------------------------------------------
+
+
+@dataclass
+class Synthesized:
+    """Every environment in config/, synthesized in-process into one cloud assembly."""
+
+    outdir: Path
+    stages: dict  # environment name -> stacks.platform_stage.PlatformStage
+    assembly: object  # aws_cdk.cx_api.CloudAssembly
+
+    def template(self, env: str, part: str) -> dict:
+        stage = self.stages[env]
+        stack = getattr(stage, part)
+        return stage.synth().get_stack_by_name(stack.stack_name).template
+
+
+@pytest.fixture(scope="session")
+def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
+    from aws_cdk import App
+
+    from stacks.platform_stage import PlatformStage
+    from trainstack.config import load_all
+
+    outdir = tmp_path_factory.mktemp("cdk.out")
+    # The same feature flags the CLI passes from cdk.json, so templates match `cdk synth`.
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    app = App(outdir=str(outdir), context=context)
+    stages = {config.name: PlatformStage(app, config) for config in load_all()}
+    assembly = app.synth()
+    yield Synthesized(outdir=outdir, stages=stages, assembly=assembly)
