@@ -1,0 +1,124 @@
+"""Every hyperparameter the script accepts, as dataclasses, parsed in one place.
+
+The SageMaker toolkit JSON-decodes the job's hyperparameters and passes them as `--name value`
+(booleans as `True`/`False`); the same flags work when running the script by hand. An unknown name fails
+the job with a message listing the known ones: a typo must not silently train with a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal, NoReturn
+
+from errors import ArgumentError
+from transformers import HfArgumentParser
+
+
+@dataclass
+class ModelArguments:
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Model + tokenizer directory. Default: the `model` channel (SM_CHANNEL_MODEL)."},
+    )
+    model_s3_uri: str | None = field(
+        default=None,
+        metadata={
+            "help": "Pull base weights from S3 with s5cmd instead of a File-mode channel: s3://bucket/prefix, "
+            "or a bare prefix inside the MODEL_S3_BUCKET environment variable's bucket."
+        },
+    )
+    dtype: Literal["float32", "bfloat16", "float16", "auto"] = field(
+        default="float32",
+        metadata={
+            "help": "Dtype the weights are loaded in. float32 keeps fp32 master weights under bf16 autocast; "
+            "bfloat16 halves host memory for very large models."
+        },
+    )
+
+
+@dataclass
+class DataArguments:
+    train_dir: str | None = field(default=None, metadata={"help": "Default: the `train` channel."})
+    val_dir: str | None = field(default=None, metadata={"help": "Default: the `val` channel; none skips evaluation."})
+    text_field: str = field(default="text", metadata={"help": "JSON key holding the text in .jsonl/.json files."})
+    block_size: int = field(
+        default=512, metadata={"help": "Tokens per training example (texts are packed); capped by the model."}
+    )
+
+
+@dataclass
+class TrainArguments:
+    num_train_epochs: float = 1.0
+    max_steps: int = field(default=-1, metadata={"help": "Overrides num_train_epochs when > 0."})
+    per_device_train_batch_size: int = 8
+    per_device_eval_batch_size: int = 8
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 5e-5
+    weight_decay: float = 0.0
+    warmup_steps: float = field(default=0.0, metadata={"help": "Steps, or a fraction of all steps when < 1."})
+    lr_scheduler_type: str = "linear"
+    max_grad_norm: float = 1.0
+    seed: int = 42
+    logging_steps: int = 10
+    eval_steps: int = field(default=0, metadata={"help": "Evaluate every N steps; 0 evaluates once at the end."})
+    save_steps: int = field(default=500, metadata={"help": "Checkpoint every N optimizer steps."})
+    save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept on disk (and so synced to S3)."})
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = field(
+        default="auto", metadata={"help": "auto: bf16 on GPUs that support it, fp32 otherwise."}
+    )
+    gradient_checkpointing: bool = field(
+        default=False, metadata={"help": "Recompute activations in backward: less memory, ~30% more compute."}
+    )
+    fsdp: str = field(
+        default="",
+        metadata={"help": "FSDP mode for models that do not fit one GPU, e.g. 'full_shard auto_wrap'. Empty: DDP."},
+    )
+    fsdp_transformer_layer_cls_to_wrap: str = field(
+        default="", metadata={"help": "Comma-separated decoder layer classes FSDP wraps, e.g. LlamaDecoderLayer."}
+    )
+    checkpoint_dir: str | None = field(
+        default=None, metadata={"help": "Default: $SM_CHECKPOINT_DIR, else /opt/ml/checkpoints."}
+    )
+    resume: bool = field(default=True, metadata={"help": "Resume from the newest complete checkpoint if any."})
+    dataloader_num_workers: int = 0
+
+
+@dataclass(frozen=True)
+class Arguments:
+    model: ModelArguments
+    data: DataArguments
+    train: TrainArguments
+
+
+class _Parser(HfArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # argparse would print usage and exit 2; a job needs the reason in its failure file instead.
+        raise ArgumentError(f"bad hyperparameter: {message}")
+
+
+def parse_arguments(argv: Sequence[str]) -> Arguments:
+    """Parse `--name value` flags into the three groups; raise ArgumentError naming what is wrong."""
+    parser = _Parser((ModelArguments, DataArguments, TrainArguments))  # type: ignore[arg-type]
+    model, data, train, unknown = parser.parse_args_into_dataclasses(args=list(argv), return_remaining_strings=True)
+    if unknown:
+        groups = (ModelArguments, DataArguments, TrainArguments)
+        known = sorted(f.name for group in groups for f in dataclasses.fields(group))
+        raise ArgumentError(f"unknown hyperparameters {unknown}; known ones are: {', '.join(known)}")
+    arguments = Arguments(model=model, data=data, train=train)
+    _validate(arguments)
+    return arguments
+
+
+def _validate(arguments: Arguments) -> None:
+    train = arguments.train
+    if train.num_train_epochs <= 0 and train.max_steps <= 0:
+        raise ArgumentError("set num_train_epochs > 0 or max_steps > 0")
+    if arguments.data.block_size < 2:
+        raise ArgumentError(f"block_size must be at least 2, got {arguments.data.block_size}")
+    for name in ("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps"):
+        if getattr(train, name) < 1:
+            raise ArgumentError(f"{name} must be at least 1, got {getattr(train, name)}")
+    if train.save_steps < 1 or train.logging_steps < 1:
+        raise ArgumentError("save_steps and logging_steps must be at least 1")
