@@ -23,6 +23,8 @@ from trainstack.config import EnvironmentConfig, load_environment
 
 from . import (
     aws_sdk_service_names,
+    cloudformation_change_sets,
+    cloudformation_kms_tags,
     cloudformation_state_machines,
     cloudformation_template_url,
     execution_names,
@@ -48,6 +50,8 @@ def apply_adapters() -> None:
         return
     jsonata_evaluator.apply()
     aws_sdk_service_names.apply()
+    cloudformation_change_sets.apply()
+    cloudformation_kms_tags.apply()
     cloudformation_state_machines.apply()
     cloudformation_template_url.apply()
     execution_names.apply()
