@@ -47,3 +47,14 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesize
     stages = {config.name: PlatformStage(app, config) for config in load_all()}
     assembly = app.synth()
     yield Synthesized(outdir=outdir, stages=stages, assembly=assembly)
+
+# --- Training code: the tiny offline model (issue 3) ------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer GPT-2 and its tokenizer (trainstack.tiny_model), built once per session from the shipped corpus."""
+    from trainstack.tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+

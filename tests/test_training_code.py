@@ -1,0 +1,404 @@
+"""training_code/ run as SageMaker runs it: the real sagemaker-training toolkit's `train`, an /opt/ml-style
+folder per host (trainstack.toolkit_host), the tiny offline model, the shipped sample data.
+
+Each toolkit run is a few seconds of real training; the runs are module-scoped fixtures so that several
+tests read one run's results.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import re
+import shutil
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from trainstack.toolkit_host import (
+    encode_hyperparameters,
+    host_environment,
+    run_host,
+    start_cluster,
+    wait_cluster,
+    write_host_config,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TRAINING_CODE = REPO_ROOT / "training_code"
+SAMPLE = REPO_ROOT / "examples" / "data" / "sample"
+RUN_TIMEOUT_S = 300
+
+# Few, small steps: enough for the tiny model's loss to fall clearly, a checkpoint mid-run, a log line
+# every other step.
+MAX_STEPS = 12
+SAVE_STEPS = 6
+
+
+def hyperparameters(**overrides: object) -> dict[str, str]:
+    """What CreateTrainingJob carries for the SDK's Estimator(entry_point="run_train.py"), JSON-encoded."""
+    values: dict[str, object] = {
+        "sagemaker_program": "run_train.py",
+        "sagemaker_submit_directory": str(TRAINING_CODE),
+        "sagemaker_container_log_level": 20,
+        "sagemaker_job_name": "trainstack-test",
+        "sagemaker_region": "us-east-1",
+        "max_steps": MAX_STEPS,
+        "learning_rate": 3e-3,
+        "block_size": 64,
+        "per_device_train_batch_size": 8,
+        "logging_steps": 2,
+        "save_steps": SAVE_STEPS,
+        "seed": 7,
+    }
+    values.update(overrides)
+    return encode_hyperparameters(values)
+
+
+@dataclass
+class HostRun:
+    base_dir: Path
+    exit_code: int
+    log: str
+
+    @property
+    def metrics(self) -> dict[str, list[float]]:
+        return code_module("metrics").parse_metric_lines(self.log.splitlines())
+
+    @property
+    def failure(self) -> str | None:
+        path = self.base_dir / "output" / "failure"
+        return path.read_text() if path.exists() else None
+
+    def files(self, folder: str) -> set[str]:
+        path = self.base_dir / folder
+        return {p.name for p in path.iterdir()} if path.is_dir() else set()
+
+
+def run_one_host(base_dir: Path, channels: dict[str, Path], **overrides: object) -> HostRun:
+    log_file = base_dir.parent / f"{base_dir.name}.log"
+    code = run_host(
+        base_dir,
+        current_host="algo-1",
+        hosts=["algo-1"],
+        hyperparameters=hyperparameters(**overrides),
+        channels=channels,
+        environment={"OMP_NUM_THREADS": "1"},
+        log_file=log_file,
+        timeout=RUN_TIMEOUT_S,
+    )
+    return HostRun(base_dir, code, log_file.read_text(errors="replace"))
+
+
+def code_module(name: str) -> ModuleType:
+    """Import a training_code module (they import each other by bare name, as in /opt/ml/code)."""
+    if str(TRAINING_CODE) not in sys.path:
+        sys.path.insert(0, str(TRAINING_CODE))
+    return importlib.import_module(name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forget_training_code_modules() -> Iterator[None]:
+    # training_code's bare module names (errors, metrics, ...) must not leak into other test modules.
+    before = set(sys.modules)
+    yield
+    code_dir = str(TRAINING_CODE)
+    for name in set(sys.modules) - before:
+        if getattr(sys.modules[name], "__file__", "") and sys.modules[name].__file__.startswith(code_dir):
+            del sys.modules[name]
+    if code_dir in sys.path:
+        sys.path.remove(code_dir)
+
+
+@pytest.fixture(scope="module")
+def channels(tiny_model_dir: Path) -> dict[str, Path]:
+    return {"train": SAMPLE / "train", "val": SAMPLE / "val", "model": tiny_model_dir}
+
+
+@pytest.fixture(scope="module")
+def single_host(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> HostRun:
+    return run_one_host(tmp_path_factory.mktemp("single") / "algo-1", channels)
+
+
+@pytest.fixture(scope="module")
+def resumed(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path], single_host: HostRun) -> HostRun:
+    """A second job with more steps whose checkpoint folder is the first job's (as SageMaker restores it
+    from CheckpointConfig.S3Uri on a retry or a spot restart)."""
+    base_dir = tmp_path_factory.mktemp("resumed") / "algo-1"
+    shutil.copytree(single_host.base_dir / "checkpoints", base_dir / "checkpoints")
+    return run_one_host(base_dir, channels, max_steps=MAX_STEPS + 4)
+
+
+@pytest.fixture(scope="module")
+def two_hosts(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> list[HostRun]:
+    root = tmp_path_factory.mktemp("two-hosts")
+    hosts = start_cluster(root, instance_count=2, hyperparameters=hyperparameters(), channels=channels)
+    codes = wait_cluster(hosts, timeout=RUN_TIMEOUT_S)
+    return [
+        HostRun(host.base_dir, code, host.log_file.read_text(errors="replace"))
+        for host, code in zip(hosts, codes, strict=True)
+    ]
+
+
+@pytest.fixture(scope="module")
+def corrupt_data(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> HostRun:
+    train = tmp_path_factory.mktemp("corrupt-train")
+    lines = (SAMPLE / "train" / "train.jsonl").read_text().splitlines()
+    lines[2] = '{"text": "a line cut short'
+    (train / "train.jsonl").write_text("\n".join(lines) + "\n")
+    return run_one_host(tmp_path_factory.mktemp("corrupt") / "algo-1", {**channels, "train": train})
+
+
+# --- one host -------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_single_host_trains_and_saves_model_and_tokenizer(single_host: HostRun) -> None:
+    assert single_host.exit_code == 0, single_host.log[-3000:]
+    assert (single_host.base_dir / "output" / "success").exists()
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= single_host.files("model")
+    config = json.loads((single_host.base_dir / "model" / "config.json").read_text())
+    assert config["n_layer"] == 2
+
+
+@pytest.mark.slow
+def test_single_host_prints_metric_lines_that_metric_definitions_read(single_host: HostRun) -> None:
+    metrics = single_host.metrics
+    # logging_first_step plus every 2nd step.
+    assert len(metrics["train_loss"]) == 1 + MAX_STEPS // 2
+    assert metrics["train_loss"][-1] < metrics["train_loss"][0]
+    (eval_loss,) = metrics["eval_loss"]
+    (eval_perplexity,) = metrics["eval_perplexity"]
+    assert eval_perplexity == pytest.approx(math.exp(eval_loss), rel=1e-4)
+    assert metrics["train_tokens_per_second"]
+
+
+@pytest.mark.slow
+def test_single_host_checkpoints_go_to_the_overridden_checkpoint_dir(single_host: HostRun) -> None:
+    # toolkit_host sets SM_CHECKPOINT_DIR=<base>/checkpoints; SageMaker would use /opt/ml/checkpoints.
+    assert single_host.files("checkpoints") == {f"checkpoint-{SAVE_STEPS}", f"checkpoint-{MAX_STEPS}"}
+
+
+@pytest.mark.slow
+def test_toolkit_installs_requirements_txt_before_running_the_script(single_host: HostRun) -> None:
+    log = single_host.log
+    assert "Installing dependencies from requirements.txt" in log
+    requirements = [
+        re.split(r"[<>=!~ ;\[]", line, maxsplit=1)[0]
+        for line in (TRAINING_CODE / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    assert requirements
+    for name in requirements:
+        assert re.search(rf"(Requirement already satisfied|Successfully installed).*\b{name}\b", log), name
+    assert log.index("Installing dependencies from requirements.txt") < log.index("Invoking script")
+
+
+# --- resume ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_resumed_run_continues_from_the_last_checkpoint(resumed: HostRun) -> None:
+    assert resumed.exit_code == 0, resumed.log[-3000:]
+    assert f"resuming from checkpoint-{MAX_STEPS}" in resumed.log
+    # Only the 4 missing steps are trained, and the first logged step comes after the checkpoint.
+    assert f"trained 4 local batches, global step {MAX_STEPS + 4}" in resumed.log
+    first_step = int(re.search(r"^step=(\d+); train_loss=", resumed.log, re.MULTILINE).group(1))
+    assert first_step > MAX_STEPS
+    assert f"checkpoint-{MAX_STEPS + 4}" in resumed.files("checkpoints")
+
+
+# --- two hosts ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_two_hosts_both_ranks_train(two_hosts: list[HostRun]) -> None:
+    first, second = two_hosts
+    assert [first.exit_code, second.exit_code] == [0, 0], first.log[-2000:] + second.log[-2000:]
+    assert "--nnodes=2" in first.log and "--node_rank=1" in second.log
+    assert f"rank 0/2 on algo-1: trained {MAX_STEPS} local batches" in first.log
+    assert f"rank 1/2 on algo-2: trained {MAX_STEPS} local batches" in second.log
+
+
+@pytest.mark.slow
+def test_two_hosts_save_one_model_from_rank_zero(two_hosts: list[HostRun]) -> None:
+    first, second = two_hosts
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= first.files("model")
+    assert second.files("model") == set()
+    # Only rank 0 prints metric lines, so SageMaker reads each data point once.
+    assert "train_loss=" not in second.log
+
+
+@pytest.mark.slow
+def test_two_hosts_loss_falls(two_hosts: list[HostRun]) -> None:
+    losses = two_hosts[0].metrics["train_loss"]
+    assert losses[-1] < losses[0] - 0.5, losses
+
+
+# --- failure --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_corrupt_dataset_writes_a_failure_file_naming_the_problem(corrupt_data: HostRun) -> None:
+    assert corrupt_data.exit_code != 0
+    failure = corrupt_data.failure
+    assert failure is not None
+    assert "train channel, train.jsonl line 3: not valid JSON" in failure
+    assert len(failure.strip().splitlines()) == 1  # one paragraph, not a traceback
+    assert not (corrupt_data.base_dir / "output" / "success").exists()
+
+
+# --- units: the pieces a run depends on, without a run --------------------------------------------------
+
+
+def test_metric_definitions_each_match_only_their_own_field() -> None:
+    metrics = code_module("metrics")
+    values = {name: float(i + 1) / 7 for i, name in enumerate(metrics.METRIC_NAMES)}
+    line = metrics.format_metric_line(values)
+    for definition in metrics.METRIC_DEFINITIONS:
+        (match,) = re.findall(definition["Regex"], line)
+        assert float(match) == pytest.approx(values[definition["Name"]], rel=1e-5)
+    assert metrics.format_metric_line({"learning_rate": 5e-05}) == "learning_rate=5e-05;"
+
+
+def test_hyperparameters_as_the_toolkit_passes_them_parse_with_their_types() -> None:
+    from sagemaker_training import mapping
+
+    arguments = code_module("arguments")
+    decoded = {key: json.loads(value) for key, value in hyperparameters(gradient_checkpointing=True).items()}
+    user = {key: value for key, value in decoded.items() if not key.startswith("sagemaker_")}
+    parsed = arguments.parse_arguments(mapping.to_cmd_args(user))
+    assert parsed.train.gradient_checkpointing is True
+    assert parsed.train.learning_rate == pytest.approx(3e-3)
+    assert parsed.train.max_steps == MAX_STEPS
+    assert parsed.data.block_size == 64
+
+
+def test_unknown_hyperparameter_is_rejected_with_the_known_names() -> None:
+    arguments = code_module("arguments")
+    with pytest.raises(arguments.ArgumentError, match=r"unknown hyperparameters \['--epochs', '3'\].*num_train_epochs"):
+        arguments.parse_arguments(["--epochs", "3"])
+
+
+def test_launch_plan_for_two_gpu_hosts_uses_nccl_and_the_host_position() -> None:
+    sagemaker_env, launcher = code_module("sagemaker_env"), code_module("launcher")
+    environ = {"SM_HOSTS": '["algo-1","algo-2"]', "SM_CURRENT_HOST": "algo-2", "SM_NUM_GPUS": "8"}
+    plan = launcher.plan_launch(sagemaker_env.SageMakerEnvironment.from_environ(environ), environ)
+    assert (plan.nnodes, plan.node_rank, plan.nproc_per_node, plan.world_size) == (2, 1, 8, 16)
+    assert (plan.master_addr, plan.backend) == ("algo-1", "nccl")
+    command = plan.torchrun_command(Path("/opt/ml/code/run_train.py"), ["--max_steps", "5"], python="python")
+    assert command[:3] == ["python", "-m", "torch.distributed.run"]
+    assert "--master_addr=algo-1" in command and command[-3:] == ["/opt/ml/code/run_train.py", "--max_steps", "5"]
+
+
+def test_launch_plan_on_cpu_uses_gloo_and_honours_master_overrides() -> None:
+    sagemaker_env, launcher = code_module("sagemaker_env"), code_module("launcher")
+    environ = {"SM_HOSTS": '["algo-1","algo-2"]', "SM_CURRENT_HOST": "algo-1", "MASTER_ADDR": "127.0.0.1"}
+    environ["MASTER_PORT"] = "12345"
+    plan = launcher.plan_launch(sagemaker_env.SageMakerEnvironment.from_environ(environ), environ)
+    assert (plan.nproc_per_node, plan.backend, plan.master_addr, plan.master_port) == (1, "gloo", "127.0.0.1", 12345)
+    assert not launcher.is_torchrun_worker(environ)
+    assert launcher.is_torchrun_worker({**environ, "LOCAL_RANK": "0"})
+
+
+def test_single_process_needs_no_torchrun() -> None:
+    sagemaker_env, launcher = code_module("sagemaker_env"), code_module("launcher")
+    plan = launcher.plan_launch(sagemaker_env.SageMakerEnvironment.from_environ({}), {})
+    assert plan.world_size == 1
+
+
+def test_model_s3_uri_may_be_a_prefix_in_the_model_s3_bucket() -> None:
+    weights = code_module("weights")
+    assert weights.resolve_s3_uri("models/llama", "my-bucket") == "s3://my-bucket/models/llama"
+    assert weights.resolve_s3_uri("s3://other/llama", "my-bucket") == "s3://other/llama"
+    with pytest.raises(ValueError, match="MODEL_S3_BUCKET"):
+        weights.resolve_s3_uri("models/llama", None)
+
+
+def test_an_interrupted_checkpoint_is_not_resumed_from(tmp_path: Path) -> None:
+    checkpoints = code_module("checkpoints")
+    for step in (10, 20):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-30").mkdir()  # cut short before trainer_state.json
+    assert checkpoints.agreed_resume_checkpoint(tmp_path) == tmp_path / "checkpoint-20"
+    assert checkpoints.agreed_resume_checkpoint(tmp_path / "missing") is None
+
+
+def test_checkpoint_dir_resolution_order() -> None:
+    checkpoints = code_module("checkpoints")
+    env = {"SM_CHECKPOINT_DIR": "/data/ckpt"}
+    assert checkpoints.resolve_checkpoint_dir("/hp/ckpt", env) == Path("/hp/ckpt")
+    assert checkpoints.resolve_checkpoint_dir(None, env) == Path("/data/ckpt")
+    assert checkpoints.resolve_checkpoint_dir(None, {}) == Path("/opt/ml/checkpoints")
+
+
+def test_failure_file_keeps_the_first_reason(tmp_path: Path) -> None:
+    failure = code_module("failure")
+    path = tmp_path / "output" / "failure"
+    assert failure.write_failure(path, "first")
+    assert not failure.write_failure(path, "second")
+    assert path.read_text() == "first\n"
+    assert len(failure.describe(ValueError("x" * 5000), host="algo-1", rank=0)) > 1024
+    failure.write_failure(tmp_path / "long", "y" * 5000)
+    assert len((tmp_path / "long").read_text()) <= 1025
+
+
+def test_host_config_is_what_the_toolkit_reads(tmp_path: Path) -> None:
+    write_host_config(
+        tmp_path,
+        current_host="algo-2",
+        hosts=["algo-1", "algo-2"],
+        hyperparameters=encode_hyperparameters({"max_steps": 3}),
+        channels={"train": SAMPLE / "train"},
+    )
+    config = tmp_path / "input" / "config"
+    resource = json.loads((config / "resourceconfig.json").read_text())
+    assert (resource["current_host"], resource["hosts"]) == ("algo-2", ["algo-1", "algo-2"])
+    assert json.loads((config / "hyperparameters.json").read_text()) == {"max_steps": "3"}
+    assert set(json.loads((config / "inputdataconfig.json").read_text())) == {"train"}
+    assert (tmp_path / "input" / "data" / "train" / "train.jsonl").is_file()
+    with pytest.raises(TypeError, match="JSON-encoded"):
+        write_host_config(tmp_path, current_host="algo-1", hosts=["algo-1"], hyperparameters={"x": 1}, channels={})
+
+
+def test_host_environment_scrubs_inherited_job_variables(tmp_path: Path) -> None:
+    env = host_environment(tmp_path, {"MODEL_S3_BUCKET": "b"}, inherit={"SM_HOSTS": "x", "RANK": "3", "PATH": "/bin"})
+    assert env["SAGEMAKER_BASE_DIR"] == str(tmp_path)
+    assert env["SM_STUDIO_LOCAL_MODE"] == "true"
+    assert env["SM_CHECKPOINT_DIR"] == str(tmp_path / "checkpoints")
+    assert env["MODEL_S3_BUCKET"] == "b" and env["PATH"] == "/bin"
+    assert "SM_HOSTS" not in env and "RANK" not in env
+
+
+def test_sample_data_is_regenerated_byte_for_byte() -> None:
+    spec = importlib.util.spec_from_file_location("make_sample", REPO_ROOT / "examples" / "data" / "make_sample.py")
+    assert spec and spec.loader
+    make_sample = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_sample)
+    shipped = (SAMPLE / "val" / "val.jsonl").read_text().splitlines()
+    assert [json.loads(line)["text"] for line in shipped] == make_sample.lines(seed=3, count=64)
+
+
+def test_tiny_model_is_deterministic(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from trainstack.tiny_model import build_tiny_model
+
+    again = build_tiny_model(tmp_path / "again")
+    for name in ("model.safetensors", "tokenizer.json", "config.json"):
+        assert (again / name).read_bytes() == (tiny_model_dir / name).read_bytes(), name
+
+
+def test_tiny_model_loads_with_auto_classes(tiny_model_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    ids = tokenizer("The cat likes the green box.")["input_ids"]
+    assert tokenizer.decode(ids) == "The cat likes the green box."
+    assert sum(p.numel() for p in model.parameters()) < 1_000_000
+    assert model.config.n_layer == 2
