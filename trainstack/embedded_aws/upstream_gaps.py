@@ -44,8 +44,10 @@ def _error(call: Callable[[], Any]) -> str | None:
 
 
 def _task(resource: str, parameters: dict[str, Any]) -> dict[str, Any]:
-    return {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": resource, "Parameters": parameters,
-                                             "End": True}}}  # fmt: skip
+    return {
+        "StartAt": "T",
+        "States": {"T": {"Type": "Task", "Resource": resource, "Parameters": parameters, "End": True}},
+    }
 
 
 def _run_machine(url: str, definition: dict[str, Any], name: str | None = "probe") -> dict[str, Any]:
@@ -60,8 +62,11 @@ def _run_machine(url: str, definition: dict[str, Any], name: str | None = "probe
 
 
 def _probe_step_functions(url: str) -> dict[str, Any]:
-    jsonata = {"QueryLanguage": "JSONata", "StartAt": "P", "States": {"P": {"Type": "Pass", "Output": "{% 1 + 1 %}",
-                                                                            "End": True}}}  # fmt: skip
+    jsonata = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "Output": "{% 1 + 1 %}", "End": True}},
+    }
     quotas = _task("arn:aws:states:::aws-sdk:servicequotas:listAWSDefaultServiceQuotas", {"ServiceCode": "vpc"})
     sync = _task("arn:aws:states:::sagemaker:createTrainingJob.sync", {"TrainingJobName": "probe"})
     return {
@@ -115,8 +120,9 @@ def _probe_cloudformation(url: str) -> dict[str, Any]:
         "Resources": {"T": {"Type": "AWS::SNS::Topic"}},
         "Outputs": {"O": {"Value": {"Ref": "T"}, "Export": {"Name": "probe-export"}}},
     }
-    cfn.create_change_set(StackName="probe-exports", ChangeSetName="c", TemplateBody=json.dumps(exporting),
-                          ChangeSetType="CREATE")  # fmt: skip
+    cfn.create_change_set(
+        StackName="probe-exports", ChangeSetName="c", TemplateBody=json.dumps(exporting), ChangeSetType="CREATE"
+    )
     cfn.execute_change_set(StackName="probe-exports", ChangeSetName="c")
     key = {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {}, "Tags": [{"Key": "k", "Value": "v"}]}}
     return {

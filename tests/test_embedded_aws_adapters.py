@@ -1,0 +1,348 @@
+"""Each adapter does what AWS does, through the embedded endpoint (see test_embedded_aws_upstream_gaps.py for
+the matching "moto alone still lacks it" checks)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from trainstack.config import load_environment
+from trainstack.embedded_aws.cloudformation_template_url import bucket_and_key
+from trainstack.embedded_aws.sagemaker_quotas import load_code_table, quota_name, synthesized_code
+from trainstack.embedded_aws.testing import ROLE, unique, wait_for_execution
+
+
+def run_machine(
+    aws: Any, definition: dict[str, Any], execution_input: dict[str, Any] | None = None, name: str | None = "run"
+) -> dict[str, Any]:
+    sfn = aws.client("stepfunctions")
+    arn = sfn.create_state_machine(name=unique("m"), definition=json.dumps(definition), roleArn=ROLE)
+    kwargs = {"name": name} if name else {}
+    started = sfn.start_execution(
+        stateMachineArn=arn["stateMachineArn"], input=json.dumps(execution_input or {}), **kwargs
+    )
+    return wait_for_execution(sfn, started["executionArn"])
+
+
+# --- JSONata (jsonata_evaluator.py) --------------------------------------------------------------------------
+
+JSONATA_MACHINE = {
+    "QueryLanguage": "JSONata",
+    "StartAt": "Prepare",
+    "States": {
+        "Prepare": {
+            "Type": "Pass",
+            "Assign": {"count": "{% $count($states.input.items) %}", "label": "{% 'run-' & $states.input.label %}"},
+            "Output": {
+                "executionName": "{% $states.context.Execution.Name %}",
+                "executionId": "{% $states.context.Execution.Id %}",
+                "started": "{% $states.context.Execution.StartTime %}",
+                "entered": "{% $states.context.State.EnteredTime %}",
+                "doubled": "{% $map($states.input.items, function($v) { $v * 2 }) %}",
+            },
+            "Next": "Decide",
+        },
+        "Decide": {
+            "Type": "Choice",
+            "Choices": [{"Condition": "{% $count > 2 %}", "Next": "TooMany"}],
+            "Default": "Flaky",
+        },
+        "TooMany": {"Type": "Fail", "Error": "{% 'TooMany' %}", "Cause": "{% 'got ' & $string($count) & ' items' %}"},
+        "Flaky": {
+            # A task that always fails: Retry counts, then Catch exposes $states.errorOutput.
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:servicequotas:getServiceQuota",
+            "Arguments": {"ServiceCode": "sagemaker", "QuotaCode": "{% 'L-' & 'NOPE0000' %}"},
+            "Retry": [
+                {"ErrorEquals": ["ServiceQuotas.NoSuchResourceException"], "MaxAttempts": 1, "IntervalSeconds": 1}
+            ],
+            "Catch": [
+                {
+                    "ErrorEquals": ["States.ALL"],
+                    "Next": "Done",
+                    "Output": {
+                        "error": "{% $states.errorOutput.Error %}",
+                        "label": "{% $label %}",
+                        "kept": "{% $states.input.doubled %}",
+                    },
+                }
+            ],
+            "End": True,
+        },
+        "Done": {"Type": "Pass", "End": True},
+    },
+}
+
+
+def test_jsonata_arguments_output_assign_context_choice_and_catch(embedded_aws: Any) -> None:
+    result = run_machine(embedded_aws, JSONATA_MACHINE, {"items": [1, 2], "label": "a"})
+    assert result["status"] == "SUCCEEDED", result
+    output = json.loads(result["output"])
+    assert output == {"error": "ServiceQuotas.NoSuchResourceException", "label": "run-a", "kept": [2, 4]}
+
+
+def test_jsonata_context_and_fail_expressions(embedded_aws: Any) -> None:
+    machine = json.loads(json.dumps(JSONATA_MACHINE))
+    machine["States"]["Prepare"]["Next"] = "Show"
+    machine["States"]["Show"] = {"Type": "Pass", "Next": "Decide"}
+    result = run_machine(embedded_aws, machine, {"items": [1, 2, 3], "label": "b"}, name="ctx-run")
+    assert result["status"] == "FAILED"
+    assert (result["error"], result["cause"]) == ("TooMany", "got 3 items")
+    history = embedded_aws.client("stepfunctions").get_execution_history(executionArn=result["executionArn"])
+    exited = next(e for e in history["events"] if e["type"] == "PassStateExited")
+    shown = json.loads(exited["stateExitedEventDetails"]["output"])
+    assert shown["executionName"] == "ctx-run"
+    assert shown["executionId"] == result["executionArn"]
+    assert shown["started"].startswith("20") and shown["entered"].startswith("20")
+    assert shown["doubled"] == [2, 4, 6]
+
+
+def test_retry_count_is_in_the_context(embedded_aws: Any) -> None:
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Try",
+        "States": {
+            "Try": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:servicequotas:getServiceQuota",
+                "Arguments": {"ServiceCode": "sagemaker", "QuotaCode": "L-NOPE0000"},
+                "Retry": [{"ErrorEquals": ["States.ALL"], "MaxAttempts": 2, "IntervalSeconds": 1}],
+                "Catch": [
+                    {
+                        "ErrorEquals": ["States.ALL"],
+                        "Next": "Done",
+                        "Output": {"retries": "{% $states.context.State.RetryCount %}"},
+                    }
+                ],
+                "End": True,
+            },
+            "Done": {"Type": "Pass", "End": True},
+        },
+    }
+    result = run_machine(embedded_aws, machine)
+    assert json.loads(result["output"]) == {"retries": 2}
+
+
+def test_string_variables_with_quotes_survive(embedded_aws: Any) -> None:
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Pass", "Assign": {"text": "{% $states.input.text %}"}, "Next": "B"},
+            "B": {"Type": "Pass", "Output": {"text": "{% $text %}"}, "End": True},
+        },
+    }
+    tricky = 'say "hi"\nand \\ leave'
+    assert json.loads(run_machine(embedded_aws, machine, {"text": tricky})["output"]) == {"text": tricky}
+
+
+def test_unnamed_executions_get_a_uuid_name(embedded_aws: Any) -> None:  # execution_names.py
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "A",
+        "States": {"A": {"Type": "Pass", "Output": {"name": "{% $states.context.Execution.Name %}"}, "End": True}},
+    }
+    result = run_machine(embedded_aws, machine, name=None)
+    name = json.loads(result["output"])["name"]
+    assert len(name) == 36 and result["executionArn"].endswith(f":{name}")
+
+
+# --- aws-sdk integrations (aws_sdk_service_names.py) ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("resource", "arguments", "expect_key"),
+    [
+        ("aws-sdk:servicequotas:getServiceQuota", {"ServiceCode": "sagemaker", "QuotaCode": "L-33A961FD"}, "Quota"),
+        (
+            "aws-sdk:servicequotas:getAWSDefaultServiceQuota",
+            {"ServiceCode": "sagemaker", "QuotaCode": "L-33A961FD"},
+            "Quota",
+        ),
+        ("aws-sdk:servicequotas:listServiceQuotas", {"ServiceCode": "sagemaker", "MaxResults": 5}, "NextToken"),
+        ("aws-sdk:sagemaker:listTrainingJobs", {"WarmPoolStatusEquals": "Available"}, "TrainingJobSummaries"),
+    ],
+)
+def test_aws_sdk_integrations_answer(embedded_aws: Any, resource: str, arguments: dict, expect_key: str) -> None:
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "T",
+        "States": {
+            "T": {"Type": "Task", "Resource": f"arn:aws:states:::{resource}", "Arguments": arguments, "End": True}
+        },
+    }
+    result = run_machine(embedded_aws, machine)
+    assert result["status"] == "SUCCEEDED", result
+    assert expect_key in json.loads(result["output"])
+
+
+def test_aws_sdk_sns_publish(embedded_aws: Any) -> None:
+    topic = embedded_aws.client("sns").create_topic(Name=unique("t"))["TopicArn"]
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:sns:publish",
+                "Arguments": {"TopicArn": topic, "Message": "{% 'hello' %}"},
+                "End": True,
+            }
+        },
+    }
+    result = run_machine(embedded_aws, machine)
+    assert "MessageId" in json.loads(result["output"])
+
+
+# --- SageMaker quotas (sagemaker_quotas.py) ------------------------------------------------------------------
+
+
+def test_quotas_come_from_the_local_config(embedded_aws: Any) -> None:
+    quotas = embedded_aws.client("service-quotas")
+    config = load_environment("local").quotas
+    codes = load_code_table()["instance_types"]["ml.m5.xlarge"]
+    applied = quotas.get_service_quota(ServiceCode="sagemaker", QuotaCode=codes["training_job_usage"])["Quota"]
+    assert applied["QuotaName"] == "ml.m5.xlarge for training job usage"
+    assert applied["Value"] == config.instances["ml.m5.xlarge"].training_job_usage
+    longest = quotas.get_service_quota(ServiceCode="sagemaker", QuotaCode="L-33A961FD")["Quota"]
+    assert (longest["QuotaName"], longest["Value"]) == (
+        "Longest run time for a training job",
+        config.longest_run_time_seconds,
+    )
+
+
+def test_unraised_quota_has_no_applied_value_but_a_default(embedded_aws: Any) -> None:
+    quotas = embedded_aws.client("service-quotas")
+    code = load_code_table()["instance_types"]["ml.m5.2xlarge"]["training_warm_pool_usage"]  # 0 in local.yaml
+    with pytest.raises(quotas.exceptions.NoSuchResourceException):
+        quotas.get_service_quota(ServiceCode="sagemaker", QuotaCode=code)
+    default = quotas.get_aws_default_service_quota(ServiceCode="sagemaker", QuotaCode=code)["Quota"]
+    assert default["Value"] == 0.0
+
+
+def test_unknown_quota_code_is_no_such_resource(embedded_aws: Any) -> None:
+    quotas = embedded_aws.client("service-quotas")
+    with pytest.raises(quotas.exceptions.NoSuchResourceException):
+        quotas.get_aws_default_service_quota(ServiceCode="sagemaker", QuotaCode="L-00000000")
+
+
+def test_types_missing_from_the_table_are_found_by_name_with_pagination(embedded_aws: Any) -> None:
+    quotas = embedded_aws.client("service-quotas")
+    assert "ml.p4de.24xlarge" not in load_code_table()["instance_types"]
+    pages = list(
+        quotas.get_paginator("list_service_quotas").paginate(ServiceCode="sagemaker", PaginationConfig={"PageSize": 50})
+    )
+    assert len(pages) > 2
+    by_name = {quota["QuotaName"]: quota for page in pages for quota in page["Quotas"]}
+    name = quota_name("ml.p4de.24xlarge", "training_warm_pool_usage")
+    assert by_name[name]["QuotaCode"] == synthesized_code(name)
+    assert (
+        by_name[name]["Value"]
+        == load_environment("local").quotas.instances["ml.p4de.24xlarge"].training_warm_pool_usage
+    )
+
+
+def test_other_services_quotas_still_come_from_moto(embedded_aws: Any) -> None:
+    quotas = embedded_aws.client("service-quotas").list_aws_default_service_quotas(ServiceCode="vpc")["Quotas"]
+    assert quotas and all(quota["ServiceCode"] == "vpc" for quota in quotas)
+
+
+# --- CloudFormation (cloudformation_*.py) --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://s3.us-east-1.amazonaws.com/my-bucket/a/b.json",
+        "https://my-bucket.s3.us-east-1.amazonaws.com/a/b.json",
+        "https://my-bucket.s3.amazonaws.com/a/b.json",
+        "https://s3.amazonaws.com/my-bucket/a/b.json",
+        "http://127.0.0.1:4566/my-bucket/a/b.json",
+        "http://localhost:4566/my-bucket/a/b.json",
+    ],
+)
+def test_template_urls_of_every_shape_resolve(url: str) -> None:
+    assert bucket_and_key(url) == ("my-bucket", "a/b.json")
+
+
+def _template_in_s3(aws: Any, template: dict[str, Any]) -> str:
+    bucket = unique("templates")
+    s3 = aws.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="t.json", Body=json.dumps(template))
+    return f"{aws.endpoint_url}/{bucket}/t.json"
+
+
+def test_change_sets_from_template_urls_export_outputs_to_the_next_stack(embedded_aws: Any) -> None:
+    cfn = embedded_aws.client("cloudformation")
+    export = unique("exported-topic")
+    first = {
+        "Resources": {"T": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"Arn": {"Value": {"Ref": "T"}, "Export": {"Name": export}}},
+    }
+    second = {
+        "Resources": {
+            "Q": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {"Tags": [{"Key": "topic", "Value": {"Fn::ImportValue": export}}]},
+            }
+        }
+    }
+    for stack, template in ((unique("first"), first), (unique("second"), second)):
+        cfn.create_change_set(
+            StackName=stack,
+            ChangeSetName="cdk-deploy-change-set",
+            ChangeSetType="CREATE",
+            TemplateURL=_template_in_s3(embedded_aws, template),
+        )
+        cfn.execute_change_set(StackName=stack, ChangeSetName="cdk-deploy-change-set")
+        assert cfn.describe_stacks(StackName=stack)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    exports = {item["Name"]: item["Value"] for item in cfn.list_exports()["Exports"]}
+    assert exports[export].startswith("arn:aws:sns:")
+
+
+def test_cloudformation_state_machines_execute(embedded_aws: Any) -> None:
+    cfn = embedded_aws.client("cloudformation")
+    name = unique("cfn-machine")
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "A",
+        "States": {"A": {"Type": "Pass", "Output": "{% $states.input.x + 1 %}", "End": True}},
+    }
+    template = {
+        "Resources": {
+            "M": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {"StateMachineName": name, "RoleArn": ROLE, "DefinitionString": json.dumps(definition)},
+            }
+        }
+    }
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
+    sfn = embedded_aws.client("stepfunctions")
+    arn = f"arn:aws:states:us-east-1:123456789012:stateMachine:{name}"
+    started = sfn.start_execution(stateMachineArn=arn, input=json.dumps({"x": 41}))
+    assert wait_for_execution(sfn, started["executionArn"])["output"] == "42"
+
+
+def test_cloudformation_kms_keys_keep_their_tags(embedded_aws: Any) -> None:
+    cfn = embedded_aws.client("cloudformation")
+    name = unique("kms")
+    template = {
+        "Resources": {
+            "K": {
+                "Type": "AWS::KMS::Key",
+                "Properties": {
+                    "KeyPolicy": {"Version": "2012-10-17", "Statement": []},
+                    "Tags": [{"Key": "team", "Value": "ml"}],
+                },
+            }
+        }
+    }
+    cfn.create_stack(StackName=name, TemplateBody=json.dumps(template))
+    key_id = cfn.describe_stack_resource(StackName=name, LogicalResourceId="K")["StackResourceDetail"][
+        "PhysicalResourceId"
+    ]
+    tags = embedded_aws.client("kms").list_resource_tags(KeyId=key_id)["Tags"]
+    assert {"TagKey": "team", "TagValue": "ml"} in tags

@@ -1,0 +1,82 @@
+"""Helpers for code that drives the embedded AWS (tests, bench, demos): a tiny script-mode job and waits."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import time
+import uuid
+from typing import Any
+
+ROLE = "arn:aws:iam::123456789012:role/test-training"
+TERMINAL = ("Completed", "Failed", "Stopped")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def upload_script(s3: Any, bucket: str, script: str, name: str = "train.py") -> str:
+    """Tar `script` as the SDK's sourcedir.tar.gz and return its s3:// URI."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        data = script.encode()
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    key = f"code/{uuid.uuid4().hex}/sourcedir.tar.gz"
+    s3.put_object(Bucket=bucket, Key=key, Body=buffer.getvalue())
+    return f"s3://{bucket}/{key}"
+
+
+def job_request(name: str, bucket: str, code_uri: str, **overrides: Any) -> dict[str, Any]:
+    """What the SageMaker SDK v2 Estimator sends for script mode (values JSON-encoded)."""
+    request: dict[str, Any] = {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": "local/image:latest", "TrainingInputMode": "File"},
+        "RoleArn": ROLE,
+        "HyperParameters": {
+            "sagemaker_program": json.dumps("train.py"),
+            "sagemaker_submit_directory": json.dumps(code_uri),
+            "sagemaker_container_log_level": "20",
+        },
+        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/output"},
+        "ResourceConfig": {"InstanceType": "ml.m5.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+    }
+    request.update(overrides)
+    return request
+
+
+def wait_for_job(sagemaker: Any, name: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = sagemaker.describe_training_job(TrainingJobName=name)
+        if described["TrainingJobStatus"] in TERMINAL:
+            return described
+        time.sleep(0.3)
+    raise AssertionError(f"training job {name} not terminal after {timeout}s")
+
+
+def wait_for_execution(sfn: Any, arn: str, timeout: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING":
+            return described
+        time.sleep(0.3)
+    raise AssertionError(f"execution {arn} still running after {timeout}s")
+
+
+def log_lines(logs: Any, job_name: str) -> dict[str, list[str]]:
+    """Every log line of a job, by stream name."""
+    group = "/aws/sagemaker/TrainingJobs"
+    streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{job_name}/")["logStreams"]
+    return {
+        stream["logStreamName"]: [
+            event["message"]
+            for event in logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])["events"]
+        ]
+        for stream in streams
+    }
