@@ -48,6 +48,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesize
     assembly = app.synth()
     yield Synthesized(outdir=outdir, stages=stages, assembly=assembly)
 
+
 # --- Training code: the tiny offline model (issue 3) ------------------------------------------------------
 
 
@@ -58,3 +59,16 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
+
+# --- Embedded AWS (issue 4) ---------------------------------------------------------------------------------
+# One moto server with trainstack's adapters for the whole session, on a free port of 127.0.0.1. Tests that
+# need a clean slate use unique resource names instead of restarting it.
+
+
+@pytest.fixture(scope="session")
+def embedded_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A started `trainstack.embedded_aws.EmbeddedAws` for the `local` environment."""
+    from trainstack.embedded_aws import EmbeddedAws
+
+    with EmbeddedAws(work_dir=tmp_path_factory.mktemp("embedded-aws-jobs")) as aws:
+        yield aws
