@@ -33,6 +33,7 @@ def build_tiny_model(out_dir: Path, corpus: Path = DEFAULT_CORPUS, seed: int = S
     import torch
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers.utils import logging as hf_logging
 
     text = corpus.read_text(encoding="utf-8")
     if not text.strip():
@@ -75,8 +76,15 @@ def build_tiny_model(out_dir: Path, corpus: Path = DEFAULT_CORPUS, seed: int = S
     model = GPT2LMHeadModel(config)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    tokenizer.save_pretrained(out_dir)
+    # A progress bar for one 0.5 MB shard is noise in test and demo output.
+    bars_were_disabled = hf_logging.is_progress_bar_enabled() is False
+    hf_logging.disable_progress_bar()
+    try:
+        model.save_pretrained(out_dir)
+        tokenizer.save_pretrained(out_dir)
+    finally:
+        if not bars_were_disabled:
+            hf_logging.enable_progress_bar()
     return out_dir
 
 
