@@ -164,6 +164,10 @@ def test_single_host_trains_and_saves_model_and_tokenizer(single_host: HostRun) 
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= single_host.files("model")
     config = json.loads((single_host.base_dir / "model" / "config.json").read_text())
     assert config["n_layer"] == 2
+    # Final figures for output.tar.gz, from the same run as the metric lines.
+    figures = json.loads((single_host.base_dir / "output" / "data" / "metrics.json").read_text())
+    assert figures["eval_perplexity"] == pytest.approx(math.exp(figures["eval_loss"]))
+    assert figures["eval_loss"] == pytest.approx(single_host.metrics["eval_loss"][-1], rel=1e-4)
 
 
 @pytest.mark.slow
@@ -402,3 +406,28 @@ def test_tiny_model_loads_with_auto_classes(tiny_model_dir: Path) -> None:
     assert tokenizer.decode(ids) == "The cat likes the green box."
     assert sum(p.numel() for p in model.parameters()) < 1_000_000
     assert model.config.n_layer == 2
+
+
+def test_model_s3_uri_pull_copies_the_prefix_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import boto3
+    from moto import mock_aws
+
+    weights = code_module("weights")
+    # No s5cmd on a laptop or in CI: the boto3 path does the same copy.
+    monkeypatch.setattr(weights.shutil, "which", lambda _name: None)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="weights")
+        s3.put_object(Bucket="weights", Key="models/tiny/config.json", Body=b"{}")
+        s3.put_object(Bucket="weights", Key="models/tiny/shards/model-1.safetensors", Body=b"x")
+        s3.put_object(Bucket="weights", Key="models/tinier/config.json", Body=b"not this one")
+        target = tmp_path / "model-from-s3"
+        uri = weights.resolve_s3_uri("models/tiny", "weights")
+        assert weights.pull_weights(uri, target, {}) == target
+        assert (target / "config.json").read_bytes() == b"{}"
+        assert (target / "shards" / "model-1.safetensors").read_bytes() == b"x"
+        s3.delete_object(Bucket="weights", Key="models/tiny/config.json")
+        weights.pull_weights(uri, target, {})  # already pulled: S3 is not read again
+    assert (target / "config.json").exists()
+    assert sorted(p.name for p in target.iterdir()) == [".trainstack-pulled-from", "config.json", "shards"]

@@ -7,13 +7,15 @@ trains in-process; otherwise it relaunches itself under torchrun (see launcher.p
     args -> data -> model -> trainer -> train (resuming) -> evaluate -> save
 
 Inputs: the `model` channel (or `model_s3_uri`), the `train` channel, optionally `val`.
-Outputs: the fine-tuned model and tokenizer in SM_MODEL_DIR (world rank 0 only), checkpoints in
+Outputs: the fine-tuned model and tokenizer in SM_MODEL_DIR (world rank 0 only), final figures in
+SM_OUTPUT_DATA_DIR/metrics.json, checkpoints in
 `checkpoint_dir` / $SM_CHECKPOINT_DIR / /opt/ml/checkpoints, metric lines (metrics.py) on stdout, and on
 error a one-paragraph reason in $SM_OUTPUT_DIR/failure plus a non-zero exit code.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -74,6 +76,7 @@ def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
     import transformers
     from callbacks import MetricLinesCallback, RankReportCallback
     from checkpoints import agreed_resume_checkpoint, resolve_checkpoint_dir
+    from metrics import perplexity
     from text_data import pack, read_texts
     from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, Trainer, default_data_collator
 
@@ -123,10 +126,16 @@ def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
     resume_from = agreed_resume_checkpoint(checkpoint_dir) if args.train.resume else None
     if resume_from and trainer.is_world_process_zero():
         print(f"resuming from {resume_from.name}", flush=True)
-    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
 
+    summary: dict[str, float] = dict(result.metrics)
     if val_set is not None:
-        trainer.evaluate()
+        summary.update(trainer.evaluate())
+        summary["eval_perplexity"] = perplexity(summary["eval_loss"])
+    if trainer.is_world_process_zero():
+        # SageMaker uploads SM_OUTPUT_DATA_DIR as output.tar.gz next to the model: the run's final figures.
+        sm.output_data_dir.mkdir(parents=True, exist_ok=True)
+        (sm.output_data_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
 
     # Checkpoints were saved on every node (each has its own disk); the final model is written once,
     # by world rank 0. All ranks still call save_model: under FSDP gathering the weights is collective.

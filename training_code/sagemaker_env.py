@@ -10,7 +10,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,6 @@ class SageMakerEnvironment:
     # that holds model weights. Both optional.
     node_number: int | None = None
     model_s3_bucket: str | None = None
-    hyperparameters: dict[str, object] = field(default_factory=dict)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> SageMakerEnvironment:
@@ -66,7 +65,6 @@ class SageMakerEnvironment:
             checkpoint_dir=Path(environ.get(CHECKPOINT_DIR_ENV) or DEFAULT_CHECKPOINT_DIR),
             node_number=node_number,
             model_s3_bucket=environ.get("MODEL_S3_BUCKET") or None,
-            hyperparameters=json.loads(environ.get("SM_HPS", "{}")),
         )
 
     @property
