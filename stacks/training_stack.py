@@ -6,7 +6,9 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from stacks.constructs.code_package import CodePackage
+from stacks.constructs.create_training_job_state import TrainingJobTarget
 from stacks.constructs.sagemaker_execution_role import ExecutionRoleProps, SageMakerExecutionRole
+from stacks.constructs.training_pipeline import TrainingPipeline, example_input
 from stacks.image_stack import ImageStack
 from stacks.network_stack import NetworkStack
 from stacks.storage_stack import StorageStack
@@ -14,7 +16,7 @@ from trainstack.config import TRAINING_CODE_DIR, EnvironmentConfig, ResourceName
 
 
 class TrainingStack(Stack):
-    """Exposes `.execution_role`, `.code_package` and (once the pipeline exists) `.state_machine`."""
+    """Exposes `.execution_role`, `.code_package`, `.pipeline` and `.state_machine`."""
 
     def __init__(
         self,
@@ -48,5 +50,32 @@ class TrainingStack(Stack):
         self.state_machine_arn = names.arn("states", f"stateMachine:{names.state_machine}")
         self.execution_arn_pattern = names.arn("states", f"execution:{names.state_machine}:*")
 
+        self.pipeline = TrainingPipeline(
+            self,
+            "Pipeline",
+            config=config,
+            key=storage.key,
+            execution_role_arn=self.execution_role.role_arn,
+            target=TrainingJobTarget(
+                role_arn=self.execution_role.role_arn,
+                image_uri=self.image_uri,
+                code_uri=self.code_package.s3_uri,
+                kms_key_arn=storage.key.key_arn,
+                subnet_ids=network.subnets.subnet_ids if network else None,
+                security_group_ids=[network.security_group.security_group_id] if network else None,
+            ),
+        )
+        self.state_machine = self.pipeline.state_machine
+
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)
         CfnOutput(self, "CodePackageUri", value=self.code_package.s3_uri)
+        CfnOutput(self, "StateMachineArn", value=self.state_machine.state_machine_arn)
+        CfnOutput(
+            self,
+            "ConsoleUrl",
+            description="Open, press Start execution, paste ExampleInput (or {}) and start.",
+            value=f"https://{config.region}.console.aws.amazon.com/states/home?region={config.region}"
+            f"#/statemachines/view/{self.state_machine_arn}",
+        )
+        CfnOutput(self, "ExampleInput", value=example_input(config))
+        CfnOutput(self, "NotificationTopicArn", value=self.pipeline.topic.topic_arn)

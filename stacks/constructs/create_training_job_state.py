@@ -1,0 +1,170 @@
+"""The CreateTrainingJob task: the request it sends and the IAM it needs, in one place.
+
+CDK's `SageMakerCreateTrainingJob` cannot set KeepAlivePeriodInSeconds, checkpoints, spot, retry
+strategy, inter-container encryption or CompressionType, and does not stringify hyperparameters, so
+the request is rendered here as JSONata. It matches what the SageMaker SDK v2 `Estimator` sends in
+script mode (sagemaker_program, sagemaker_submit_directory, sagemaker_container_log_level,
+sagemaker_job_name, sagemaker_region; every hyperparameter value json.dumps-encoded; profiler off and
+no debugger hook, as the seed's disable_profiler / debugger_hook_config=False), plus what the SDK path
+makes awkward: KMS on volume and output, checkpoints, retries, encryption between nodes, VPC, tags.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from stacks.constructs.scoped_policy import ScopedPolicy
+from stacks.constructs.training_run_input import ENCODE_FUNCTION
+from stacks.storage_stack import ARTIFACT_PREFIXES
+from trainstack.config import EnvironmentConfig, ResourceNames
+
+SYNC_RESOURCE = "arn:aws:states:::sagemaker:createTrainingJob.sync"
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+# Step Functions' managed rule for `.sync` on SageMaker training jobs.
+SYNC_EVENTS_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+
+
+@dataclass(frozen=True)
+class TrainingJobTarget:
+    """Deploy-time values the request needs; strings may be CDK tokens (resolved by to_json_string)."""
+
+    role_arn: str
+    image_uri: str
+    code_uri: str
+    kms_key_arn: str
+    subnet_ids: list[str] | None = None
+    security_group_ids: list[str] | None = None
+
+
+def _metric_definitions() -> list[dict[str, str]]:
+    from training_code.metrics import METRIC_DEFINITIONS
+
+    return METRIC_DEFINITIONS
+
+
+def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> str:
+    """JSONata over `$run`, `$jobName` and `$warmPool`: the CreateTrainingJob request."""
+    names = ResourceNames.of(config)
+    training = config.training
+    literal = lambda value: json.dumps(value, separators=(",", ":"))  # noqa: E731
+    output_path = f"s3://{names.artifacts_bucket}/{ARTIFACT_PREFIXES['output']}"
+    checkpoints = f"s3://{names.artifacts_bucket}/{ARTIFACT_PREFIXES['checkpoints']}"
+    optional: list[str] = []
+    if training.checkpoints:
+        optional.append(
+            f'{{"CheckpointConfig": {{"S3Uri": {literal(checkpoints)} & $jobName & "/",'
+            f' "LocalPath": {literal(CHECKPOINT_LOCAL_PATH)}}}}}'
+        )
+    if target.subnet_ids:
+        optional.append(
+            f'{{"VpcConfig": {{"Subnets": {literal(target.subnet_ids)},'
+            f' "SecurityGroupIds": {literal(target.security_group_ids)}}}}}'
+        )
+    return (
+        "{% (\n"
+        f"  {ENCODE_FUNCTION}\n"
+        "  $n := $run.instance_count;\n"
+        "  $merge([{\n"
+        '    "TrainingJobName": $jobName,\n'
+        f'    "RoleArn": {literal(target.role_arn)},\n'
+        '    "AlgorithmSpecification": {\n'
+        f'      "TrainingImage": {literal(target.image_uri)},\n'
+        '      "TrainingInputMode": "File",\n'
+        f'      "MetricDefinitions": {literal(_metric_definitions())},\n'
+        '      "EnableSageMakerMetricsTimeSeries": true\n'
+        "    },\n"
+        '    "HyperParameters": $merge([\n'
+        "      $each($run.hyperparameters, function($v, $k) { {$k: $enc($v)} }),\n"
+        "      {\n"
+        f'        "sagemaker_program": $enc({literal(training.entry_point)}),\n'
+        f'        "sagemaker_submit_directory": $enc({literal(target.code_uri)}),\n'
+        f'        "sagemaker_container_log_level": $enc({training.container_log_level}),\n'
+        '        "sagemaker_job_name": $enc($jobName),\n'
+        f'        "sagemaker_region": $enc({literal(config.region)})\n'
+        "      }\n"
+        "    ]),\n"
+        '    "InputDataConfig": [$each($run.channels, function($c, $name) { {\n'
+        '      "ChannelName": $name,\n'
+        '      "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": $c.s3_uri,'
+        ' "S3DataDistributionType": "FullyReplicated"}},\n'
+        '      "InputMode": $c.input_mode\n'
+        "    } })],\n"
+        '    "OutputDataConfig": {\n'
+        f'      "S3OutputPath": {literal(output_path)},\n'
+        f'      "KmsKeyId": {literal(target.kms_key_arn)},\n'
+        f'      "CompressionType": {literal(training.compression.value)}\n'
+        "    },\n"
+        '    "ResourceConfig": $merge([{\n'
+        '      "InstanceType": $run.instance_type,\n'
+        '      "InstanceCount": $n,\n'
+        '      "VolumeSizeInGB": $run.volume_size_gb,\n'
+        f'      "VolumeKmsKeyId": {literal(target.kms_key_arn)}\n'
+        '    }, $warmPool.granted > 0 ? {"KeepAlivePeriodInSeconds": $warmPool.granted}]),\n'
+        '    "StoppingCondition": $merge([{"MaxRuntimeInSeconds": $run.max_runtime_seconds},\n'
+        '      $run.spot ? {"MaxWaitTimeInSeconds": $run.max_wait_seconds}]),\n'
+        '    "EnableManagedSpotTraining": $run.spot,\n'
+        f'    "RetryStrategy": {{"MaximumRetryAttempts": {training.retry_attempts}}},\n'
+        '    "EnableInterContainerTrafficEncryption": $n > 1,\n'
+        '    "EnableNetworkIsolation": false,\n'
+        '    "ProfilerConfig": {"DisableProfiler": true},\n'
+        '    "Environment": $merge([$run.environment,\n'
+        f'      {{"NODE_NUMBER": $string($n), "MODEL_S3_BUCKET": {literal(names.data_bucket)}}}]),\n'
+        '    "Tags": $append(\n'
+        '      [$each($run.tags, function($v, $k) { {"Key": $k, "Value": $v} })],\n'
+        '      [{"Key": "trainstack:execution", "Value": $states.context.Execution.Name}]\n'
+        "    )\n"
+        f"  }}{''.join(', ' + part for part in optional)}])\n"
+        ") %}"
+    )
+
+
+def train_state(*, next_state: str, failure_state: str) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": SYNC_RESOURCE,
+        "Arguments": "{% $request %}",
+        # Throttling when creating or polling: try again with the same (stable) job name. Capacity and
+        # internal errors during the job are retried by SageMaker itself (RetryStrategy).
+        "Retry": [
+            {
+                "ErrorEquals": ["SageMaker.ThrottlingException", "ThrottlingException", "SageMaker.ServiceUnavailable"],
+                "IntervalSeconds": 15,
+                "BackoffRate": 2,
+                "MaxAttempts": 4,
+                "JitterStrategy": "FULL",
+            }
+        ],
+        "Catch": [
+            {"ErrorEquals": ["States.ALL"], "Assign": {"failure": "{% $states.errorOutput %}"}, "Next": failure_state}
+        ],
+        "Assign": {"job": "{% $states.result %}"},
+        "Next": next_state,
+    }
+
+
+def grant_training_jobs(policy: ScopedPolicy, config: EnvironmentConfig, execution_role_arn: str) -> None:
+    names = ResourceNames.of(config)
+    policy.allow(
+        "RunTrainingJobs",
+        [
+            "sagemaker:CreateTrainingJob",
+            "sagemaker:DescribeTrainingJob",
+            "sagemaker:StopTrainingJob",
+            "sagemaker:AddTags",
+        ],
+        [names.arn("sagemaker", f"training-job/{config.training.job_name_prefix}*")],
+        wildcard_reason="job names are <environment job-name prefix>-<start time>-<execution>, made per run",
+    )
+    policy.allow(
+        "PassExecutionRole",
+        ["iam:PassRole"],
+        [execution_role_arn],
+        conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+    )
+    policy.allow(
+        "SyncWithTrainingJobEvents",
+        ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+        [names.arn("events", f"rule/{SYNC_EVENTS_RULE}")],
+    )

@@ -1,0 +1,222 @@
+"""The training pipeline: a JSONata state machine that validates a run, checks quotas and trains.
+
+    Validate -> IsValid -(no)-> InvalidInput
+             -> Prepare -> NameJob -> ResolveQuotaCodes ... (quota_check.py) -> DecideWarmPool
+             -> BuildRequest -> Train (createTrainingJob.sync) -> Succeeded (the run's summary)
+                                  \\-> DescribeFailure -> Notify (SNS) -> TrainingFailed
+QuotaExceeded ends a run whose request the account's quotas cannot serve.
+
+No Lambda: every step is a Pass/Choice/Map state with JSONata or a direct service integration.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+from stacks.constructs.create_training_job_state import (
+    TrainingJobTarget,
+    grant_training_jobs,
+    request_expression,
+    train_state,
+)
+from stacks.constructs.quota_check import grant_quota_reads, quota_states
+from stacks.constructs.scoped_policy import ScopedPolicy
+from stacks.constructs.training_run_input import JOB_NAME_EXPRESSION, prepare_expression, validate_expression
+from stacks.nag import acknowledge
+from trainstack.config import EnvironmentConfig, ResourceNames
+
+_SUMMARY = r"""{% {
+  "jobName": $jobName,
+  "status": $job.TrainingJobStatus,
+  "secondaryStatus": $job.SecondaryStatus,
+  "modelArtifacts": $job.ModelArtifacts.S3ModelArtifacts,
+  "trainingSeconds": $job.TrainingTimeInSeconds,
+  "billableSeconds": $job.BillableTimeInSeconds,
+  "instanceType": $run.instance_type,
+  "instanceCount": $run.instance_count,
+  "warmPool": $merge([$warmPool, {"status": $job.WarmPoolStatus.Status ? $job.WarmPoolStatus.Status : "None"}]),
+  "quotas": $quotas
+} %}"""
+
+_FAILURE_REASON = r"""{% $states.result.FailureReason ? $states.result.FailureReason
+  : "training job " & $jobName & " ended " & $states.result.TrainingJobStatus %}"""
+
+
+def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: str) -> dict[str, Any]:
+    """The state machine's ASL (JSONata); strings may hold CDK tokens."""
+    return {
+        "Comment": f"trainstack {config.name}: validate a run, check quotas, train with the packaged entry point",
+        "QueryLanguage": "JSONata",
+        "StartAt": "Validate",
+        "States": {
+            "Validate": {"Type": "Pass", "Assign": {"problems": validate_expression(config)}, "Next": "IsValid"},
+            "IsValid": {
+                "Type": "Choice",
+                "Choices": [{"Condition": "{% $count($problems) = 0 %}", "Next": "Prepare"}],
+                "Default": "InvalidInput",
+            },
+            "InvalidInput": {
+                "Type": "Fail",
+                "Error": "InvalidInput",
+                "Cause": '{% $join($problems, "; ") %}',
+            },
+            "Prepare": {"Type": "Pass", "Assign": {"run": prepare_expression(config)}, "Next": "NameJob"},
+            "NameJob": {"Type": "Pass", "Assign": {"jobName": JOB_NAME_EXPRESSION}, "Next": "ResolveQuotaCodes"},
+            **quota_states(config, next_state="BuildRequest", exceeded_state="QuotaExceeded"),
+            "QuotaExceeded": {"Type": "Fail", "Error": "QuotaExceeded", "Cause": "{% $quotaProblem %}"},
+            "BuildRequest": {
+                "Type": "Pass",
+                "Assign": {"request": request_expression(config, target)},
+                "Next": "Train",
+            },
+            "Train": train_state(next_state="Succeeded", failure_state="DescribeFailure"),
+            "DescribeFailure": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob",
+                "Arguments": {"TrainingJobName": "{% $jobName %}"},
+                "Assign": {
+                    "failureReason": _FAILURE_REASON,
+                    "failureError": '{% $states.result.TrainingJobStatus = "Stopped" ? "TrainingJobStopped"'
+                    ' : "TrainingJobFailed" %}',
+                },
+                # No job to describe: SageMaker refused the request; its message is the reason.
+                "Catch": [
+                    {
+                        "ErrorEquals": ["States.ALL"],
+                        "Assign": {
+                            "failureReason": "{% $failure.Cause ? $failure.Cause : $failure.Error %}",
+                            "failureError": "TrainingJobRejected",
+                        },
+                        "Next": "Notify",
+                    }
+                ],
+                "Next": "Notify",
+            },
+            "Notify": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sns:publish",
+                "Arguments": {
+                    "TopicArn": topic_arn,
+                    "Subject": f"trainstack {config.name}: training run failed",
+                    "Message": (
+                        '{% $string({"environment": "' + config.name + '", "execution": $states.context.Execution.Id,'
+                        ' "jobName": $jobName, "error": $failureError, "reason": $failureReason}) %}'
+                    ),
+                },
+                # A notification that cannot be sent must not hide the job's own failure.
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "TrainingFailed"}],
+                "Next": "TrainingFailed",
+            },
+            "TrainingFailed": {"Type": "Fail", "Error": "{% $failureError %}", "Cause": "{% $failureReason %}"},
+            "Succeeded": {"Type": "Pass", "Output": _SUMMARY, "End": True},
+        },
+    }
+
+
+class TrainingPipeline(Construct):
+    """Exposes `.state_machine`, `.topic`, `.log_group`, `.role` and `.failure_alarm`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: EnvironmentConfig,
+        key: kms.IKey,
+        target: TrainingJobTarget,
+        execution_role_arn: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        names = ResourceNames.of(config)
+
+        self.topic = sns.Topic(
+            self,
+            "Notifications",
+            topic_name=names.notification_topic,
+            display_name=f"trainstack {config.name} training",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        for email in config.training.notification_emails:
+            self.topic.add_subscription(subscriptions.EmailSubscription(email))
+
+        self.log_group = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=f"/aws/vendedlogs/states/{names.state_machine}",
+            encryption_key=key,
+            retention=logs.RetentionDays.SIX_MONTHS,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+
+        self.role = iam.Role(
+            self,
+            "Role",
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description=f"trainstack {config.name}: the training state machine",
+        )
+        policy = ScopedPolicy(self, "Policy", roles=[self.role])
+        grant_training_jobs(policy, config, execution_role_arn)
+        grant_quota_reads(policy, names)
+        policy.allow("Notify", ["sns:Publish"], [self.topic.topic_arn])
+        policy.allow("UseTopicKey", ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])
+
+        asl = definition(config, target, self.topic.topic_arn)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=names.state_machine,
+            definition_body=sfn.DefinitionBody.from_string(Stack.of(self).to_json_string(asl)),
+            role=self.role,
+            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            tracing_enabled=True,
+        )
+        # The run's own policy must be attached before the first execution can start.
+        self.state_machine.node.add_dependency(policy)
+        # CDK adds log-delivery and X-Ray statements to the role's default policy; neither API has resources.
+        default_policy = self.role.node.find_child("DefaultPolicy")
+        acknowledge(
+            default_policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "CloudWatch Logs delivery (logs:CreateLogDelivery and friends) and X-Ray PutTraceSegments "
+            "support no resource-level permissions; CDK adds exactly these for LogLevel.ALL and tracing.",
+        )
+
+        self.failure_alarm = cloudwatch.Alarm(
+            self,
+            "FailedExecutions",
+            alarm_name=f"{names.state_machine}-failed-executions",
+            alarm_description="A training run failed, timed out or was aborted; the topic carries the reason.",
+            metric=self.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+        self.failure_alarm.add_alarm_action(cloudwatch_actions.SnsAction(self.topic))
+
+
+def example_input(config: EnvironmentConfig) -> str:
+    """The console's copy-paste input: the defaults made explicit, so users see every knob."""
+    training = config.training
+    return json.dumps(
+        {
+            "instance_type": training.instance_type,
+            "instance_count": training.instance_count.default,
+            "hyperparameters": training.hyperparameters,
+            "keep_alive_seconds": training.keep_alive_seconds,
+        },
+        separators=(",", ":"),
+    )
