@@ -344,5 +344,6 @@ def test_cloudformation_kms_keys_keep_their_tags(embedded_aws: Any) -> None:
     key_id = cfn.describe_stack_resource(StackName=name, LogicalResourceId="K")["StackResourceDetail"][
         "PhysicalResourceId"
     ]
+    assert embedded_aws.client("kms").describe_key(KeyId=key_id)["KeyMetadata"]["KeyId"] == key_id
     tags = embedded_aws.client("kms").list_resource_tags(KeyId=key_id)["Tags"]
     assert {"TagKey": "team", "TagValue": "ml"} in tags

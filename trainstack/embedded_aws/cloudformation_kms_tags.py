@@ -1,11 +1,13 @@
-"""Gap: moto's CloudFormation passes an `AWS::KMS::Key`'s `Tags` ({Key, Value}) to KMS, which wants {TagKey, TagValue}.
+"""Gap: moto's CloudFormation hands an `AWS::KMS::Key`'s properties to KMS in the template's shapes.
 
-Every tagged key (the CDK tags everything in our stacks) fails with KeyError 'TagKey' half-way through
-a stack. We translate the tag shape before moto's handler sees it.
+`Tags` arrive as {Key, Value} where KMS wants {TagKey, TagValue}: every tagged key (the CDK tags everything)
+fails with KeyError 'TagKey' half-way through a stack. `KeyPolicy` arrives as a JSON object where KMS keeps
+a string: DescribeKey on the key then fails with a 500. We translate both before moto's handler sees them.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from moto.kms.models import Key
@@ -20,6 +22,8 @@ def _create_from_cloudformation_json(
     properties["Tags"] = [
         {"TagKey": tag["Key"], "TagValue": tag["Value"]} if "Key" in tag else tag for tag in properties.get("Tags", [])
     ]
+    if isinstance(properties.get("KeyPolicy"), dict):
+        properties["KeyPolicy"] = json.dumps(properties["KeyPolicy"])
     return _original_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
 
 
