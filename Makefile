@@ -51,11 +51,11 @@ demo: install
 
 deploy: install
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<name> (one of: $$(ls config | sed -n 's/\.yaml$$//p' | tr '\n' ' '))"; exit 2; }
-	$(CDK) deploy --all -c env=$(ENV) --require-approval broadening
+	$(CDK) deploy '$(ENV)/*' -c env=$(ENV) --require-approval broadening
 
 diff: install
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=<name>"; exit 2; }
-	$(CDK) diff --all -c env=$(ENV)
+	$(CDK) diff '$(ENV)/*' -c env=$(ENV)
 
 bench: install
 	$(BIN)/python bench/run.py

@@ -1,0 +1,329 @@
+"""The synthesized state machine, checked without AWS: its JSONata evaluates, and every request it renders
+is valid for botocore's SageMaker model and matches what the SageMaker SDK v2 Estimator sends."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import botocore.session
+import jsonschema
+import pytest
+from botocore.validate import ParamValidator
+
+from stacks.constructs.code_package import build_source_tarball
+from trainstack.config import TRAINING_CODE_DIR, ResourceNames, load_environment
+from trainstack.run_preview import definition_from_template, evaluate, preview
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted((REPO_ROOT / "examples" / "inputs").glob("*.json"))
+SCHEMA = json.loads((REPO_ROOT / "schemas" / "training-run-input.schema.json").read_text())
+_SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
+CREATE_TRAINING_JOB = _SAGEMAKER.operation_model("CreateTrainingJob").input_shape
+
+
+def _quota(key: str, value: int | None) -> dict:
+    return {"key": key, "code": "L-TEST", "name": f"test {key}", "value": value, "source": "applied"}
+
+
+QUOTAS = {
+    "training": _quota("training", 8),
+    "warm_pool": _quota("warm_pool", 4),
+    "max_runtime": _quota("max_runtime", 432000),
+}
+
+
+def _state_machine(template: dict) -> dict:
+    [machine] = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    return machine
+
+
+@pytest.fixture(scope="module")
+def definitions(synthesized) -> dict[str, dict]:
+    return {
+        env: definition_from_template(
+            _state_machine(synthesized.template(env, "training"))["Properties"]["DefinitionString"]
+        )
+        for env in ("local", "dev", "prod")
+    }
+
+
+def _valid_request(request: dict) -> None:
+    report = ParamValidator().validate(request, CREATE_TRAINING_JOB)
+    assert not report.has_errors(), report.generate_report()
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+@pytest.mark.parametrize("env", ["local", "dev", "prod"])
+def test_example_inputs_render_valid_create_training_job_requests(definitions, env: str, example: Path) -> None:
+    run_input = json.loads(example.read_text())
+    jsonschema.validate(run_input, SCHEMA)
+    config = load_environment(env)
+    if (
+        "instance_type" in run_input
+        and run_input["instance_type"].split(".")[1] not in config.training.allowed_instance_families
+    ):
+        pytest.skip(f"{example.stem} asks for a family {env} does not allow")
+    if run_input.get("instance_count", 1) > config.training.instance_count.max:
+        pytest.skip(f"{example.stem} asks for more instances than {env} allows")
+    result = preview(definitions[env], run_input, quotas=QUOTAS)
+    assert result.problems == []
+    _valid_request(result.request)
+
+
+def test_request_matches_the_sdk_estimators_script_mode_request(definitions) -> None:
+    config = load_environment("local")
+    names = ResourceNames.of(config)
+    hyperparameters = {
+        "num_train_epochs": 3,
+        "learning_rate": 5e-4,
+        "run_name": "baseline",
+        "layers": [1, 2],
+        "bf16": True,
+    }
+    result = preview(definitions["local"], {"hyperparameters": hyperparameters, "instance_count": 2}, quotas=QUOTAS)
+    request = result.request
+    hps = request["HyperParameters"]
+    # Every value is json.dumps-encoded, user ones included, exactly as the SDK's Estimator does.
+    merged = {**config.training.hyperparameters, **hyperparameters}
+    for name, value in merged.items():
+        assert json.loads(hps[name]) == value
+        assert hps[name] == json.dumps(value, separators=(",", ":")) or hps[name] == json.dumps(value)
+    assert hps["run_name"] == '"baseline"'
+    assert hps["sagemaker_program"] == json.dumps(config.training.entry_point)
+    assert hps["sagemaker_container_log_level"] == "20"
+    assert hps["sagemaker_job_name"] == json.dumps(request["TrainingJobName"])
+    assert hps["sagemaker_region"] == '"us-east-1"'
+    assert json.loads(hps["sagemaker_submit_directory"]).startswith("s3://")
+    assert all(isinstance(v, str) for v in hps.values())
+
+    assert request["RoleArn"].endswith(f":role/{names.execution_role}") or "deploy-time-value" in request["RoleArn"]
+    assert request["AlgorithmSpecification"]["TrainingInputMode"] == "File"
+    assert request["AlgorithmSpecification"]["TrainingImage"] == config.image_uri
+    assert {m["Name"] for m in request["AlgorithmSpecification"]["MetricDefinitions"]} >= {"train_loss", "eval_loss"}
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 2 * 24 * 3600}  # the seed's max_run
+    assert request["ProfilerConfig"] == {"DisableProfiler": True}
+    assert "DebugHookConfig" not in request
+    assert request["EnableInterContainerTrafficEncryption"] is True  # multi-node
+    assert request["ResourceConfig"]["InstanceCount"] == 2
+    assert request["ResourceConfig"]["VolumeKmsKeyId"] and request["OutputDataConfig"]["KmsKeyId"]
+    assert request["CheckpointConfig"]["S3Uri"] == f"s3://{names.artifacts_bucket}/checkpoints/{result.job_name}/"
+    assert request["OutputDataConfig"]["S3OutputPath"] == f"s3://{names.artifacts_bucket}/output/"
+    assert request["Environment"] == {"NODE_NUMBER": "2", "MODEL_S3_BUCKET": names.data_bucket}
+    assert request["VpcConfig"]["Subnets"]
+    channels = {c["ChannelName"]: c for c in request["InputDataConfig"]}
+    assert (
+        channels["train"]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{names.data_bucket}/datasets/sample/train/"
+    )
+    tags = {t["Key"]: t["Value"] for t in request["Tags"]}
+    assert tags["trainstack:environment"] == "local" and tags["trainstack:execution"] == "preview-0000"
+    _valid_request(request)
+
+
+def test_spot_single_node_and_no_compression_render_as_expected(definitions) -> None:
+    spot = preview(
+        definitions["local"],
+        {"spot": True, "keep_alive_seconds": 0, "max_runtime_seconds": 3600, "max_wait_seconds": 7200},
+        quotas=QUOTAS,
+    ).request
+    assert spot["EnableManagedSpotTraining"] is True
+    assert spot["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
+    assert "KeepAlivePeriodInSeconds" not in spot["ResourceConfig"]
+    assert spot["EnableInterContainerTrafficEncryption"] is False
+    _valid_request(spot)
+    prod = preview(definitions["prod"], {}, quotas=QUOTAS).request
+    assert prod["OutputDataConfig"]["CompressionType"] == "NONE"  # large models skip the tar.gz
+    assert prod["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 3600
+    assert {c["ChannelName"]: c["InputMode"] for c in prod["InputDataConfig"]}["train"] == "FastFile"
+    _valid_request(prod)
+
+
+@pytest.mark.parametrize(
+    ("run_input", "expected"),
+    [
+        ([], "input: expected a JSON object"),
+        ({"instance_typ": "ml.g5.xlarge"}, "unknown field(s) instance_typ"),
+        (
+            {"instance_type": "p4de.24xlarge"},
+            'instance_type: expected a SageMaker instance type such as "ml.g5.2xlarge", got "p4de.24xlarge"',
+        ),
+        (
+            {"instance_type": "ml.c6i.xlarge"},
+            'instance_type: "ml.c6i.xlarge" is of family "c6i", which this environment does not allow',
+        ),
+        ({"instance_count": 0}, "instance_count: expected a whole number from 1 to 4, got 0"),
+        ({"instance_count": 1.5}, "instance_count: expected a whole number from 1 to 4, got 1.5"),
+        ({"hyperparameters": "lr=1"}, 'hyperparameters: expected an object of names to values, got "lr=1"'),
+        (
+            {"hyperparameters": {"sagemaker_program": "x.py"}},
+            "sagemaker_program: names starting with sagemaker_ are set by the platform",
+        ),
+        ({"hyperparameters": {"prompt": "x" * 2600}}, "prompt: each value must encode to at most 2500 characters"),
+        (
+            {"channels": {"train": "s3://someone-elses-bucket/data/"}},
+            'channels.train: "s3://someone-elses-bucket/data/" is outside the platform\'s data bucket',
+        ),
+        (
+            {"channels": {"train": {"prefix": "d/", "input_mode": "Stream"}}},
+            'channels.train.input_mode: expected one of File, FastFile, Pipe, got "Stream"',
+        ),
+        ({"channels": {"bad name": "d/"}}, "channels.bad name: channel names must match"),
+        ({"channels": {"train": "../../etc/"}}, "must not contain '..'"),
+        ({"environment": {"A": 1}}, "environment: expected an object of names to string values"),
+        ({"environment": {"1BAD": "x"}}, "environment: variable names must match"),
+        ({"keep_alive_seconds": 3601}, "keep_alive_seconds: expected a whole number from 0 to 3600, got 3601"),
+        ({"keep_alive_seconds": -1}, "keep_alive_seconds: expected a whole number from 0 to 3600, got -1"),
+        ({"spot": True}, "keep_alive_seconds: warm pools are not available with spot training"),
+        ({"spot": "yes"}, 'spot: expected true or false, got "yes"'),
+        (
+            {"spot": True, "keep_alive_seconds": 0, "max_wait_seconds": 100},
+            "max_wait_seconds: must be at least max_runtime_seconds (172800), got 100",
+        ),
+        ({"max_runtime_seconds": 30}, "max_runtime_seconds: expected a whole number from 60 to 2419200, got 30"),
+        ({"volume_size_gb": 0}, "volume_size_gb: expected a whole number from 1 to 16384, got 0"),
+        ({"job_name_prefix": "other-team"}, 'job_name_prefix: must start with "trainstack"'),
+        (
+            {"job_name_prefix": "trainstack_x"},
+            'job_name_prefix: expected up to 30 letters, digits and dashes, got "trainstack_x"',
+        ),
+        ({"tags": {"aws:owner": "x"}}, "tags: names starting with aws: are reserved"),
+        ({"tags": ["a"]}, "tags: expected an object of tag names to string values"),
+    ],
+)
+def test_bad_input_yields_a_problem_naming_the_field_value_and_rule(definitions, run_input, expected: str) -> None:
+    result = preview(definitions["local"], run_input, quotas=QUOTAS)
+    assert result.request is None
+    assert any(expected in problem for problem in result.problems), result.problems
+
+
+def test_all_problems_are_reported_together(definitions) -> None:
+    problems = preview(
+        definitions["local"], {"instance_count": 9, "volume_size_gb": -1, "colour": "x"}, quotas=QUOTAS
+    ).problems
+    assert len(problems) == 3
+
+
+@pytest.mark.parametrize(
+    "execution_name",
+    ["a", "0f2c0e9e-8a3c-4c7a-9f1e-aaaaaaaaaaaa", "my_run.with:odd*chars" * 3, "x" * 80],
+)
+def test_job_name_is_short_safe_and_stable(definitions, execution_name: str) -> None:
+    long_prefix = {"job_name_prefix": "trainstack-" + "a" * 19}  # 30 characters, the most allowed
+    first = preview(definitions["local"], long_prefix, quotas=QUOTAS, execution_name=execution_name)
+    again = preview(definitions["local"], long_prefix, quotas=QUOTAS, execution_name=execution_name)
+    assert re.fullmatch(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}", first.job_name), first.job_name
+    assert first.job_name == again.job_name  # the same execution (a retried state) names the same job
+    other = preview(
+        definitions["local"],
+        long_prefix,
+        quotas=QUOTAS,
+        execution_name=execution_name,
+        start_time="2026-01-01T00:00:00.001Z",
+    )
+    assert other.job_name != first.job_name
+
+
+def _warm(definitions, run_input: dict, warm_quota: int | None, pools: list[dict]) -> dict:
+    quotas = {**QUOTAS, "warm_pool": _quota("warm_pool", warm_quota)}
+    return preview(definitions["local"], run_input, quotas=quotas, pools=pools).warm_pool
+
+
+def test_warm_pool_decisions(definitions) -> None:
+    granted = _warm(definitions, {"keep_alive_seconds": 600}, 2, [])
+    assert granted["granted"] == 600 and "headroom 2 covers 1" in granted["reason"]
+    zero = _warm(definitions, {"keep_alive_seconds": 600}, 0, [])
+    assert zero["granted"] == 0 and "is 0 in this account" in zero["reason"]
+    missing = _warm(definitions, {"keep_alive_seconds": 600}, None, [])
+    assert missing["granted"] == 0 and "no quota named" in missing["reason"]
+    busy = [{"job": "other", "type": "ml.m5.xlarge", "count": 2, "status": "InUse"}]
+    full = _warm(definitions, {"keep_alive_seconds": 600}, 2, busy)
+    assert full["granted"] == 0 and full["retained"] == 2 and "would exceed it" in full["reason"]
+    reusable = [{"job": "previous", "type": "ml.m5.xlarge", "count": 1, "status": "Available"}]
+    reuse = _warm(definitions, {"keep_alive_seconds": 600}, 1, reusable)
+    assert reuse["granted"] == 600 and reuse["reusable_pool"] == "previous"
+    other_type = [{"job": "gpu", "type": "ml.g5.2xlarge", "count": 4, "status": "Available"}]
+    assert _warm(definitions, {"keep_alive_seconds": 600}, 1, other_type)["granted"] == 600
+    assert _warm(definitions, {"keep_alive_seconds": 0}, 2, [])["reason"].startswith("not requested")
+
+
+def test_quota_choice_conditions(definitions) -> None:
+    states = definitions["local"]["States"]
+    over_training, over_runtime = (c["Condition"] for c in states["CheckQuotas"]["Choices"])
+    run = {"instance_count": 3, "max_runtime_seconds": 500000}
+    assert evaluate(over_training, {}, {"run": run, "quotas": {"training": {"value": 2}}}) is True
+    assert evaluate(over_training, {}, {"run": run, "quotas": {"training": {"value": None}}}) is False
+    assert evaluate(over_runtime, {}, {"run": run, "quotas": {"max_runtime": {"value": 432000}}}) is True
+
+
+def test_state_machine_logs_everything_traces_and_alarms(synthesized) -> None:
+    template = synthesized.template("local", "training")
+    props = _state_machine(template)["Properties"]
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    [log_group] = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert "KmsKeyId" in log_group["Properties"]
+    [topic] = [r for r in template["Resources"].values() if r["Type"] == "AWS::SNS::Topic"]
+    assert "KmsMasterKeyId" in topic["Properties"]
+    [alarm] = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarm["Properties"]["MetricName"] == "ExecutionsFailed"
+    outputs = template["Outputs"]
+    assert "console.aws.amazon.com/states" in json.dumps(outputs["ConsoleUrl"])
+    assert json.loads(outputs["ExampleInput"]["Value"])["instance_type"] == "ml.m5.xlarge"
+
+
+def test_state_machine_role_is_least_privilege(synthesized) -> None:
+    template = synthesized.template("local", "training")
+    names = ResourceNames.of(load_environment("local"))
+    statements = {
+        s.get("Sid", ""): s
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy"
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+    }
+    assert statements["RunTrainingJobs"]["Resource"] == names.arn("sagemaker", "training-job/trainstack*")
+    passrole = statements["PassExecutionRole"]
+    assert passrole["Resource"] == names.arn(
+        "iam", f"role/{names.execution_role}", region=False
+    ) or "Fn::GetAtt" in json.dumps(passrole["Resource"])
+    assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert statements["SyncWithTrainingJobEvents"]["Resource"] == names.arn(
+        "events", "rule/StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+    )
+    assert statements["ReadSageMakerQuotas"]["Resource"] == names.arn("servicequotas", "sagemaker/*")
+
+
+def test_code_package_is_reproducible_and_follows_the_code(tmp_path: Path) -> None:
+    first = build_source_tarball(TRAINING_CODE_DIR, tmp_path / "a.tar.gz").read_bytes()
+    second = build_source_tarball(TRAINING_CODE_DIR, tmp_path / "b.tar.gz").read_bytes()
+    assert first == second
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "run_train.py").write_text("print('v1')\n")
+    (source / "__pycache__").mkdir()
+    (source / "__pycache__" / "x.pyc").write_bytes(b"cache")
+    (source / "tests").mkdir()
+    (source / "tests" / "test_x.py").write_text("")
+    v1 = build_source_tarball(source, tmp_path / "v1.tar.gz")
+    (source / "run_train.py").write_text("print('v2')\n")
+    v2 = build_source_tarball(source, tmp_path / "v2.tar.gz")
+    assert v1.read_bytes() != v2.read_bytes()
+    import tarfile
+
+    with tarfile.open(v2) as archive:
+        members = archive.getmembers()
+    assert [m.name for m in members] == ["run_train.py"]
+    assert {(m.mtime, m.uid, m.uname) for m in members} == {(315532800, 0, "root")}
+
+
+def test_two_synths_give_the_same_code_asset_hash(synthesized, tmp_path: Path) -> None:
+    from aws_cdk import App
+
+    from stacks.platform_stage import PlatformStage
+
+    context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
+    app = App(outdir=str(tmp_path), context=context)
+    stage = PlatformStage(app, load_environment("local"))
+    again = stage.synth().get_stack_by_name(stage.training.stack_name).template
+    first = synthesized.template("local", "training")
+    assert json.dumps(first["Outputs"]["CodePackageUri"]) == json.dumps(again["Outputs"]["CodePackageUri"])

@@ -1,0 +1,193 @@
+"""The deployed state machine on the embedded AWS, started as a console user would (StartExecution with JSON).
+
+Each run goes all the way: validation, real quota calls, CreateTrainingJob.sync, the packaged entry point
+under the real sagemaker-training toolkit, the model artifact in S3."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from trainstack.config import ResourceNames, load_environment
+from trainstack.local_platform import stage_demo_data
+
+pytestmark = pytest.mark.slow
+CONFIG = load_environment("local")
+NAMES = ResourceNames.of(CONFIG)
+QUICK = {"max_steps": 4, "logging_steps": 2, "eval_steps": 4, "save_steps": 4}
+
+
+@dataclass
+class Platform:
+    aws: Any
+    state_machine_arn: str
+    topic_arn: str
+
+    def client(self, service: str) -> Any:
+        return self.aws.client(service)
+
+
+@pytest.fixture(scope="module")
+def platform(deployed_local_platform, tiny_model_dir) -> Platform:
+    aws = deployed_local_platform.aws
+    stage_demo_data(aws.client("s3"), CONFIG, tiny_model_dir)
+    stack = aws.client("cloudformation").describe_stacks(StackName=NAMES.stack("training"))["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    return Platform(aws=aws, state_machine_arn=outputs["StateMachineArn"], topic_arn=outputs["NotificationTopicArn"])
+
+
+def run(platform: Platform, run_input: Any, timeout: float = 300) -> dict:
+    sfn = platform.client("stepfunctions")
+    execution = sfn.start_execution(
+        stateMachineArn=platform.state_machine_arn, name=f"test-{uuid.uuid4().hex[:12]}", input=json.dumps(run_input)
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        described = sfn.describe_execution(executionArn=execution["executionArn"])
+        if described["status"] != "RUNNING":
+            return described
+        assert time.monotonic() < deadline, f"execution still running after {timeout}s"
+        time.sleep(0.5)
+
+
+def _job_count(platform: Platform) -> int:
+    return len(platform.client("sagemaker").list_training_jobs(MaxResults=100)["TrainingJobSummaries"])
+
+
+def _output(described: dict) -> dict:
+    assert described["status"] == "SUCCEEDED", (described.get("error"), described.get("cause"))
+    return json.loads(described["output"])
+
+
+@pytest.fixture(scope="module")
+def default_run(platform: Platform) -> dict:
+    """`{}` — the console's empty input: the environment's defaults, keep-alive 300 s on ml.m5.xlarge."""
+    return _output(run(platform, {}))
+
+
+def test_empty_input_trains_the_packaged_entry_point_to_a_model_artifact(platform: Platform, default_run: dict) -> None:
+    assert default_run["status"] == "Completed"
+    bucket, key = default_run["modelArtifacts"].removeprefix("s3://").split("/", 1)
+    assert bucket == NAMES.artifacts_bucket and key.endswith("/output/model.tar.gz")
+    assert platform.client("s3").head_object(Bucket=bucket, Key=key)["ContentLength"] > 10_000
+    job = platform.client("sagemaker").describe_training_job(TrainingJobName=default_run["jobName"])
+    assert job["HyperParameters"]["sagemaker_program"] == '"run_train.py"'
+    assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 172800
+    assert default_run["warmPool"]["granted"] == 300 and default_run["warmPool"]["status"] == "Available"
+    assert default_run["quotas"]["training"]["value"] == 4
+    assert default_run["trainingSeconds"] > 0 and default_run["billableSeconds"] >= default_run["trainingSeconds"]
+
+
+def test_overrides_arrive_in_the_job_and_a_retained_pool_uses_up_the_headroom(
+    platform: Platform, default_run: dict
+) -> None:
+    result = _output(
+        run(
+            platform,
+            {
+                "instance_count": 2,
+                "hyperparameters": {**QUICK, "learning_rate": 0.002},
+                "environment": {"TRAINSTACK_MARK": "from-the-console"},
+            },
+        )
+    )
+    job = platform.client("sagemaker").describe_training_job(TrainingJobName=result["jobName"])
+    assert job["ResourceConfig"]["InstanceCount"] == 2
+    assert job["HyperParameters"]["learning_rate"] == "0.002" and job["HyperParameters"]["max_steps"] == "4"
+    assert job["Environment"]["TRAINSTACK_MARK"] == "from-the-console" and job["Environment"]["NODE_NUMBER"] == "2"
+    assert job["EnableInterContainerTrafficEncryption"] is True
+    streams = platform.client("logs").describe_log_streams(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=result["jobName"]
+    )["logStreams"]
+    assert {s["logStreamName"].split("/")[1].rsplit("-", 1)[0] for s in streams} == {"algo-1", "algo-2"}
+    # The `{}` run keeps one ml.m5.xlarge in a pool; quota 2 leaves room for one more, not two.
+    warm = result["warmPool"]
+    assert warm["granted"] == 0 and warm["retained"] >= 1 and "would exceed it" in warm["reason"]
+    assert "KeepAlivePeriodInSeconds" not in job["ResourceConfig"]
+
+
+@pytest.mark.parametrize(
+    ("run_input", "cause"),
+    [
+        ("not an object", "input: expected a JSON object"),
+        ({"instance_type": "ml.c6i.xlarge"}, 'family "c6i", which this environment does not allow'),
+        ({"instance_count": 5}, "instance_count: expected a whole number from 1 to 4, got 5"),
+        ({"channels": {"train": "s3://elsewhere/data/"}}, "is outside the platform's data bucket"),
+        ({"hyperparameters": [1, 2]}, "hyperparameters: expected an object"),
+        ({"keep_alive_seconds": 7200}, "keep_alive_seconds: expected a whole number from 0 to 3600, got 7200"),
+        ({"spot": True, "keep_alive_seconds": 60}, "warm pools are not available with spot training"),
+    ],
+)
+def test_invalid_input_fails_before_any_job_is_created(platform: Platform, run_input: Any, cause: str) -> None:
+    before = _job_count(platform)
+    described = run(platform, run_input)
+    assert described["status"] == "FAILED"
+    assert described["error"] == "InvalidInput"
+    assert cause in described["cause"]
+    assert _job_count(platform) == before
+
+
+def test_training_quota_zero_fails_with_quota_exceeded_naming_the_quota(platform: Platform) -> None:
+    before = _job_count(platform)
+    described = run(platform, {"instance_type": "ml.c5.xlarge"})
+    assert described["error"] == "QuotaExceeded"
+    assert (
+        '"ml.c5.xlarge for training job usage" (L-' in described["cause"]
+        and "asks for 1 instance" in described["cause"]
+    )
+    assert _job_count(platform) == before
+
+
+def test_max_runtime_beyond_the_longest_run_time_quota_fails(platform: Platform) -> None:
+    described = run(platform, {"max_runtime_seconds": 6 * 24 * 3600})
+    assert described["error"] == "QuotaExceeded"
+    assert '"Longest run time for a training job" (L-33A961FD) is 432000' in described["cause"]
+
+
+def test_warm_pool_quota_zero_runs_the_job_without_a_pool(platform: Platform) -> None:
+    result = _output(run(platform, {"instance_type": "ml.m5.2xlarge", "hyperparameters": QUICK}))
+    assert result["status"] == "Completed"
+    assert result["warmPool"]["granted"] == 0 and result["warmPool"]["status"] == "None"
+    assert "is 0 in this account" in result["warmPool"]["reason"]
+
+
+def test_a_free_pool_is_kept_and_the_next_matching_run_reuses_it(platform: Platform) -> None:
+    # ml.p4de.24xlarge is missing from the public quota table: its codes come from paging ListServiceQuotas.
+    run_input = {"instance_type": "ml.p4de.24xlarge", "keep_alive_seconds": 600, "hyperparameters": QUICK}
+    first = _output(run(platform, run_input))
+    assert first["warmPool"]["granted"] == 600 and first["warmPool"]["status"] == "Available"
+    listed = {
+        q["QuotaName"]: q["QuotaCode"]
+        for page in platform.client("service-quotas")
+        .get_paginator("list_service_quotas")
+        .paginate(ServiceCode="sagemaker")
+        for q in page["Quotas"]
+    }
+    assert first["quotas"]["training"]["code"] == listed["ml.p4de.24xlarge for training job usage"]
+    assert first["quotas"]["warm_pool"]["code"] == listed["ml.p4de.24xlarge for training warm pool usage"]
+
+    second = _output(run(platform, run_input))
+    assert second["warmPool"]["granted"] == 600 and second["warmPool"]["reusable_pool"] == first["jobName"]
+    pool = platform.client("sagemaker").describe_training_job(TrainingJobName=first["jobName"])["WarmPoolStatus"]
+    assert pool["Status"] == "Reused" and pool["ReusedByJob"] == second["jobName"]
+
+
+def test_a_failing_script_fails_the_execution_with_its_reason_and_a_notification(platform: Platform) -> None:
+    sqs, sns, s3 = platform.client("sqs"), platform.client("sns"), platform.client("s3")
+    queue_url = sqs.create_queue(QueueName=f"notifications-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=platform.topic_arn, Protocol="sqs", Endpoint=queue_arn)
+    s3.put_object(Bucket=NAMES.data_bucket, Key="datasets/corrupt/train.jsonl", Body=b'{"text": "fine"}\nnot json\n')
+
+    described = run(platform, {"channels": {"train": "datasets/corrupt/"}, "keep_alive_seconds": 0})
+    assert described["status"] == "FAILED"
+    assert described["error"] == "TrainingJobFailed"
+    assert "train.jsonl line 2: not valid JSON" in described["cause"]
+    messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
+    notification = json.loads(json.loads(messages[0]["Body"])["Message"])
+    assert notification["error"] == "TrainingJobFailed" and "not valid JSON" in notification["reason"]

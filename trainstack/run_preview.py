@@ -1,0 +1,83 @@
+"""Preview a run without AWS: evaluate the state machine's own JSONata for an input.
+
+Takes the definition exactly as synthesized (or as deployed, from DescribeStateMachine) and evaluates
+its Validate, Prepare, NameJob, DecideWarmPool and BuildRequest expressions with `jsonata-python`, for
+given quota values and retained pools. The result is the list of input problems, or the
+CreateTrainingJob request the Train state would send. Tests use it to check every rendered request
+against botocore's SageMaker model; `trainstack run --dry-run` shows it to users.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import jsonata
+
+# A deploy-time value (an ARN, a subnet id) inside a synthesized definition: a stand-in of the right type.
+DEPLOY_TIME_PLACEHOLDER = "arn:aws:cdk:::deploy-time-value"
+
+
+@dataclass
+class Preview:
+    problems: list[str] = field(default_factory=list)
+    run: dict[str, Any] | None = None
+    job_name: str | None = None
+    warm_pool: dict[str, Any] | None = None
+    request: dict[str, Any] | None = None
+
+
+def _body(expression: str) -> str:
+    text = expression.strip()
+    if not (text.startswith("{%") and text.endswith("%}")):
+        raise ValueError(f"not a JSONata expression: {text[:40]!r}")
+    return text[2:-2]
+
+
+def evaluate(expression: str, states: dict[str, Any], variables: dict[str, Any] | None = None) -> Any:
+    """Evaluate one `{% ... %}` expression with `$states` and workflow variables bound, as Step Functions does."""
+    bindings = {"states": states, **(variables or {})}
+    prelude = "".join(f"${name} := {json.dumps(value)};" for name, value in bindings.items())
+    result = jsonata.Jsonata(f"({prelude}{_body(expression)})").evaluate(None)
+    return json.loads(json.dumps(result))
+
+
+def definition_from_template(definition_string: Any) -> dict[str, Any]:
+    """The ASL of a synthesized `AWS::StepFunctions::StateMachine` (its `Fn::Join`, tokens stood in)."""
+    if isinstance(definition_string, str):
+        return json.loads(definition_string)
+    parts = definition_string["Fn::Join"][1]
+    return json.loads("".join(part if isinstance(part, str) else DEPLOY_TIME_PLACEHOLDER for part in parts))
+
+
+def preview(
+    definition: dict[str, Any],
+    run_input: Any,
+    *,
+    quotas: dict[str, Any],
+    pools: list[dict[str, Any]] | None = None,
+    execution_name: str = "preview-0000",
+    start_time: str = "2026-01-01T00:00:00.000Z",
+) -> Preview:
+    states = definition["States"]
+    context = {
+        "Execution": {
+            "Id": f"arn:aws:states:::execution:preview:{execution_name}",
+            "Name": execution_name,
+            "StartTime": start_time,
+        }
+    }
+    here = {"input": run_input, "context": context}
+    problems = evaluate(states["Validate"]["Assign"]["problems"], here)
+    if problems:
+        return Preview(problems=list(problems) if isinstance(problems, list) else [problems])
+    run = evaluate(states["Prepare"]["Assign"]["run"], here)
+    job_name = evaluate(states["NameJob"]["Assign"]["jobName"], here, {"run": run})
+    warm_pool = evaluate(
+        states["DecideWarmPool"]["Assign"]["warmPool"], here, {"run": run, "quotas": quotas, "pools": pools or []}
+    )
+    request = evaluate(
+        states["BuildRequest"]["Assign"]["request"], here, {"run": run, "jobName": job_name, "warmPool": warm_pool}
+    )
+    return Preview(run=run, job_name=job_name, warm_pool=warm_pool, request=request)
