@@ -147,6 +147,12 @@ def test_deployed_state_machines_are_executable(deployed_local_platform: Any) ->
     aws = deployed_local_platform.aws
     sfn = aws.client("stepfunctions")
     machines = [m for m in sfn.list_state_machines()["stateMachines"] if m["name"].startswith("trainstack-local")]
+    declared = sum(
+        resource["Type"] == "AWS::StepFunctions::StateMachine"
+        for path in deployed_local_platform.templates.values()
+        for resource in json.loads(path.read_text())["Resources"].values()
+    )
+    assert len(machines) == declared
     for machine in machines:  # parsed by the executing store, so a broken definition fails here
         assert sfn.describe_state_machine(stateMachineArn=machine["stateMachineArn"])["status"] == "ACTIVE"
 
