@@ -1,0 +1,62 @@
+"""`trainstack`: the operator CLI for a deployed platform, on a real account or the embedded AWS.
+
+    trainstack [--env NAME] [--endpoint-url URL] COMMAND
+      run      start an execution (flags or --input file.json; --watch, --dry-run)
+      status   one execution, or the latest ones
+      logs     a training job's CloudWatch logs, every host interleaved (--follow)
+      quotas   training and warm-pool quotas, usage and headroom per instance type
+      pools    warm pools and their billable idle time; `pools release JOB`
+
+Each command lives in its own module; errors become sentences in `errors.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from trainstack.cli.errors import SentenceErrors
+from trainstack.cli.logs import logs
+from trainstack.cli.pools import pools_app
+from trainstack.cli.quotas import quotas
+from trainstack.cli.run import run
+from trainstack.cli.session import Session
+from trainstack.cli.status import status
+
+app = typer.Typer(
+    cls=SentenceErrors,
+    name="trainstack",
+    help="Operate a trainstack training platform: start runs, watch them, read logs, see quotas and warm pools.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    env: Annotated[str, typer.Option("--env", help="Environment: config/<NAME>.yaml.", metavar="NAME")] = "local",
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(
+            "--endpoint-url",
+            help="AWS endpoint (default: AWS_ENDPOINT_URL; for the embedded environment, the running local server).",
+        ),
+    ] = None,
+) -> None:
+    # Help and usage errors never reach here, so they work without config or credentials.
+    ctx.obj = Session.open(env, endpoint_url)
+
+
+app.command()(run)
+app.command()(status)
+app.command()(logs)
+app.command()(quotas)
+app.add_typer(pools_app, name="pools")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,232 @@
+"""`trainstack run`: start the environment's state machine with an input built from flags or a JSON file.
+
+The input is checked with the deployed state machine's own Validate expression before anything starts
+(`trainstack.run_preview`), so a bad flag is reported at once, worded exactly as the InvalidInput failure
+the console would show. `--dry-run` goes on to evaluate Prepare, the quota check, the warm-pool decision
+and BuildRequest against live quota values and retained pools, and prints the CreateTrainingJob request.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from trainstack.cli import executions, output
+from trainstack.cli.errors import CliError, print_error
+from trainstack.cli.quota_values import QuotaReader
+from trainstack.cli.session import Session
+from trainstack.cli.usage import current_usage, pools_as_state
+from trainstack.config import REPO_ROOT
+from trainstack.run_preview import evaluate, preview
+
+# --- the input ------------------------------------------------------------------------------------------------
+
+
+def parse_pairs(values: list[str] | None, flag: str, *, json_values: bool = False) -> dict[str, Any]:
+    """`NAME=VALUE` flags as a dict; with `json_values`, a VALUE that parses as JSON is taken as such."""
+    pairs: dict[str, Any] = {}
+    for item in values or []:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise typer.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint=flag)
+        parsed: Any = value
+        if json_values:
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                parsed = value  # `-p model=gpt2`: a plain string
+        pairs[name.strip()] = parsed
+    return pairs
+
+
+def read_input_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise CliError(f"{path}: cannot read the input file ({error.strerror}).") from None
+    except ValueError as error:
+        raise CliError(f"{path}: not valid JSON: {error}.") from None
+
+
+def build_input(base: Any, overrides: dict[str, Any], maps: dict[str, dict[str, Any]]) -> Any:
+    """The file's input with flags on top: scalar flags replace, NAME=VALUE flags merge into the file's maps."""
+    if not overrides and not any(maps.values()):
+        return base
+    if not isinstance(base, dict):
+        raise CliError("the --input file must hold a JSON object for flags to be merged into it.")
+    merged = dict(base)
+    merged.update({key: value for key, value in overrides.items() if value is not None})
+    for key, values in maps.items():
+        if values:
+            existing = merged.get(key)
+            merged[key] = {**(existing if isinstance(existing, dict) else {}), **values}
+    return merged
+
+
+def execution_name() -> str:
+    # Readable and sortable; the job name takes the last 8 letters/digits, which the random tail keeps unique.
+    return f"cli-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+# --- checks against the deployed definition -----------------------------------------------------------------
+
+
+def _context(name: str, start_time: str) -> dict[str, Any]:
+    return {"Execution": {"Id": f"arn:aws:states:::execution:preview:{name}", "Name": name, "StartTime": start_time}}
+
+
+def input_problems(definition: dict[str, Any], run_input: Any) -> list[str]:
+    states = {"input": run_input, "context": _context("check", "2026-01-01T00:00:00.000Z")}
+    problems = evaluate(definition["States"]["Validate"]["Assign"]["problems"], states)
+    if not problems:
+        return []
+    return list(problems) if isinstance(problems, list) else [problems]
+
+
+def quota_problem(definition: dict[str, Any], run: dict[str, Any], quotas: dict[str, Any]) -> str | None:
+    """The QuotaExceeded cause the CheckQuotas state would give, or None."""
+    here = {"input": {}, "context": _context("check", "2026-01-01T00:00:00.000Z")}
+    variables = {"run": run, "quotas": quotas}
+    for choice in definition["States"]["CheckQuotas"]["Choices"]:
+        if evaluate(choice["Condition"], here, variables):
+            return str(evaluate(choice["Assign"]["quotaProblem"], here, variables))
+    return None
+
+
+def fail(error: str, cause: str) -> typer.Exit:
+    print_error(f"{error}: {cause}")
+    return typer.Exit(1)
+
+
+def dry_run(session: Session, out: Console, definition: dict[str, Any], run_input: Any, name: str) -> None:
+    start_time = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    here = {"input": run_input, "context": _context(name, start_time)}
+    run = evaluate(definition["States"]["Prepare"]["Assign"]["run"], here)
+    quotas = QuotaReader(session.client("service-quotas")).run_quotas(run["instance_type"])
+    _, pools = current_usage(session.client("sagemaker"))
+    result = preview(
+        definition, run_input, quotas=quotas, pools=pools_as_state(pools), execution_name=name, start_time=start_time
+    )
+    out.print(Text("Execution input", style="bold"))
+    out.print_json(json.dumps(run_input))
+    warm = result.warm_pool or {}
+    output.field(out, "Job name", result.job_name or "-")
+    output.field(out, "Warm pool", f"keep-alive {warm.get('granted', 0)}s: {warm.get('reason', '')}")
+    out.print(Text("CreateTrainingJob request", style="bold"))
+    out.print_json(json.dumps(result.request))
+    problem = quota_problem(definition, run, quotas)
+    if problem:
+        raise fail("QuotaExceeded", f"{problem} (this run would fail before creating the job)")
+    out.print("Dry run: nothing was started.", style="dim")
+
+
+# --- watching ------------------------------------------------------------------------------------------------
+
+
+def _watch(session: Session, execution_arn: str, out: Console) -> dict[str, Any]:
+    try:
+        from trainstack.progress import watch
+    except ModuleNotFoundError as error:
+        if error.name != "training_code":
+            raise
+        # progress.py parses metric lines with training_code.metrics, which sits beside the package in a
+        # checkout but is not installed with it (pyproject packages trainstack* and stacks*): the console
+        # script's sys.path lacks the checkout root.
+        sys.path.append(str(REPO_ROOT))
+        from trainstack.progress import watch
+    described, _ = watch(session.client, execution_arn, out)
+    return described
+
+
+def run(
+    ctx: typer.Context,
+    input_file: Annotated[
+        Path | None, typer.Option("--input", "-i", help="JSON file with the execution input; flags override it.")
+    ] = None,
+    instance_type: Annotated[str | None, typer.Option("--instance-type", help="e.g. ml.g5.2xlarge")] = None,
+    instance_count: Annotated[int | None, typer.Option("--instance-count", help="Instances (nodes).")] = None,
+    hyperparameter: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--hyperparameter", "-p", metavar="NAME=VALUE", help="Repeatable; VALUE is JSON when it parses (4, 1e-3)."
+        ),
+    ] = None,
+    channel: Annotated[
+        list[str] | None,
+        typer.Option("--channel", metavar="NAME=PREFIX", help="Input channel from a data-bucket prefix; repeatable."),
+    ] = None,
+    environment: Annotated[
+        list[str] | None,
+        typer.Option("--env", metavar="NAME=VALUE", help="Environment variable for the training script; repeatable."),
+    ] = None,
+    keep_alive: Annotated[
+        int | None, typer.Option("--keep-alive", metavar="SECONDS", help="Warm-pool keep-alive (0 to 3600).")
+    ] = None,
+    max_runtime: Annotated[int | None, typer.Option("--max-runtime", metavar="SECONDS", help="Max run time.")] = None,
+    spot: Annotated[bool | None, typer.Option("--spot/--no-spot", help="Managed spot training.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", metavar="KEY=VALUE", help="Job tag; repeatable.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Execution name (default: cli-<time>-<random>).")] = None,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the run live until it ends.")] = False,
+    dry_run_: Annotated[
+        bool, typer.Option("--dry-run", help="Show the input and the CreateTrainingJob request; start nothing.")
+    ] = False,
+) -> None:
+    """Start a training run: the environment's defaults, overridden by --input and the flags."""
+    session: Session = ctx.obj
+    out = output.console()
+    run_input = build_input(
+        read_input_file(input_file) if input_file else {},
+        {
+            "instance_type": instance_type,
+            "instance_count": instance_count,
+            "keep_alive_seconds": keep_alive,
+            "max_runtime_seconds": max_runtime,
+            "spot": spot,
+        },
+        {
+            "hyperparameters": parse_pairs(hyperparameter, "--hyperparameter", json_values=True),
+            "channels": parse_pairs(channel, "--channel"),
+            "environment": parse_pairs(environment, "--env"),
+            "tags": parse_pairs(tag, "--tag"),
+        },
+    )
+    definition = session.definition()
+    problems = input_problems(definition, run_input)
+    if problems:
+        raise fail("InvalidInput", "; ".join(problems))
+    name = name or execution_name()
+    if dry_run_:
+        dry_run(session, out, definition, run_input, name)
+        return
+
+    started = session.client("stepfunctions").start_execution(
+        stateMachineArn=session.state_machine_arn, name=name, input=json.dumps(run_input)
+    )
+    arn = started["executionArn"]
+    output.field(out, "Started", f"{name} on {session.names.state_machine} ({session.where})")
+    if not session.endpoint_url:
+        output.field(
+            out,
+            "Console",
+            f"https://{session.region}.console.aws.amazon.com/states/home?region={session.region}"
+            f"#/v2/executions/details/{arn}",
+        )
+    if not watch:
+        out.print(f"Follow it with: trainstack --env {session.config.name} status {name}  (or run --watch)")
+        return
+    try:
+        described = _watch(session, arn, out)
+    except KeyboardInterrupt:
+        out.print(f"Stopped watching; the run goes on: trainstack --env {session.config.name} status {name}")
+        raise typer.Exit(130) from None
+    executions.print_view(out, executions.view_of(session, described))
+    if described["status"] != "SUCCEEDED":
+        raise fail(described.get("error") or described["status"], described.get("cause") or "no cause given")
