@@ -75,10 +75,11 @@ def embedded_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
 
 @dataclass
-class DeployedPlatform:
-    """The `local` stacks deployed into `embedded_aws` with the real CDK CLI (bootstrap, then deploy)."""
+class DeployedLocalPlatform:
+    """The `local` stacks deployed into `embedded_aws` by `trainstack.local_platform.deploy` (the demo's path)."""
 
     aws: object  # trainstack.embedded_aws.EmbeddedAws
+    outputs: dict[str, str]
     assembly_dir: Path
     templates: dict[str, Path]  # stack name -> its template file
     seconds: dict[str, float]
@@ -89,37 +90,25 @@ class DeployedPlatform:
 
 
 @pytest.fixture(scope="session")
-def deployed_local_platform(embedded_aws: object, tmp_path_factory: pytest.TempPathFactory) -> DeployedPlatform:
-    """`cdk synth`, `cdk bootstrap` and `cdk deploy 'local/*'` once per session (the stacks live in a Stage, so
-    `--all`, which selects top-level stacks only, would find none)."""
-    import subprocess
-    import time
+def deployed_local_platform(embedded_aws: object, tmp_path_factory: pytest.TempPathFactory) -> DeployedLocalPlatform:
+    """`cdk synth`, `cdk bootstrap` and `cdk deploy 'local/*'` with the real CDK CLI, once per session."""
+    from trainstack.config import load_environment
+    from trainstack.local_platform import deploy
 
-    from trainstack.embedded_aws import subprocess_env
-
-    outdir = tmp_path_factory.mktemp("cdk-local") / "cdk.out"
-    env = subprocess_env(embedded_aws.env)  # type: ignore[attr-defined]
-    # `python3 app.py` (cdk.json) must be the project's interpreter.
-    env["PATH"] = f"{REPO_ROOT / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
-    account, region = embedded_aws.account, embedded_aws.region  # type: ignore[attr-defined]
-    commands = {
-        "synth": ["npx", "cdk", "synth", "local/*", "-c", "env=local", "--output", str(outdir), "--quiet"],
-        "bootstrap": ["npx", "cdk", "bootstrap", f"aws://{account}/{region}", "--app", str(outdir)],
-        "deploy": ["npx", "cdk", "deploy", "local/*", "--app", str(outdir), "--require-approval", "never"],
-    }
-    seconds: dict[str, float] = {}
-    for step, command in commands.items():
-        started = time.monotonic()
-        result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
-        seconds[step] = time.monotonic() - started
-        assert result.returncode == 0, f"cdk {step} failed:\n{result.stdout[-3000:]}\n{result.stderr[-5000:]}"
-    manifest = json.loads((outdir / "manifest.json").read_text())
-    stage_dir = outdir / manifest["artifacts"]["assembly-local"]["properties"]["directoryName"]
+    work = tmp_path_factory.mktemp("cdk-local")
+    platform = deploy(load_environment("local"), embedded_aws.env, work / "cdk.out", log=work / "cdk.log")  # type: ignore[attr-defined]
+    manifest = json.loads((platform.assembly_dir / "manifest.json").read_text())
+    stage_dir = platform.assembly_dir / manifest["artifacts"]["assembly-local"]["properties"]["directoryName"]
     stage = json.loads((stage_dir / "manifest.json").read_text())
     templates = {
         artifact["properties"].get("stackName", name): stage_dir / artifact["properties"]["templateFile"]
         for name, artifact in stage["artifacts"].items()
         if artifact["type"] == "aws:cloudformation:stack"
     }
-    return DeployedPlatform(aws=embedded_aws, assembly_dir=stage_dir, templates=templates, seconds=seconds)
+    return DeployedLocalPlatform(
+        aws=embedded_aws,
+        outputs=platform.outputs,
+        assembly_dir=stage_dir,
+        templates=templates,
+        seconds=platform.seconds,
+    )

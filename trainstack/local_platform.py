@@ -12,6 +12,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +31,8 @@ class DeployError(RuntimeError):
 class DeployedPlatform:
     config: EnvironmentConfig
     outputs: dict[str, str]  # output name (without the stack prefix) -> value
+    seconds: dict[str, float]  # CDK phase (synth, bootstrap, deploy) -> wall seconds
+    assembly_dir: Path
 
     @property
     def names(self) -> ResourceNames:
@@ -69,17 +73,24 @@ def deploy(
     endpoint_env: dict[str, str],
     outdir: Path,
     log: Path | None = None,
+    on_phase: Callable[[str], None] | None = None,
 ) -> DeployedPlatform:
-    """`cdk bootstrap` then `cdk deploy` of every stack of `config`; returns the stack outputs."""
+    """`cdk synth`, `cdk bootstrap`, then `cdk deploy` of every stack of `config` from that one assembly.
+
+    Synthesizing once and deploying with `--app <assembly>` keeps bootstrap and deploy from running the
+    app again. Returns the stack outputs and the seconds each phase took.
+    """
     env = cdk_env(endpoint_env)
-    context = ["-c", f"env={config.name}", "--output", str(outdir)]
-    _cdk(["bootstrap", f"aws://{config.account}/{config.region}", *context], env, log)
+    seconds: dict[str, float] = {}
     outputs_file = outdir.parent / f"{outdir.name}-outputs.json"
-    _cdk(
-        [
+    phases = {
+        "synth": ["synth", f"{config.name}/*", "-c", f"env={config.name}", "--output", str(outdir), "--quiet"],
+        "bootstrap": ["bootstrap", f"aws://{config.account}/{config.region}", "--app", str(outdir)],
+        "deploy": [
             "deploy",
             f"{config.name}/*",
-            *context,
+            "--app",
+            str(outdir),
             "--require-approval",
             "never",
             "--outputs-file",
@@ -87,14 +98,18 @@ def deploy(
             "--progress",
             "events",
         ],
-        env,
-        log,
-    )
+    }
+    for phase, args in phases.items():
+        if on_phase:
+            on_phase(phase)
+        started = time.monotonic()
+        _cdk(args, env, log)
+        seconds[phase] = time.monotonic() - started
     by_stack: dict[str, dict[str, str]] = json.loads(outputs_file.read_text(encoding="utf-8"))
     outputs = {
         key: value for stack in by_stack.values() for key, value in stack.items() if not key.startswith("Export")
     }
-    return DeployedPlatform(config=config, outputs=outputs)
+    return DeployedPlatform(config=config, outputs=outputs, seconds=seconds, assembly_dir=outdir)
 
 
 def upload_directory(s3: Any, local: Path, bucket: str, prefix: str) -> int:
