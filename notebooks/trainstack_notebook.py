@@ -1,0 +1,258 @@
+"""Small helpers shared by the trainstack notebooks: resource names, uploads, starting and watching runs.
+
+Standard library and boto3 only: the notebook instance has no internet access, so nothing here may need a
+package that is not preinstalled there. The notebooks sit next to this file, so `import trainstack_notebook`
+works from their working directory.
+
+The notebook's lifecycle configuration writes the platform's resource names to
+`/home/ec2-user/SageMaker/trainstack.json` at every start; `TRAINSTACK_RESOURCES` points elsewhere (tests,
+a laptop against the embedded AWS).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+DEFAULT_RESOURCES_PATH = Path("/home/ec2-user/SageMaker/trainstack.json")
+RESOURCES_ENV_VAR = "TRAINSTACK_RESOURCES"
+TERMINAL_EXECUTION_STATUSES = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+# Environments without a VPC write no subnets or security groups.
+_OPTIONAL = {"subnet_ids", "security_group_ids"}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """The platform's resource names, as the lifecycle configuration writes them (stacks/notebook_stack.py)."""
+
+    environment: str
+    region: str
+    data_bucket: str
+    artifacts_bucket: str
+    kms_key_arn: str
+    execution_role_arn: str
+    image_uri: str
+    code_package_uri: str
+    state_machine_arn: str
+    subnet_ids: list[str] = field(default_factory=list)
+    security_group_ids: list[str] = field(default_factory=list)
+
+    def client(self, service: str) -> Any:
+        """A boto3 client in the platform's region (AWS_ENDPOINT_URL, if set, points it at the embedded AWS)."""
+        return boto3.client(service, region_name=self.region)
+
+    def data_uri(self, prefix: str) -> str:
+        return f"s3://{self.data_bucket}/{prefix}"
+
+
+def resources_path() -> Path:
+    return Path(os.environ.get(RESOURCES_ENV_VAR) or DEFAULT_RESOURCES_PATH)
+
+
+def load_resources(path: Path | str | None = None) -> Resources:
+    """Read the resource-name file; the error says where it was looked for and how to point elsewhere."""
+    source = Path(path) if path is not None else resources_path()
+    if not source.is_file():
+        raise FileNotFoundError(
+            f"{source} does not exist. The notebook instance's lifecycle configuration writes it at start; "
+            f"elsewhere, set {RESOURCES_ENV_VAR} to a JSON file with the keys "
+            f"{', '.join(f.name for f in fields(Resources))}."
+        )
+    raw = json.loads(source.read_text(encoding="utf-8"))
+    missing = [f.name for f in fields(Resources) if f.name not in raw and f.name not in _OPTIONAL]
+    if missing:
+        raise KeyError(f"{source}: missing {', '.join(missing)}")
+    return Resources(**{f.name: raw[f.name] for f in fields(Resources) if f.name in raw})
+
+
+# --- S3 -------------------------------------------------------------------------------------------------------
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key/or/prefix` -> (bucket, key)."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an S3 URI: {uri!r}")
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    return bucket, key
+
+
+def upload_directory(s3: Any, local: Path | str, bucket: str, prefix: str, kms_key_arn: str | None = None) -> list[str]:
+    """Upload every file under `local` to s3://bucket/prefix...; returns the keys written.
+
+    With `kms_key_arn` the objects are encrypted with the platform's key explicitly; the buckets' default
+    encryption does the same when it is omitted.
+    """
+    root = Path(local)
+    if not root.is_dir():
+        raise NotADirectoryError(f"{root}: nothing to upload")
+    if prefix and not prefix.endswith("/"):
+        prefix += "/"
+    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_arn} if kms_key_arn else None
+    keys = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        key = prefix + path.relative_to(root).as_posix()
+        s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
+        keys.append(key)
+    return keys
+
+
+def list_prefix(s3: Any, bucket: str, prefix: str) -> dict[str, int]:
+    """Key -> size for everything under a prefix (to show what a channel will receive)."""
+    listed: dict[str, int] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        listed.update({obj["Key"]: obj["Size"] for obj in page.get("Contents", [])})
+    return listed
+
+
+def download_model(s3: Any, model_artifacts: str, dest: Path | str) -> Path:
+    """Fetch a job's model: `.../model.tar.gz` is downloaded and unpacked; an uncompressed output
+    (CompressionType NONE) is a prefix whose files are downloaded as they are. Returns the model folder."""
+    out = Path(dest)
+    out.mkdir(parents=True, exist_ok=True)
+    bucket, key = split_s3_uri(model_artifacts)
+    if key.endswith(".tar.gz"):
+        archive = out / "model.tar.gz"
+        s3.download_file(bucket, key, str(archive))
+        with tarfile.open(archive) as tar:
+            # The "data" filter refuses absolute paths and links out of the folder (a tampered archive).
+            tar.extractall(out, filter="data")
+        archive.unlink()
+        return out
+    for object_key in list_prefix(s3, bucket, key):
+        target = out / object_key.removeprefix(key).lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, object_key, str(target))
+    return out
+
+
+# --- Step Functions -------------------------------------------------------------------------------------------
+
+
+def start_run(resources: Resources, run_input: dict[str, Any] | None = None, name: str | None = None) -> str:
+    """StartExecution as the console's "Start execution" does; returns the execution ARN."""
+    sfn = resources.client("stepfunctions")
+    started = sfn.start_execution(
+        stateMachineArn=resources.state_machine_arn,
+        name=name or f"notebook-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}",
+        input=json.dumps(run_input or {}),
+    )
+    return started["executionArn"]
+
+
+def execution_console_url(resources: Resources, execution_arn: str) -> str:
+    """Where the Step Functions console shows the execution's graph."""
+    region = resources.region
+    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
+
+
+class RunFailed(RuntimeError):
+    """The execution ended without success; `error` and `cause` are the state machine's."""
+
+    def __init__(self, status: str, error: str, cause: str) -> None:
+        super().__init__(f"execution {status}: {error}: {cause}")
+        self.status, self.error, self.cause = status, error, cause
+
+
+def _history(sfn: Any, execution_arn: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
+        events.extend(page["events"])
+    return events
+
+
+def _job_name_from(event: dict[str, Any]) -> str | None:
+    """The training job's name, from the Train state's TaskScheduled parameters."""
+    details = event.get("taskScheduledEventDetails") or {}
+    if details.get("resourceType") != "sagemaker":
+        return None
+    try:
+        return json.loads(details.get("parameters") or "{}").get("TrainingJobName")
+    except json.JSONDecodeError:
+        return None
+
+
+def watch_execution(
+    resources: Resources,
+    execution_arn: str,
+    *,
+    poll_seconds: float = 2.0,
+    timeout_seconds: float = 3 * 24 * 3600,
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Print state transitions and the job's secondary status until the execution ends; return its output.
+
+    Raises RunFailed with the state machine's error and cause when it does not succeed.
+    """
+    sfn, sagemaker = resources.client("stepfunctions"), resources.client("sagemaker")
+    started = time.monotonic()
+    seen_events = seen_transitions = 0
+    last_state: str | None = None
+    job_name: str | None = None
+
+    def say(line: str) -> None:
+        echo(f"{time.monotonic() - started:6.1f}s  {line}")
+
+    while True:
+        described = sfn.describe_execution(executionArn=execution_arn)
+        events = _history(sfn, execution_arn)
+        for event in events[seen_events:]:
+            entered = (event.get("stateEnteredEventDetails") or {}).get("name")
+            # Map iterations enter the same state several times in a row: one line is enough.
+            if entered and entered != last_state:
+                say(f"state {entered}")
+                last_state = entered
+            job_name = job_name or _job_name_from(event)
+        seen_events = len(events)
+        if job_name:
+            job = sagemaker.describe_training_job(TrainingJobName=job_name)
+            transitions = job.get("SecondaryStatusTransitions", [])
+            for transition in transitions[seen_transitions:]:
+                say(f"job {job_name}: {transition['Status']} - {transition.get('StatusMessage', '')}")
+            seen_transitions = len(transitions)
+        if described["status"] in TERMINAL_EXECUTION_STATUSES:
+            say(f"execution {described['status']}")
+            if described["status"] != "SUCCEEDED":
+                raise RunFailed(described["status"], described.get("error", ""), described.get("cause", ""))
+            return json.loads(described.get("output") or "{}")
+        if time.monotonic() - started > timeout_seconds:
+            raise TimeoutError(f"{execution_arn} still running after {timeout_seconds:.0f}s")
+        time.sleep(poll_seconds)
+
+
+def job_log_lines(resources: Resources, job_name: str, contains: str = "") -> list[str]:
+    """A training job's log lines from CloudWatch Logs (every host's stream), optionally only those with `contains`."""
+    logs = resources.client("logs")
+    lines: list[str] = []
+    pages = logs.get_paginator("filter_log_events").paginate(
+        logGroupName=TRAINING_LOG_GROUP, logStreamNamePrefix=job_name
+    )
+    for page in pages:
+        lines.extend(e["message"].rstrip() for e in page["events"] if contains in e["message"])
+    return lines
+
+
+def summarize(output: dict[str, Any]) -> str:
+    """The lines a person looks for in a run's output."""
+    warm = output.get("warmPool") or {}
+    lines = [
+        f"job:             {output.get('jobName')}",
+        f"status:          {output.get('status')}",
+        f"model artifact:  {output.get('modelArtifacts')}",
+        f"warm pool:       requested {warm.get('requested')}s, granted {warm.get('granted')}s, "
+        f"status {warm.get('status')}",
+    ]
+    if warm.get("reason"):
+        lines.append(f"                 {warm['reason']}")
+    if output.get("trainingSeconds") is not None:
+        lines.append(f"seconds:         training {output['trainingSeconds']}, billable {output.get('billableSeconds')}")
+    return "\n".join(lines)
