@@ -1,0 +1,117 @@
+"""`make bench`: every figure the project tracks, measured on this machine. Figures only, no assertions.
+
+Sections: synth time per environment; the tiny local training run (tokens/s); embedded AWS overhead per
+job; the demo's phases (synth, bootstrap, deploy, execution, training, whole); the test suite's wall
+time; the GPU benchmark where CUDA exists. `--only NAME` runs one section; `--skip-tests` skips the suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from trainstack.config import environment_names  # noqa: E402
+from trainstack.local_platform import cdk_env  # noqa: E402
+
+Figures = list[tuple[str, str]]
+
+
+def _run(command: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
+    started = time.monotonic()
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.monotonic() - started
+    if result.returncode != 0:
+        print(result.stdout[-3000:], result.stderr[-3000:], sep="\n")
+        raise SystemExit(f"bench: {' '.join(command[:3])} failed with exit {result.returncode}")
+    return elapsed, result
+
+
+def synth() -> Figures:
+    figures = []
+    with tempfile.TemporaryDirectory() as out:
+        for env in environment_names():
+            seconds, _ = _run(
+                ["npx", "--no-install", "cdk", "synth", "--quiet", "-c", f"env={env}", "--output", f"{out}/{env}"],
+                cdk_env(),
+            )
+            figures.append((f"cdk synth {env} (CLI, cdk-nag included)", f"{seconds:.1f} s"))
+        seconds, _ = _run(["npx", "--no-install", "cdk", "synth", "--quiet", "--output", f"{out}/all"], cdk_env())
+        figures.append(("cdk synth, all environments", f"{seconds:.1f} s"))
+    return figures
+
+
+def _script(name: str, *args: str) -> Figures:
+    _, result = _run([sys.executable, str(REPO_ROOT / "bench" / name), *args])
+    print(result.stdout.rstrip())
+    return [(f"{name}", "see above")]
+
+
+def training() -> Figures:
+    return _script("training.py")
+
+
+def embedded_aws() -> Figures:
+    return _script("embedded_aws.py", "--skip-deploy", "--jobs", "2")
+
+
+def demo() -> Figures:
+    with tempfile.TemporaryDirectory() as out:
+        timings = Path(out) / "timings.json"
+        _run([sys.executable, "-m", "trainstack.demo", "--timings", str(timings)], cdk_env())
+        seconds = json.loads(timings.read_text())
+    figures = [(f"demo: {phase}", f"{value:.1f} s") for phase, value in seconds.items() if phase != "total"]
+    figures.append(("demo: whole (target < 180 s)", f"{seconds['total']:.1f} s"))
+    return figures
+
+
+def tests() -> Figures:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    seconds, result = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], env)
+    summary = result.stdout.strip().splitlines()[-1]
+    return [("test suite (make test's pytest)", f"{seconds:.1f} s — {summary}")]
+
+
+def gpu() -> Figures:
+    return _script("gpu_training.py")
+
+
+SECTIONS: dict[str, Callable[[], Figures]] = {
+    "synth": synth,
+    "training": training,
+    "embedded_aws": embedded_aws,
+    "demo": demo,
+    "tests": tests,
+    "gpu": gpu,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(SECTIONS))
+    parser.add_argument("--skip-tests", action="store_true")
+    args = parser.parse_args()
+    selected = [args.only] if args.only else [s for s in SECTIONS if not (s == "tests" and args.skip_tests)]
+    summary: Figures = []
+    for name in selected:
+        print(f"\n== {name} ==", flush=True)
+        figures = SECTIONS[name]()
+        for label, value in figures:
+            print(f"  {label}: {value}", flush=True)
+        summary.extend(f for f in figures if f[1] != "see above")
+    print(f"\n== summary (this machine: {os.cpu_count()} cores) ==")
+    for label, value in summary:
+        print(f"  {label:48} {value}")
+
+
+if __name__ == "__main__":
+    main()
