@@ -10,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from stacks.constructs.create_training_job_state import grant_training_jobs
 from stacks.constructs.sagemaker_execution_role import training_log_group_arn
 from stacks.constructs.scoped_policy import ScopedPolicy
 from stacks.network_stack import NetworkStack
@@ -150,23 +151,9 @@ class NotebookStack(Stack):
             [training.execution_arn_pattern],
             wildcard_reason="executions of the platform's state machine are named at start time",
         )
-        policy.allow(
-            "LaunchJobsWithTheSdk",
-            [
-                "sagemaker:CreateTrainingJob",
-                "sagemaker:DescribeTrainingJob",
-                "sagemaker:StopTrainingJob",
-                "sagemaker:UpdateTrainingJob",
-                "sagemaker:AddTags",
-            ],
-            [names.arn("sagemaker", f"training-job/{config.training.job_name_prefix}-*")],
-            wildcard_reason="jobs are named <prefix>-<timestamp> at launch; the prefix is the environment's",
-        )
-        policy.allow(
-            "PassExecutionRole",
-            ["iam:PassRole"],
-            [training.execution_role.role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+        # Jobs launched from the notebook with the SageMaker SDK; UpdateTrainingJob releases warm pools.
+        grant_training_jobs(
+            policy, config, training.execution_role.role_arn, extra_actions=["sagemaker:UpdateTrainingJob"]
         )
         policy.allow(
             "ReadTrainingLogs",

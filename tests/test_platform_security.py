@@ -143,12 +143,20 @@ def test_execution_role_is_scoped_to_the_platforms_resources(synthesized, env: s
     template = synthesized.template(env, "training")
     names = ResourceNames.of(load_environment(env))
     roles = _resources(template, "AWS::IAM::Role")
-    execution = next(r for r in roles.values() if r["Properties"]["RoleName"] == names.execution_role)
+    [(role_id, execution)] = [
+        (k, r) for k, r in roles.items() if r["Properties"].get("RoleName") == names.execution_role
+    ]
     assert "ManagedPolicyArns" not in execution["Properties"]
     principal = execution["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
     assert principal == {"Service": "sagemaker.amazonaws.com"}
 
-    statements = {s["Sid"]: s for s in _statements(template)}
+    statements = {
+        statement["Sid"]: statement
+        for policy in _resources(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    }
+    assert "ReadTrainingData" in statements
     allowed_buckets = {names.data_bucket, names.artifacts_bucket}
     for statement in statements.values():
         assert statement["Effect"] == "Allow"

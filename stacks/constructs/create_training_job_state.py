@@ -12,6 +12,7 @@ makes awkward: KMS on volume and output, checkpoints, retries, encryption betwee
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,7 +145,10 @@ def train_state(*, next_state: str, failure_state: str) -> dict[str, Any]:
     }
 
 
-def grant_training_jobs(policy: ScopedPolicy, config: EnvironmentConfig, execution_role_arn: str) -> None:
+def grant_training_jobs(
+    policy: ScopedPolicy, config: EnvironmentConfig, execution_role_arn: str, *, extra_actions: Sequence[str] = ()
+) -> None:
+    """Create, watch and stop the environment's training jobs, passing only its execution role."""
     names = ResourceNames.of(config)
     policy.allow(
         "RunTrainingJobs",
@@ -153,9 +157,10 @@ def grant_training_jobs(policy: ScopedPolicy, config: EnvironmentConfig, executi
             "sagemaker:DescribeTrainingJob",
             "sagemaker:StopTrainingJob",
             "sagemaker:AddTags",
+            *extra_actions,
         ],
         [names.arn("sagemaker", f"training-job/{config.training.job_name_prefix}*")],
-        wildcard_reason="job names are <environment job-name prefix>-<start time>-<execution>, made per run",
+        wildcard_reason="job names start with the environment's job-name prefix and are made per run",
     )
     policy.allow(
         "PassExecutionRole",
@@ -163,8 +168,12 @@ def grant_training_jobs(policy: ScopedPolicy, config: EnvironmentConfig, executi
         [execution_role_arn],
         conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
     )
+
+
+def grant_sync_events(policy: ScopedPolicy, config: EnvironmentConfig) -> None:
+    """`.sync` on training jobs: Step Functions manages one EventBridge rule in the account."""
     policy.allow(
         "SyncWithTrainingJobEvents",
         ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
-        [names.arn("events", f"rule/{SYNC_EVENTS_RULE}")],
+        [ResourceNames.of(config).arn("events", f"rule/{SYNC_EVENTS_RULE}")],
     )

@@ -27,6 +27,7 @@ from constructs import Construct
 
 from stacks.constructs.create_training_job_state import (
     TrainingJobTarget,
+    grant_sync_events,
     grant_training_jobs,
     request_expression,
     train_state,
@@ -169,6 +170,7 @@ class TrainingPipeline(Construct):
         )
         policy = ScopedPolicy(self, "Policy", roles=[self.role])
         grant_training_jobs(policy, config, execution_role_arn)
+        grant_sync_events(policy, config)
         grant_quota_reads(policy, names)
         policy.allow("Notify", ["sns:Publish"], [self.topic.topic_arn])
         policy.allow("UseTopicKey", ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])
