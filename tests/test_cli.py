@@ -17,10 +17,12 @@ from botocore.validate import ParamValidator
 from typer.testing import CliRunner
 
 from trainstack.cli import app
+from trainstack.cli.logs import host_of
+from trainstack.cli.run import build_input, parse_pairs
 from trainstack.config import ResourceNames, load_environment
 from trainstack.local_platform import stage_demo_data
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 CONFIG = load_environment("local")
 NAMES = ResourceNames.of(CONFIG)
 QUICK = ["-p", "max_steps=4", "-p", "logging_steps=2", "-p", "eval_steps=4", "-p", "save_steps=4"]
@@ -83,6 +85,7 @@ def watched_run(cli: Cli) -> WatchedRun:
     return WatchedRun(execution=name, job=_field(result.output, "Job").split()[0], output=result.output)
 
 
+@slow
 def test_run_watch_follows_the_run_to_its_model_artifact(cli: Cli, watched_run: WatchedRun) -> None:
     out = watched_run.output
     assert f"Started         {watched_run.execution} on {NAMES.state_machine}" in out
@@ -98,6 +101,7 @@ def test_run_watch_follows_the_run_to_its_model_artifact(cli: Cli, watched_run: 
     assert job["ModelArtifacts"]["S3ModelArtifacts"] == artifact
 
 
+@slow
 def test_status_of_an_execution_shows_job_warm_pool_and_artifact(cli: Cli, watched_run: WatchedRun) -> None:
     result = cli("status", watched_run.execution)
     assert result.exit_code == 0, result.output
@@ -114,6 +118,7 @@ def test_status_of_an_execution_shows_job_warm_pool_and_artifact(cli: Cli, watch
     assert "SUCCEEDED" in row and watched_run.job in row and "model.tar.gz" in row
 
 
+@slow
 def test_logs_interleave_the_jobs_lines_with_a_host_prefix(cli: Cli, watched_run: WatchedRun) -> None:
     by_execution = cli("logs", watched_run.execution)
     assert by_execution.exit_code == 0, by_execution.output
@@ -128,6 +133,7 @@ def test_logs_interleave_the_jobs_lines_with_a_host_prefix(cli: Cli, watched_run
     assert followed.output.rstrip().endswith(f"{watched_run.job} ended Completed")
 
 
+@slow
 def test_quotas_table_shows_the_configured_quotas_and_current_usage(cli: Cli, watched_run: WatchedRun) -> None:
     types = ["ml.m5.xlarge", "ml.m5.2xlarge", "ml.c5.xlarge", "ml.p4de.24xlarge"]
     result = cli("quotas", *[arg for kind in types for arg in ("--instance-type", kind)])
@@ -160,6 +166,7 @@ def test_quotas_table_shows_the_configured_quotas_and_current_usage(cli: Cli, wa
     assert "ml.p4de.24xlarge" in everything.output and "ml.g5.2xlarge" in everything.output
 
 
+@slow
 def test_pools_lists_the_available_pool_and_release_ends_it(cli: Cli, watched_run: WatchedRun) -> None:
     listed = cli("pools")
     assert listed.exit_code == 0, listed.output
@@ -179,6 +186,7 @@ def test_pools_lists_the_available_pool_and_release_ends_it(cli: Cli, watched_ru
     assert f"The warm pool of {watched_run.job} is Terminated; only an Available pool can be released" in again.output
 
 
+@slow
 def test_bad_flag_value_prints_the_invalid_input_cause_and_starts_nothing(cli: Cli) -> None:
     before = cli.execution_count()
     result = cli("run", "--instance-count", "9", "--instance-type", "ml.c6i.xlarge")
@@ -192,6 +200,7 @@ def test_bad_flag_value_prints_the_invalid_input_cause_and_starts_nothing(cli: C
     assert malformed.exit_code == 2 and "expected NAME=VALUE" in malformed.output
 
 
+@slow
 def test_watched_run_that_fails_exits_1_with_the_error_and_cause(cli: Cli) -> None:
     result = cli("run", "--watch", "--instance-type", "ml.c5.xlarge")
     assert result.exit_code == 1
@@ -201,6 +210,7 @@ def test_watched_run_that_fails_exits_1_with_the_error_and_cause(cli: Cli) -> No
     assert "this run asks for 1 instance(s)" in result.stderr
 
 
+@slow
 def test_dry_run_shows_the_request_from_file_and_flags_without_starting(cli: Cli, tmp_path) -> None:
     run_input = tmp_path / "run.json"
     run_input.write_text(json.dumps({"instance_count": 2, "hyperparameters": {"max_steps": 8, "warmup": 1}}))
@@ -234,6 +244,7 @@ def test_dry_run_shows_the_request_from_file_and_flags_without_starting(cli: Cli
     )
 
 
+@slow
 def test_errors_read_as_sentences(cli: Cli, tmp_path, monkeypatch) -> None:
     unknown = cli("--env", "nope", "status")
     assert unknown.exit_code == 1
@@ -265,3 +276,25 @@ def test_errors_read_as_sentences(cli: Cli, tmp_path, monkeypatch) -> None:
     assert "Environment 'local' runs on the embedded AWS, which is not running: start it with make local-up" in (
         not_running.stderr
     )
+
+
+def test_flag_values_parse_as_json_when_they_can() -> None:
+    assert parse_pairs(["lr=1e-3", "steps=4", "name=gpt2", "flag=true", "expr=a=b"], "-p", json_values=True) == {
+        "lr": 0.001,
+        "steps": 4,
+        "name": "gpt2",
+        "flag": True,
+        "expr": "a=b",
+    }
+    assert parse_pairs(["N=4"], "--env") == {"N": "4"}  # environment values stay strings
+
+
+def test_flags_override_the_input_file_and_merge_into_its_maps() -> None:
+    base = {"instance_count": 2, "hyperparameters": {"a": 1, "b": 2}, "spot": True}
+    merged = build_input(base, {"instance_count": 1, "spot": None}, {"hyperparameters": {"b": 3}, "tags": {}})
+    assert merged == {"instance_count": 1, "hyperparameters": {"a": 1, "b": 3}, "spot": True}
+    assert build_input("not an object", {}, {}) == "not an object"  # left for the state machine to reject
+
+
+def test_log_streams_name_their_host() -> None:
+    assert host_of("trainstack-20260101-abc/algo-12-1767225600") == "algo-12"

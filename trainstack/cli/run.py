@@ -220,7 +220,8 @@ def run(
             f"#/v2/executions/details/{arn}",
         )
     if not watch:
-        out.print(f"Follow it with: trainstack --env {session.config.name} status {name}  (or run --watch)")
+        cli = f"trainstack --env {session.config.name}"
+        out.print(f"Follow it with: {cli} status {name}, or {cli} logs {name} --follow")
         return
     try:
         described = _watch(session, arn, out)

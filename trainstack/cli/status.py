@@ -33,13 +33,14 @@ def status(
         out.print(f"No executions of {session.names.state_machine} yet: start one with trainstack run --watch.")
         return
     table = Table(title=f"Latest executions of {session.names.state_machine} ({session.where})", title_justify="left")
-    for column in ("Execution", "Status", "Started", "Took", "Job", "Warm pool", "Result"):
+    # The warm pool as decided at the start; `trainstack pools` shows what became of it.
+    for column in ("Execution", "Status", "Started", "Took", "Job", "Keep-alive granted", "Result"):
         table.add_column(column, overflow="fold")
     for item in sorted(listed, key=lambda e: e["startDate"], reverse=True)[:last]:
         described = session.client("stepfunctions").describe_execution(executionArn=item["executionArn"])
         found = executions.view_of(session, described, with_job=False)
-        warm = found.warm_pool or {}
-        pool = f"{warm.get('granted')}s {warm.get('status', '')}".strip() if warm.get("granted") else "-"
+        granted = (found.warm_pool or {}).get("granted")
+        pool = f"{granted}s" if granted else "-"
         result = (found.result or {}).get("modelArtifacts") or found.error or found.current_state or ""
         table.add_row(
             found.name,
