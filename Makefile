@@ -35,6 +35,7 @@ node_modules/.installed: package.json package-lock.json
 
 install: $(VENV)/.installed node_modules/.installed
 
+# W3005 (a DependsOn that a GetAtt already implies) comes from CDK's own StateMachine construct.
 synth: install
 	$(CDK) synth --quiet $(ENV_CONTEXT)
 	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/assembly-*/*.template.json
