@@ -103,7 +103,8 @@ class RunWatcher:
             self.progress.log_lines += len(lines)
             metrics = parse_metric_lines(lines)
             self.progress.losses.extend(metrics.get("train_loss", []))
-            if metrics.get("eval_loss"):
+            # The final evaluation is logged twice (its own line and the run summary): report it once.
+            if metrics.get("eval_loss") and metrics["eval_loss"][-1] != self.progress.eval_loss:
                 self.progress.eval_loss = metrics["eval_loss"][-1]
                 self._say(
                     f"metric eval_loss={self.progress.eval_loss:.4f} (perplexity {metrics['eval_perplexity'][-1]:.2f})"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -24,7 +23,6 @@ from trainstack.cli.errors import CliError, print_error
 from trainstack.cli.quota_values import QuotaReader
 from trainstack.cli.session import Session
 from trainstack.cli.usage import current_usage, pools_as_state
-from trainstack.config import REPO_ROOT
 from trainstack.run_preview import evaluate, preview
 
 # --- the input ------------------------------------------------------------------------------------------------
@@ -132,16 +130,8 @@ def dry_run(session: Session, out: Console, definition: dict[str, Any], run_inpu
 
 
 def _watch(session: Session, execution_arn: str, out: Console) -> dict[str, Any]:
-    try:
-        from trainstack.progress import watch
-    except ModuleNotFoundError as error:
-        if error.name != "training_code":
-            raise
-        # progress.py parses metric lines with training_code.metrics, which sits beside the package in a
-        # checkout but is not installed with it (pyproject packages trainstack* and stacks*): the console
-        # script's sys.path lacks the checkout root.
-        sys.path.append(str(REPO_ROOT))
-        from trainstack.progress import watch
+    from trainstack.progress import watch
+
     described, _ = watch(session.client, execution_arn, out)
     return described
 
