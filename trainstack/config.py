@@ -20,9 +20,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "config"
 TRAINING_CODE_DIR = REPO_ROOT / "training_code"
 
-# The embedded AWS uses moto's default account id: moto answers STS GetCallerIdentity with it.
-EMBEDDED_ACCOUNT = "123456789012"
-
 # SageMaker documents 3600 s as the warm-pool keep-alive maximum.
 MAX_KEEP_ALIVE_SECONDS = 3600
 # "Longest run time for a training job" can be raised to 28 days, never beyond.
@@ -227,10 +224,6 @@ class TrainingConfig(_Strict):
         if self.max_wait_seconds is not None and self.max_wait_seconds < self.max_runtime_seconds:
             raise ValueError("max_wait_seconds must be at least max_runtime_seconds")
         return self
-
-    @property
-    def instance_family(self) -> str:
-        return self.instance_type.split(".")[1]
 
 
 class InstanceQuota(_Strict):
@@ -445,8 +438,3 @@ class ResourceNames(BaseModel):
     @property
     def notification_topic(self) -> str:
         return f"{self.prefix}-training-events"
-
-    @property
-    def resource_file_parameter(self) -> str:
-        """SSM parameter holding the resource names JSON the notebook lifecycle config writes out."""
-        return f"/{self.prefix}/platform"
