@@ -36,6 +36,12 @@ class Platform:
 def platform(deployed_local_platform, tiny_model_dir) -> Platform:
     aws = deployed_local_platform.aws
     stage_demo_data(aws.client("s3"), CONFIG, tiny_model_dir)
+    # Warm pools left by other test modules would shift the quota arithmetic these tests pin down.
+    sagemaker = aws.client("sagemaker")
+    for job in sagemaker.list_training_jobs(WarmPoolStatusEquals="Available", MaxResults=100)["TrainingJobSummaries"]:
+        sagemaker.update_training_job(
+            TrainingJobName=job["TrainingJobName"], ResourceConfig={"KeepAlivePeriodInSeconds": 0}
+        )
     stack = aws.client("cloudformation").describe_stacks(StackName=NAMES.stack("training"))["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     return Platform(aws=aws, state_machine_arn=outputs["StateMachineArn"], topic_arn=outputs["NotificationTopicArn"])
