@@ -11,6 +11,7 @@ a laptop against the embedded AWS).
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import tarfile
@@ -256,3 +257,75 @@ def summarize(output: dict[str, Any]) -> str:
     if output.get("trainingSeconds") is not None:
         lines.append(f"seconds:         training {output['trainingSeconds']}, billable {output.get('billableSeconds')}")
     return "\n".join(lines)
+
+
+# --- Building a CreateTrainingJob request without sending it ------------------------------------------------
+
+
+class RequestCaptured(Exception):
+    """Raised in place of sending CreateTrainingJob; `request` holds the API parameters botocore validated."""
+
+    def __init__(self, request: dict[str, Any]) -> None:
+        super().__init__(f"CreateTrainingJob {request.get('TrainingJobName')} captured, not sent")
+        self.request = request
+
+
+def stop_create_training_job(boto_session: Any) -> None:
+    """From now on, every CreateTrainingJob made through clients of `boto_session` raises RequestCaptured
+    instead of being sent.
+
+    `before-parameter-build` sees the call's parameters; `before-call` comes after botocore has validated
+    them against the SageMaker service model, so a request that reaches it is well-formed. Call this before
+    anything creates a client from the session: clients copy the session's event handlers when created.
+    """
+    events = boto_session._session.get_component("event_emitter")
+    seen: dict[str, Any] = {}
+
+    def keep(params: dict[str, Any], **_: Any) -> None:
+        seen.clear()
+        seen.update(copy.deepcopy(params))
+
+    def stop(**_: Any) -> None:
+        raise RequestCaptured(dict(seen))
+
+    events.register("before-parameter-build.sagemaker.CreateTrainingJob", keep, unique_id="trainstack-keep")
+    events.register("before-call.sagemaker.CreateTrainingJob", stop, unique_id="trainstack-stop")
+
+
+def validate_create_training_job(request: dict[str, Any]) -> None:
+    """Raise botocore's ParamValidationError if `request` does not fit the SageMaker service model."""
+    from botocore.session import get_session
+    from botocore.validate import validate_parameters
+
+    model = get_session().get_service_model("sagemaker").operation_model("CreateTrainingJob")
+    validate_parameters(request, model.input_shape)
+
+
+def platform_request_problems(request: dict[str, Any], resources: Resources) -> list[str]:
+    """What in a CreateTrainingJob request departs from the platform (its role, image, buckets, key, VPC)."""
+    problems = []
+    resource_config = request.get("ResourceConfig", {})
+    expectations = {
+        "RoleArn": (request.get("RoleArn"), resources.execution_role_arn),
+        "TrainingImage": (request.get("AlgorithmSpecification", {}).get("TrainingImage"), resources.image_uri),
+        "OutputDataConfig.KmsKeyId": (request.get("OutputDataConfig", {}).get("KmsKeyId"), resources.kms_key_arn),
+        "ResourceConfig.VolumeKmsKeyId": (resource_config.get("VolumeKmsKeyId"), resources.kms_key_arn),
+    }
+    if resources.subnet_ids:
+        vpc = request.get("VpcConfig", {})
+        expectations["VpcConfig.Subnets"] = (sorted(vpc.get("Subnets", [])), sorted(resources.subnet_ids))
+        expectations["VpcConfig.SecurityGroupIds"] = (
+            sorted(vpc.get("SecurityGroupIds", [])),
+            sorted(resources.security_group_ids),
+        )
+    for name, (actual, expected) in expectations.items():
+        if actual != expected:
+            problems.append(f"{name} is {actual!r}, the platform's is {expected!r}")
+    output_bucket, _ = split_s3_uri(request.get("OutputDataConfig", {}).get("S3OutputPath", "s3://"))
+    if output_bucket != resources.artifacts_bucket:
+        problems.append(f"output goes to {output_bucket!r}, not the artifacts bucket {resources.artifacts_bucket!r}")
+    for channel in request.get("InputDataConfig", []):
+        uri = channel["DataSource"].get("S3DataSource", {}).get("S3Uri", "")
+        if split_s3_uri(uri)[0] not in (resources.data_bucket, resources.artifacts_bucket):
+            problems.append(f"channel {channel['ChannelName']} reads {uri}, outside the platform's buckets")
+    return problems

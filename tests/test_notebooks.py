@@ -1,0 +1,337 @@
+"""The notebook-instance notebooks, executed with nbclient against the deployed embedded platform.
+
+A resource-name file like the one the lifecycle configuration writes is built from the deployed stacks and
+handed to the kernel through TRAINSTACK_RESOURCES, with the embedded AWS endpoint in the kernel's env.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell
+
+from trainstack.config import ResourceNames, load_environment
+from trainstack.embedded_aws import subprocess_env
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO_ROOT / "notebooks"
+NAMES = ResourceNames.of(load_environment("local"))
+# ml.m5.2xlarge has a warm-pool quota of 0 in the local environment: the run shows a warm-pool decision
+# without retaining a pool that other tests' quota arithmetic would see.
+QUICK_RUN = {
+    "instance_type": "ml.m5.2xlarge",
+    "hyperparameters": {"max_steps": 4, "logging_steps": 2, "eval_steps": 4, "save_steps": 4},
+}
+
+
+def _outputs(stack: str, cloudformation: Any) -> dict[str, str]:
+    described = cloudformation.describe_stacks(StackName=NAMES.stack(stack))["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+@pytest.fixture(scope="module")
+def resources_file(deployed_local_platform, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What stacks/notebook_stack.py puts in /home/ec2-user/SageMaker/trainstack.json, from the deployed stacks."""
+    aws = deployed_local_platform.aws
+    cloudformation = aws.client("cloudformation")
+    storage, training, image = (_outputs(s, cloudformation) for s in ("storage", "training", "image"))
+    # The network stack's VPC holds only the jobs' isolated subnets; the group is NetworkStack.security_group.
+    ec2 = aws.client("ec2")
+    in_vpc = [{"Name": "vpc-id", "Values": [_outputs("network", cloudformation)["VpcId"]]}]
+    subnet_ids = sorted(s["SubnetId"] for s in ec2.describe_subnets(Filters=in_vpc)["Subnets"])
+    groups = ec2.describe_security_groups(Filters=in_vpc)["SecurityGroups"]
+    security_group_ids = [g["GroupId"] for g in groups if "TrainingSecurityGroup" in g["GroupName"]]
+    assert subnet_ids and len(security_group_ids) == 1, groups
+    resources = {
+        "environment": "local",
+        "region": aws.region,
+        "data_bucket": storage["DataBucketName"],
+        "artifacts_bucket": storage["ArtifactsBucketName"],
+        "kms_key_arn": storage["KmsKeyArn"],
+        "execution_role_arn": training["ExecutionRoleArn"],
+        "image_uri": image["TrainingImageUri"],
+        "code_package_uri": training["CodePackageUri"],
+        "state_machine_arn": training["StateMachineArn"],
+        "subnet_ids": subnet_ids,
+        "security_group_ids": security_group_ids,
+    }
+    path = tmp_path_factory.mktemp("notebook-home") / "trainstack.json"
+    path.write_text(json.dumps(resources, indent=2), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def kernel_spec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `python3` kernelspec that runs this interpreter, so a fresh clone needs no `ipykernel install`."""
+    kernels = tmp_path_factory.mktemp("jupyter") / "kernels"
+    spec = kernels / "python3"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "display_name": "Python 3", "language": "python"}))
+    return kernels
+
+
+def execute(
+    name: str,
+    kernel_spec_dir: Path,
+    env: dict[str, str],
+    parameters: str | None = None,
+    extra_cells: tuple[str, ...] = (),
+    timeout: int = 300,
+) -> nbformat.NotebookNode:
+    """Execute notebooks/<name> in notebooks/ (papermill-style: `parameters` goes right after the cell
+    tagged "parameters"); returns the executed notebook. A failing cell raises CellExecutionError."""
+    notebook = nbformat.read(NOTEBOOKS / name, as_version=4)
+    if parameters is not None:
+        at = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
+        notebook.cells.insert(at + 1, new_code_cell(parameters))
+    notebook.cells.extend(new_code_cell(source) for source in extra_cells)
+    manager = KernelManager(
+        kernel_name="python3", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kernel_spec_dir)])
+    )
+    client = NotebookClient(notebook, km=manager, timeout=timeout, resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client.execute(env=env)
+    return notebook
+
+
+def text_of(notebook: nbformat.NotebookNode) -> str:
+    return "\n".join(
+        output.get("text", "") for cell in notebook.cells if cell.cell_type == "code" for output in cell.outputs
+    )
+
+
+def last_json_line(notebook: nbformat.NotebookNode) -> dict[str, Any]:
+    return json.loads(text_of(notebook).strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def kernel_env(embedded_aws, resources_file: Path) -> dict[str, str]:
+    env = subprocess_env(embedded_aws.env)
+    env["TRAINSTACK_RESOURCES"] = str(resources_file)
+    # Nothing in a test may reach a model hub.
+    env["HF_HUB_OFFLINE"] = "1"
+    return env
+
+
+# --- The committed notebooks ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
+def test_notebooks_are_committed_clean_with_a_parameters_cell(path: Path) -> None:
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "clear outputs before committing"
+    assert sum("parameters" in c.metadata.get("tags", []) for c in code) == 1
+    assert notebook.metadata["kernelspec"]["name"] == "python3"
+
+
+# --- 01 and 02 on the embedded platform -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def prepared(kernel_spec_dir: Path, kernel_env: dict[str, str]) -> nbformat.NotebookNode:
+    """Notebook 1 as a user runs it: the tiny model and the sample data into the data bucket."""
+    return execute(
+        "01_prepare_data_and_weights.ipynb",
+        kernel_spec_dir,
+        kernel_env,
+        extra_cells=("import json; print(json.dumps({c: sorted(k) for c, k in uploaded.items()}))",),
+    )
+
+
+@pytest.mark.slow
+def test_prepare_notebook_uploads_data_and_weights_to_the_default_channel_prefixes(
+    prepared: nbformat.NotebookNode, embedded_aws
+) -> None:
+    uploaded = last_json_line(prepared)
+    assert uploaded["train"] == ["datasets/sample/train/train.jsonl"]
+    assert uploaded["val"] == ["datasets/sample/val/val.jsonl"]
+    assert {
+        "models/tiny-llm/config.json",
+        "models/tiny-llm/model.safetensors",
+        "models/tiny-llm/tokenizer.json",
+    } <= set(uploaded["model"])
+    head = embedded_aws.client("s3").head_object(Bucket=NAMES.data_bucket, Key="models/tiny-llm/model.safetensors")
+    assert head["ServerSideEncryption"] == "aws:kms"
+    assert "train: 1 file(s), 320 examples" in text_of(prepared)
+
+
+@pytest.mark.slow
+def test_run_notebook_trains_watches_and_loads_the_model(
+    prepared: nbformat.NotebookNode, kernel_spec_dir: Path, kernel_env: dict[str, str], embedded_aws
+) -> None:
+    executed = execute(
+        "02_start_and_watch_a_run.ipynb",
+        kernel_spec_dir,
+        kernel_env,
+        parameters=f"RUN_INPUT = {json.dumps(QUICK_RUN)}",
+        extra_cells=("print(json.dumps({'output': output, 'sample': sample, 'parameters': model.num_parameters()}))",),
+    )
+    result = last_json_line(executed)
+    output = result["output"]
+    assert output["status"] == "Completed"
+    job = embedded_aws.client("sagemaker").describe_training_job(TrainingJobName=output["jobName"])
+    assert job["ResourceConfig"]["InstanceType"] == "ml.m5.2xlarge" and job["HyperParameters"]["max_steps"] == "4"
+    # The watch printed the states and the job's secondary statuses as they happened.
+    printed = text_of(executed)
+    for line in ("state Validate", "state Train", f"job {output['jobName']}: Training", "execution SUCCEEDED"):
+        assert line in printed
+    assert f"model artifact:  {output['modelArtifacts']}" in printed
+    assert output["warmPool"]["granted"] == 0 and "is 0 in this account" in output["warmPool"]["reason"]
+    assert "train_loss=" in printed
+    # The artifact came back from S3 and transformers loaded and ran it.
+    assert result["parameters"] > 100_000 and result["sample"].startswith("The cat")
+
+
+def test_a_missing_resource_file_says_where_it_was_looked_for(tmp_path: Path) -> None:
+    sys.path.insert(0, str(NOTEBOOKS))
+    try:
+        import trainstack_notebook
+    finally:
+        sys.path.remove(str(NOTEBOOKS))
+    with pytest.raises(FileNotFoundError, match="set TRAINSTACK_RESOURCES"):
+        trainstack_notebook.load_resources(tmp_path / "absent.json")
+
+
+# --- 03: the SageMaker SDK v3 request, built and checked, never sent ------------------------------------------
+# sagemaker>=3 cannot live in the project's venv (see notebooks/README.md): its sagemaker-core pins rich<15
+# and protobuf<7 against our rich==15.0.0 and sagemaker-training's protobuf 7, and it brings ~80 more
+# packages. The notebook runs where an interpreter with the SDK is named by TRAINSTACK_SDK_PYTHON.
+
+
+def _sample_request(resources: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "TrainingJobName": "trainstack-capture-check",
+        "RoleArn": resources["execution_role_arn"],
+        "AlgorithmSpecification": {"TrainingImage": resources["image_uri"], "TrainingInputMode": "File"},
+        "OutputDataConfig": {
+            "S3OutputPath": f"s3://{resources['artifacts_bucket']}/output/",
+            "KmsKeyId": resources["kms_key_arn"],
+        },
+        "ResourceConfig": {
+            "InstanceType": "ml.m5.xlarge",
+            "InstanceCount": 1,
+            "VolumeSizeInGB": 30,
+            "VolumeKmsKeyId": resources["kms_key_arn"],
+            "KeepAlivePeriodInSeconds": 300,
+        },
+        "VpcConfig": {"Subnets": resources["subnet_ids"], "SecurityGroupIds": resources["security_group_ids"]},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+    }
+
+
+@pytest.mark.slow
+def test_a_stopped_create_training_job_is_validated_and_captured_but_never_sent(
+    resources_file: Path, embedded_aws
+) -> None:
+    import boto3
+    import botocore.exceptions
+
+    sys.path.insert(0, str(NOTEBOOKS))
+    try:
+        import trainstack_notebook as tn
+    finally:
+        sys.path.remove(str(NOTEBOOKS))
+    resources = json.loads(resources_file.read_text())
+    session = boto3.Session(
+        region_name=embedded_aws.region,
+        aws_access_key_id=embedded_aws.env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=embedded_aws.env["AWS_SECRET_ACCESS_KEY"],
+    )
+    tn.stop_create_training_job(session)
+    sagemaker = session.client("sagemaker", endpoint_url=embedded_aws.endpoint_url)
+    request = _sample_request(resources)
+
+    with pytest.raises(tn.RequestCaptured) as captured:
+        sagemaker.create_training_job(**request)
+    assert captured.value.request == request
+    assert tn.platform_request_problems(request, tn.load_resources(resources_file)) == []
+    with pytest.raises(botocore.exceptions.ClientError):
+        embedded_aws.client("sagemaker").describe_training_job(TrainingJobName=request["TrainingJobName"])
+    # A malformed request never gets as far as the capture: botocore refuses it first.
+    with pytest.raises(botocore.exceptions.ParamValidationError):
+        sagemaker.create_training_job(**{**request, "StoppingCondition": {"MaxRuntimeInSeconds": "two days"}})
+    wrong_role = {**request, "RoleArn": "arn:aws:iam::123456789012:role/other"}
+    assert tn.platform_request_problems(wrong_role, tn.load_resources(resources_file)) == [
+        f"RoleArn is 'arn:aws:iam::123456789012:role/other', the platform's is '{resources['execution_role_arn']}'"
+    ]
+
+
+@pytest.fixture(scope="module")
+def sdk_kernel_spec_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A `python3` kernelspec running TRAINSTACK_SDK_PYTHON, an interpreter with sagemaker>=3 and ipykernel."""
+    import os
+    import subprocess
+
+    python = os.environ.get("TRAINSTACK_SDK_PYTHON")
+    if not python:
+        pytest.skip("set TRAINSTACK_SDK_PYTHON to a python with sagemaker>=3 and ipykernel (see notebooks/README.md)")
+    probe = "import sagemaker.train, ipykernel; from importlib.metadata import version; print(version('sagemaker'))"
+    version = subprocess.run([python, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
+    assert int(version.split(".")[0]) >= 3, f"{python} has sagemaker {version}, not v3"
+    kernels = tmp_path_factory.mktemp("jupyter-sdk") / "kernels"
+    (kernels / "python3").mkdir(parents=True)
+    argv = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (kernels / "python3" / "kernel.json").write_text(json.dumps({"argv": argv, "language": "python"}))
+    return kernels
+
+
+@pytest.mark.slow
+def test_sdk_notebook_builds_a_valid_create_training_job_request_on_the_platform(
+    sdk_kernel_spec_dir: Path, kernel_env: dict[str, str], resources_file: Path, embedded_aws
+) -> None:
+    from botocore.session import get_session
+    from botocore.validate import validate_parameters
+
+    executed = execute(
+        "03_launch_with_sagemaker_sdk.ipynb",
+        sdk_kernel_spec_dir,
+        kernel_env,
+        parameters="SEND = False\nINSTANCE_COUNT = 2\nKEEP_ALIVE_SECONDS = 600",
+        extra_cells=("print(json.dumps(request))",),
+    )
+    request = last_json_line(executed)
+    resources = json.loads(resources_file.read_text())
+    model = get_session().get_service_model("sagemaker").operation_model("CreateTrainingJob")
+    validate_parameters(request, model.input_shape)  # raises ParamValidationError with every problem
+
+    assert request["RoleArn"] == resources["execution_role_arn"]
+    assert request["AlgorithmSpecification"]["TrainingImage"] == resources["image_uri"]
+    assert request["ResourceConfig"] == {
+        "InstanceType": "ml.m5.xlarge",
+        "InstanceCount": 2,
+        "VolumeSizeInGB": 30,
+        "VolumeKmsKeyId": resources["kms_key_arn"],
+        "KeepAlivePeriodInSeconds": 600,
+    }
+    assert request["OutputDataConfig"]["KmsKeyId"] == resources["kms_key_arn"]
+    assert request["VpcConfig"] == {
+        "Subnets": resources["subnet_ids"],
+        "SecurityGroupIds": resources["security_group_ids"],
+    }
+    assert request["EnableInterContainerTrafficEncryption"] is True
+    assert request["Environment"]["NODE_NUMBER"] == "2"
+    assert request["StoppingCondition"]["MaxRuntimeInSeconds"] == 172800
+    assert request["TrainingJobName"].startswith("trainstack-sdk-")
+    # SDK v3's code contract: the source as a `code` channel plus its driver channel, both uploaded under
+    # the artifacts bucket's code/ prefix (the notebook role's only write there).
+    channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
+    assert set(channels) == {"train", "val", "model", "code", "sm_drivers"}
+    code_prefix = f"s3://{resources['artifacts_bucket']}/code/"
+    assert channels["code"].startswith(code_prefix) and channels["sm_drivers"].startswith(code_prefix)
+    bucket, key = channels["code"].removeprefix("s3://").split("/", 1)
+    uploaded = embedded_aws.client("s3").list_objects_v2(Bucket=bucket, Prefix=key)["Contents"]
+    assert any(o["Key"].endswith("/run_train.py") for o in uploaded)
+    assert "sagemaker_program" not in request.get("HyperParameters", {})
+    # Nothing was sent.
+    jobs = embedded_aws.client("sagemaker").list_training_jobs(NameContains="trainstack-sdk")["TrainingJobSummaries"]
+    assert jobs == []
