@@ -29,6 +29,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
+# A second environment for the SageMaker SDK v3 notebook (see requirements-sdk.txt for why).
+.venv-sdk/.installed: requirements-sdk.txt
+	test -x .venv-sdk/bin/python || $(PYTHON) -m venv .venv-sdk
+	.venv-sdk/bin/pip install --quiet --upgrade pip==25.3
+	.venv-sdk/bin/pip install --quiet -r requirements-sdk.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -44,8 +51,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install lint
-	$(BIN)/pytest
+test: install .venv-sdk/.installed lint
+	TRAINSTACK_SDK_PYTHON=$(CURDIR)/.venv-sdk/bin/python $(BIN)/pytest
 
 demo: install
 	$(BIN)/python -m trainstack.demo
