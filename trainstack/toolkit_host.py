@@ -10,7 +10,8 @@ Used by the tests, the benchmark and the embedded AWS's local training executor.
 processes on this machine: host i of N is `algo-<i>`, and they rendezvous on 127.0.0.1.
 
 Environment a host gets, on top of this process's environment (minus inherited SM_*/SAGEMAKER_* and
-torch.distributed variables) and below the caller's `environment`:
+torch.distributed variables, plus any prefixes the caller adds) and a job's own `job_environment`, and
+below the caller's `environment`:
 - SAGEMAKER_BASE_DIR=<base_dir>      the toolkit's stand-in for /opt/ml
 - SM_STUDIO_LOCAL_MODE=true          else the toolkit waits up to 15 minutes to resolve `algo-1` by DNS
 - SM_CHECKPOINT_DIR=<base_dir>/checkpoints   where run_train.py keeps checkpoints (SageMaker: /opt/ml/checkpoints)
@@ -43,6 +44,14 @@ CHECKPOINT_DIR_ENV = "SM_CHECKPOINT_DIR"
 _SCRUBBED_PREFIXES = ("SM_", "SAGEMAKER_", "TORCHELASTIC_")
 _SCRUBBED_NAMES = frozenset({"MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE", "LOCAL_WORLD_SIZE"})
 
+# What the SageMaker SDK writes for a plain File-mode channel; callers with a CreateTrainingJob request
+# pass its own per-channel entries instead.
+_DEFAULT_CHANNEL_CONFIG = {
+    "TrainingInputMode": "File",
+    "S3DistributionType": "FullyReplicated",
+    "RecordWrapperType": "None",
+}
+
 
 def host_name(index: int) -> str:
     """SageMaker's name for instance `index` (0-based) of a job: algo-1, algo-2, ..."""
@@ -63,12 +72,24 @@ def write_host_config(
     channels: Mapping[str, Path],
     instance_type: str = "local",
     copy_channels: bool = True,
+    hardlink_channels: bool = False,
+    input_data_config: Mapping[str, Mapping[str, str]] | None = None,
+    extra_config: Mapping[str, object] | None = None,
+    code_dir: Path | None = None,
 ) -> None:
     """Lay out `base_dir` as SageMaker lays out /opt/ml for `current_host` of `hosts`.
 
     `hyperparameters` are CreateTrainingJob's: string values, JSON-encoded (see encode_hyperparameters).
     `channels` maps a channel name to a local folder; its files are copied to input/data/<name> (File
-    mode), or symlinked with `copy_channels=False` to save time on large local data.
+    mode), or symlinked with `copy_channels=False` to save time on large local data. With
+    `hardlink_channels` the copy's files are hard links: N hosts on one disk share one download, yet each
+    host still has a real folder of its own, as in a container.
+
+    `input_data_config` gives a channel's inputdataconfig.json entry (its TrainingInputMode, ContentType,
+    ...); a channel without one gets a plain File-mode entry. `extra_config` writes more files under
+    input/config, file name -> JSON payload (trainingjobconfig.json, checkpointconfig.json). `code_dir`
+    is copied into code/: a non-empty code folder makes the toolkit skip its own download of
+    `sagemaker_submit_directory`.
     """
     if current_host not in hosts:
         raise ValueError(f"current_host {current_host!r} is not in hosts {list(hosts)}")
@@ -77,8 +98,11 @@ def write_host_config(
         raise TypeError(f"hyperparameter values must be JSON-encoded strings, as SageMaker passes them: {not_strings}")
 
     config_dir = base_dir / "input" / "config"
-    for folder in (config_dir, base_dir / "input" / "data", base_dir / "model", base_dir / "output" / "data"):
-        folder.mkdir(parents=True, exist_ok=True)
+    # checkpoints/ is where SM_CHECKPOINT_DIR points; code/ is where the toolkit puts the submitted code
+    # (an empty one still gets the download). Both exist on a SageMaker host before the code starts.
+    for sub in ("input/data", "model", "output/data", "checkpoints", "code"):
+        (base_dir / sub).mkdir(parents=True, exist_ok=True)
+    config_dir.mkdir(parents=True, exist_ok=True)
     group = "homogeneousCluster"
     _write_json(
         config_dir / "resourceconfig.json",
@@ -88,39 +112,55 @@ def write_host_config(
             "current_group_name": group,
             "hosts": list(hosts),
             "instance_groups": [{"instance_group_name": group, "instance_type": instance_type, "hosts": list(hosts)}],
+            # Every "host" is this machine: the loopback interface is the only one they share.
             "network_interface_name": "lo",
         },
     )
     _write_json(config_dir / "hyperparameters.json", dict(hyperparameters))
+    entries = input_data_config or {}
     _write_json(
         config_dir / "inputdataconfig.json",
-        {
-            name: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated", "RecordWrapperType": "None"}
-            for name in channels
-        },
+        {name: dict(entries.get(name, _DEFAULT_CHANNEL_CONFIG)) for name in channels},
     )
+    for file_name, payload in (extra_config or {}).items():
+        _write_json(config_dir / file_name, payload)
     for name, source in channels.items():
         target = base_dir / "input" / "data" / name
         if target.is_symlink() or target.is_file():
             target.unlink()
         elif target.exists():
             shutil.rmtree(target)
-        if copy_channels:
-            shutil.copytree(source, target)
-        else:
+        if not copy_channels:
             target.symlink_to(Path(source).resolve(), target_is_directory=True)
+        elif hardlink_channels:
+            shutil.copytree(source, target, copy_function=os.link)
+        else:
+            shutil.copytree(source, target)
+    if code_dir is not None:
+        shutil.copytree(code_dir, base_dir / "code", dirs_exist_ok=True)
 
 
 def host_environment(
-    base_dir: Path, environment: Mapping[str, str] | None = None, *, inherit: Mapping[str, str] | None = None
+    base_dir: Path,
+    environment: Mapping[str, str] | None = None,
+    *,
+    inherit: Mapping[str, str] | None = None,
+    job_environment: Mapping[str, str] | None = None,
+    scrub_prefixes: Sequence[str] = (),
 ) -> dict[str, str]:
-    """The environment `train` runs with for a host whose /opt/ml is `base_dir` (see the module doc)."""
+    """The environment `train` runs with for a host whose /opt/ml is `base_dir` (see the module doc).
+
+    `job_environment` (CreateTrainingJob's Environment) sits below the variables that place the host in
+    `base_dir`, so a job cannot point the toolkit elsewhere; `environment` is the caller's and beats all.
+    `scrub_prefixes` drops more inherited variables, e.g. AWS_ so the caller's profile or endpoint does
+    not leak into a job meant for another account.
+    """
     inherited = os.environ if inherit is None else inherit
+    scrubbed = (*_SCRUBBED_PREFIXES, *scrub_prefixes)
     env = {
-        key: value
-        for key, value in inherited.items()
-        if not key.startswith(_SCRUBBED_PREFIXES) and key not in _SCRUBBED_NAMES
+        key: value for key, value in inherited.items() if not key.startswith(scrubbed) and key not in _SCRUBBED_NAMES
     }
+    env.update(job_environment or {})
     env.update(
         {
             "SAGEMAKER_BASE_DIR": str(base_dir),
@@ -166,10 +206,18 @@ def start_host(
         channels=channels,
         copy_channels=copy_channels,
     )
+    return launch_host(base_dir, host_environment(base_dir, environment), stdout=stdout)
+
+
+def launch_host(
+    base_dir: Path, env: Mapping[str, str], *, stdout: int | IO[Any] | None = None
+) -> subprocess.Popen[bytes]:
+    """Start `train` in a `base_dir` already laid out by write_host_config, with the complete `env`
+    (see host_environment); stderr goes to the same place as `stdout` (subprocess.PIPE to read it)."""
     return subprocess.Popen(
         train_command(),
         cwd=base_dir,
-        env=host_environment(base_dir, environment),
+        env=dict(env),
         stdout=stdout,
         stderr=subprocess.STDOUT,
         # Its own process group, like a container: stop_host reaches the launcher, torchrun and workers.
@@ -182,6 +230,21 @@ def stop_host(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> No
     if process.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
+
+
+def stop_hosts(processes: Sequence[subprocess.Popen[bytes]], grace_seconds: float) -> None:
+    """SIGTERM every host, then SIGKILL those still running after `grace_seconds` (as SageMaker does)."""
+    for process in processes:
+        stop_host(process)
+    deadline = time.monotonic() + grace_seconds
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            # The group, not just the launcher: torchrun's workers would outlive it otherwise.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def run_host(

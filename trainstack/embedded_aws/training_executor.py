@@ -14,13 +14,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tarfile
 import threading
 import time
@@ -34,6 +30,14 @@ from botocore.config import Config
 from botocore.validate import ParamValidator
 
 from trainstack.config import MAX_KEEP_ALIVE_SECONDS, EmbeddedQuotas
+from trainstack.toolkit_host import (
+    free_port,
+    host_environment,
+    host_name,
+    launch_host,
+    stop_hosts,
+    write_host_config,
+)
 
 from .json_protocol import DUMMY_CREDENTIAL, AwsError
 
@@ -63,12 +67,6 @@ _STATUS_MESSAGES = {
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -579,7 +577,7 @@ class _JobRun:
         self.logs = logs
         self.region = region
         self.endpoint_url = endpoint_url
-        self.hosts = [f"algo-{index + 1}" for index in range(job.instance_count)]
+        self.hosts = [host_name(index) for index in range(job.instance_count)]
         self.log_streams: list[str] = []
         self._checkpoint_state: dict[Path, tuple[float, int]] = {}
         self._log_threads: list[threading.Thread] = []
@@ -613,39 +611,29 @@ class _JobRun:
         checkpoint = request.get("CheckpointConfig")
         for host in self.hosts:
             base = self.host_dir(host)
-            config_dir = base / "input" / "config"
-            config_dir.mkdir(parents=True)
-            for sub in ("model", "output/data", "checkpoints", "code"):
-                (base / sub).mkdir(parents=True, exist_ok=True)
-            _write_json(config_dir / "hyperparameters.json", request.get("HyperParameters", {}))
-            _write_json(config_dir / "inputdataconfig.json", channels)
-            _write_json(config_dir / "resourceconfig.json", self._resource_config(host))
-            _write_json(config_dir / "trainingjobconfig.json", request)
+            extra_config: dict[str, object] = {"trainingjobconfig.json": request}
             if checkpoint:
-                _write_json(
-                    config_dir / "checkpointconfig.json",
-                    {"LocalPath": str(base / "checkpoints"), "S3Uri": checkpoint["S3Uri"]},
-                )
+                extra_config["checkpointconfig.json"] = {
+                    "LocalPath": str(base / "checkpoints"),
+                    "S3Uri": checkpoint["S3Uri"],
+                }
+            write_host_config(
+                base,
+                current_host=host,
+                hosts=self.hosts,
+                hyperparameters=request.get("HyperParameters", {}),
+                channels={name: cache / "channels" / name for name in channels},
+                instance_type=self.job.instance_type,
+                # One download per job, hard-linked into each host: no N copies of the data on one disk.
+                hardlink_channels=True,
+                input_data_config=channels,
+                extra_config=extra_config,
+                # Ours, so the toolkit skips downloading sagemaker_submit_directory from S3 once per host.
+                code_dir=code_dir,
+            )
+            if checkpoint:
+                # SageMaker restores CheckpointConfig.S3Uri into LocalPath before the code starts.
                 self._download_prefix(checkpoint["S3Uri"], base / "checkpoints")
-            for name in channels:
-                shutil.copytree(cache / "channels" / name, base / "input" / "data" / name, copy_function=os.link)
-            if code_dir is not None:
-                # A non-empty code dir makes the toolkit skip its own download of sagemaker_submit_directory.
-                shutil.copytree(code_dir, base / "code", dirs_exist_ok=True)
-
-    def _resource_config(self, host: str) -> dict[str, Any]:
-        instance_type = self.job.instance_type
-        return {
-            "current_host": host,
-            "current_instance_type": instance_type,
-            "current_group_name": "homogeneousCluster",
-            "hosts": self.hosts,
-            "instance_groups": [
-                {"instance_group_name": "homogeneousCluster", "instance_type": instance_type, "hosts": self.hosts}
-            ],
-            # Every "host" is this machine: the loopback interface is the only one they share.
-            "network_interface_name": "lo",
-        }
 
     def _download_prefix(self, uri: str, target: Path) -> None:
         bucket, prefix = _split_s3(uri)
@@ -681,44 +669,33 @@ class _JobRun:
     # Training -------------------------------------------------------------------------
 
     def _host_env(self, host: str, master_port: int) -> dict[str, str]:
-        # The caller's AWS/SageMaker settings (a profile, a real endpoint) must not leak into the job.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "SM_", "SAGEMAKER_"))}
-        env.update(self.job.request.get("Environment", {}))
-        base = self.host_dir(host)
-        env.update(
-            SAGEMAKER_BASE_DIR=str(base),
-            # Without it the toolkit waits up to 15 minutes for DNS of algo-1..N.
-            SM_STUDIO_LOCAL_MODE="true",
-            SM_CHECKPOINT_DIR=str(base / "checkpoints"),
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(master_port),
-            TRAINING_JOB_NAME=self.job.name,
-            TRAINING_JOB_ARN=self.job.arn,
-            AWS_ENDPOINT_URL=self.endpoint_url,
-            AWS_ACCESS_KEY_ID=DUMMY_CREDENTIAL,
-            AWS_SECRET_ACCESS_KEY=DUMMY_CREDENTIAL,
-            AWS_REGION=self.region,
-            AWS_DEFAULT_REGION=self.region,
-            PYTHONUNBUFFERED="1",
+        return host_environment(
+            self.host_dir(host),
+            {
+                "MASTER_ADDR": "127.0.0.1",
+                "MASTER_PORT": str(master_port),
+                "TRAINING_JOB_NAME": self.job.name,
+                "TRAINING_JOB_ARN": self.job.arn,
+                # The job talks to the embedded AWS, never to whatever account the caller is signed in to.
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIAL,
+                "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIAL,
+                "AWS_REGION": self.region,
+                "AWS_DEFAULT_REGION": self.region,
+            },
+            job_environment=self.job.request.get("Environment", {}),
+            # The caller's AWS settings (a profile, a session token, a real endpoint) must not leak into the job.
+            scrub_prefixes=("AWS_",),
         )
-        return env
 
     def train(self) -> str:
         """Run one toolkit process per host; return Completed, Failed, Stopped or MaxRuntimeExceeded."""
-        train = Path(sys.executable).parent / "train"
-        command = [str(train)] if train.exists() else [shutil.which("train") or "train"]
-        master_port = _free_port()
+        master_port = free_port()
         epoch = int(time.time())
         processes: dict[str, subprocess.Popen[bytes]] = {}
         for host in self.hosts:
-            process = subprocess.Popen(
-                command,
-                cwd=self.host_dir(host),
-                env=self._host_env(host, master_port),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stop/timeout kills the script's children too
-            )
+            # Piped, not to a file: _ship_logs timestamps each line as it arrives for CloudWatch Logs.
+            process = launch_host(self.host_dir(host), self._host_env(host, master_port), stdout=subprocess.PIPE)
             processes[host] = process
             stream = f"{self.job.name}/{host}-{epoch}"
             self.log_streams.append(stream)
@@ -739,7 +716,7 @@ class _JobRun:
                 # One host failed: SageMaker fails the job and tears the others down.
                 outcome = "Failed"
             if outcome:
-                _terminate(list(processes.values()))
+                stop_hosts(list(processes.values()), _STOP_GRACE_SECONDS)
                 break
             if time.monotonic() > next_sync:
                 self.sync_checkpoints()
@@ -833,28 +810,8 @@ class _JobRun:
             thread.join(timeout=5)
 
 
-def _terminate(processes: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM each process group, SIGKILL what is left after the grace period (as SageMaker does)."""
-    for process in processes:
-        if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
-    deadline = time.monotonic() + _STOP_GRACE_SECONDS
-    for process in processes:
-        try:
-            process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-
-
 def _tar(directory: Path, archive: Path) -> None:
     # Entries at the archive root, like SageMaker's model.tar.gz.
     with tarfile.open(archive, "w:gz") as tar:
         for path in sorted(directory.rglob("*")):
             tar.add(path, arcname=path.relative_to(directory).as_posix(), recursive=False)
-
-
-def _write_json(path: Path, value: Any) -> None:
-    path.write_text(json.dumps(value, indent=2, default=str))
