@@ -52,8 +52,13 @@ class RunWatcher:
     def poll(self) -> dict[str, Any]:
         """One round: new history events, the job's status, new log lines. Returns DescribeExecution."""
         described = self._sfn.describe_execution(executionArn=self.execution_arn)
+        # The job's news first: its Completed happened before the state machine's next state did.
+        known_job = self.progress.job_name
+        if known_job:
+            self._read_job()
+            self._read_logs()
         self._read_history()
-        if self.progress.job_name:
+        if self.progress.job_name and not known_job:
             self._read_job()
             self._read_logs()
         return described
