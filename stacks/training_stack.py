@@ -55,7 +55,6 @@ class TrainingStack(Stack):
             "Pipeline",
             config=config,
             key=storage.key,
-            execution_role_arn=self.execution_role.role_arn,
             target=TrainingJobTarget(
                 role_arn=self.execution_role.role_arn,
                 image_uri=self.image_uri,

@@ -137,7 +137,6 @@ class TrainingPipeline(Construct):
         config: EnvironmentConfig,
         key: kms.IKey,
         target: TrainingJobTarget,
-        execution_role_arn: str,
     ) -> None:
         super().__init__(scope, construct_id)
         names = ResourceNames.of(config)
@@ -169,7 +168,7 @@ class TrainingPipeline(Construct):
             description=f"trainstack {config.name}: the training state machine",
         )
         policy = ScopedPolicy(self, "Policy", roles=[self.role])
-        grant_training_jobs(policy, config, execution_role_arn)
+        grant_training_jobs(policy, config, target.role_arn)
         grant_sync_events(policy, config)
         grant_quota_reads(policy, names)
         policy.allow("Notify", ["sns:Publish"], [self.topic.topic_arn])
