@@ -74,11 +74,13 @@ def deploy(
     outdir: Path,
     log: Path | None = None,
     on_phase: Callable[[str], None] | None = None,
+    synthesized: bool = False,
 ) -> DeployedPlatform:
     """`cdk synth`, `cdk bootstrap`, then `cdk deploy` of every stack of `config` from that one assembly.
 
     Synthesizing once and deploying with `--app <assembly>` keeps bootstrap and deploy from running the
-    app again. Returns the stack outputs and the seconds each phase took.
+    app again; `synthesized=True` says `outdir` already holds the assembly (the test session's own
+    synthesis), so the CLI does not synthesize a second time. Returns the outputs and each phase's seconds.
     """
     env = cdk_env(endpoint_env)
     seconds: dict[str, float] = {}
@@ -99,6 +101,8 @@ def deploy(
             "events",
         ],
     }
+    if synthesized:
+        del phases["synth"]
     for phase, args in phases.items():
         if on_phase:
             on_phase(phase)
