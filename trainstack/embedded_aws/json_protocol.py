@@ -17,6 +17,21 @@ from typing import Any, Protocol
 # moto accepts any credentials; these are not secrets, and never real ones.
 DUMMY_CREDENTIAL = "testing"
 
+
+def endpoint_client(endpoint_url: str, region: str, service: str, **kwargs: Any) -> Any:
+    """A boto3 client for the embedded endpoint only, with the dummy credentials (never a real profile)."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=DUMMY_CREDENTIAL,
+        aws_secret_access_key=DUMMY_CREDENTIAL,
+        **kwargs,
+    )
+
+
 WsgiEnviron = dict[str, Any]
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[WsgiEnviron, StartResponse], Iterable[bytes]]

@@ -16,7 +16,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import boto3
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from trainstack.config import EnvironmentConfig, load_environment
@@ -31,7 +30,7 @@ from . import (
     jsonata_evaluator,
     sagemaker_sync_integration,
 )
-from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler
+from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler, endpoint_client
 from .sagemaker_quotas import SageMakerQuotaHandler, SageMakerQuotaTable
 from .sagemaker_training_api import SageMakerTrainingHandler
 from .training_executor import TrainingExecutor
@@ -151,14 +150,7 @@ class EmbeddedAws:
         return endpoint_env(self.endpoint_url, self.region)
 
     def client(self, service: str, **kwargs: Any) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            aws_access_key_id=ACCESS_KEY,
-            aws_secret_access_key=ACCESS_KEY,
-            **kwargs,
-        )
+        return endpoint_client(self.endpoint_url, self.region, service, **kwargs)
 
 
 def endpoint_env(endpoint_url: str, region: str) -> dict[str, str]:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.validate import ParamValidator
@@ -39,7 +38,7 @@ from trainstack.toolkit_host import (
     write_host_config,
 )
 
-from .json_protocol import DUMMY_CREDENTIAL, AwsError
+from .json_protocol import DUMMY_CREDENTIAL, AwsError, endpoint_client
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
@@ -509,14 +508,7 @@ class TrainingExecutor:
     # ----------------------------------------------------------------- the run (job thread)
 
     def _client(self, service: str) -> Any:
-        return boto3.client(
-            service,
-            endpoint_url=self.endpoint_url,
-            region_name=self.region,
-            aws_access_key_id=DUMMY_CREDENTIAL,
-            aws_secret_access_key=DUMMY_CREDENTIAL,
-            config=Config(retries={"max_attempts": 3}),
-        )
+        return endpoint_client(self.endpoint_url, self.region, service, config=Config(retries={"max_attempts": 3}))
 
     def _set(self, job: TrainingJob, secondary: str, status: str | None = None) -> None:
         with self._lock:

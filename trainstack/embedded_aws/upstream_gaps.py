@@ -14,11 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import boto3
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
-from .json_protocol import DUMMY_CREDENTIAL
+from .json_protocol import endpoint_client
 
 _ACCOUNT = "123456789012"
 _ROLE = f"arn:aws:iam::{_ACCOUNT}:role/probe"
@@ -26,13 +25,7 @@ _PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
 
 
 def _client(url: str, service: str) -> Any:
-    return boto3.client(
-        service,
-        endpoint_url=url,
-        region_name="us-east-1",
-        aws_access_key_id=DUMMY_CREDENTIAL,
-        aws_secret_access_key=DUMMY_CREDENTIAL,
-    )
+    return endpoint_client(url, "us-east-1", service)
 
 
 def _error(call: Callable[[], Any]) -> str | None:
