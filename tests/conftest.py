@@ -90,22 +90,13 @@ class DeployedLocalPlatform:
 
 
 @pytest.fixture(scope="session")
-def deployed_local_platform(
-    embedded_aws: object, synthesized: Synthesized, tmp_path_factory: pytest.TempPathFactory
-) -> DeployedLocalPlatform:
-    """`cdk bootstrap` and `cdk deploy 'local/*'` with the real CDK CLI, once per session, from the session's
-    one synthesis (the `synthesized` assembly, which holds every environment)."""
+def deployed_local_platform(embedded_aws: object, tmp_path_factory: pytest.TempPathFactory) -> DeployedLocalPlatform:
+    """`cdk synth`, `cdk bootstrap` and `cdk deploy 'local/*'` with the real CDK CLI, once per session."""
     from trainstack.config import load_environment
     from trainstack.local_platform import deploy
 
     work = tmp_path_factory.mktemp("cdk-local")
-    platform = deploy(
-        load_environment("local"),
-        embedded_aws.env,  # type: ignore[attr-defined]
-        synthesized.outdir,
-        log=work / "cdk.log",
-        synthesized=True,
-    )
+    platform = deploy(load_environment("local"), embedded_aws.env, work / "cdk.out", log=work / "cdk.log")  # type: ignore[attr-defined]
     manifest = json.loads((platform.assembly_dir / "manifest.json").read_text())
     stage_dir = platform.assembly_dir / manifest["artifacts"]["assembly-local"]["properties"]["directoryName"]
     stage = json.loads((stage_dir / "manifest.json").read_text())

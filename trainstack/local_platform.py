@@ -74,13 +74,11 @@ def deploy(
     outdir: Path,
     log: Path | None = None,
     on_phase: Callable[[str], None] | None = None,
-    synthesized: bool = False,
 ) -> DeployedPlatform:
     """`cdk synth`, `cdk bootstrap`, then `cdk deploy` of every stack of `config` from that one assembly.
 
     Synthesizing once and deploying with `--app <assembly>` keeps bootstrap and deploy from running the
-    app again; `synthesized=True` says `outdir` already holds the assembly (the test session's own
-    synthesis), so the CLI does not synthesize a second time. Returns the outputs and each phase's seconds.
+    app again. Returns the stack outputs and the seconds each phase took.
     """
     env = cdk_env(endpoint_env)
     seconds: dict[str, float] = {}
@@ -101,8 +99,6 @@ def deploy(
             "events",
         ],
     }
-    if synthesized:
-        del phases["synth"]
     for phase, args in phases.items():
         if on_phase:
             on_phase(phase)
