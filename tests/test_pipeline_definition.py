@@ -14,6 +14,7 @@ from botocore.validate import ParamValidator
 
 from stacks.constructs.code_package import build_source_tarball
 from trainstack.config import TRAINING_CODE_DIR, ResourceNames, load_environment
+from trainstack.embedded_aws.sagemaker_request_rules import validate_create_training_job
 from trainstack.run_preview import definition_from_template, evaluate, preview
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +53,19 @@ def definitions(synthesized) -> dict[str, dict]:
 def _valid_request(request: dict) -> None:
     report = ParamValidator().validate(request, CREATE_TRAINING_JOB)
     assert not report.has_errors(), report.generate_report()
+    # SageMaker's server-side rules too (patterns, maximum lengths, enums, documented limits), with values of
+    # the deployed shape where synthesis leaves a token (role ARN, subnets, security groups).
+    deployed = json.loads(json.dumps(request))
+    placeholder = "arn:aws:cdk:::deploy-time-value"
+    if deployed["RoleArn"] == placeholder:
+        deployed["RoleArn"] = "arn:aws:iam::123456789012:role/trainstack-training"
+    if "VpcConfig" in deployed:
+        for key, prefix in (("Subnets", "subnet"), ("SecurityGroupIds", "sg")):
+            deployed["VpcConfig"][key] = [
+                f"{prefix}-0123456789abcdef{index}" if value == placeholder else value
+                for index, value in enumerate(deployed["VpcConfig"][key])
+            ]
+    validate_create_training_job(deployed, longest_run_seconds=None)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
@@ -119,6 +133,14 @@ def test_request_matches_the_sdk_estimators_script_mode_request(definitions) -> 
     tags = {t["Key"]: t["Value"] for t in request["Tags"]}
     assert tags["trainstack:environment"] == "local" and tags["trainstack:execution"] == "preview-0000"
     _valid_request(request)
+
+
+def test_execution_names_become_valid_tag_values(definitions) -> None:
+    # Execution names allow characters tag values do not, e.g. parentheses: SageMaker would refuse the job.
+    result = preview(definitions["local"], {}, quotas=QUOTAS, execution_name="retrain(v2)!")
+    tags = {t["Key"]: t["Value"] for t in result.request["Tags"]}
+    assert tags["trainstack:execution"] == "retrain_v2__"
+    _valid_request(result.request)
 
 
 def test_spot_single_node_and_no_compression_render_as_expected(definitions) -> None:

@@ -22,6 +22,12 @@ from stacks.storage_stack import ARTIFACT_PREFIXES
 from trainstack.config import EnvironmentConfig, ResourceNames
 
 SYNC_RESOURCE = "arn:aws:states:::sagemaker:createTrainingJob.sync"
+# What the optimized integration names SageMaker errors its model lacks (ThrottlingException, ValidationException,
+# AccessDeniedException); see trainstack/embedded_aws/README.md for the evidence.
+ERROR_UNMODELLED = "SageMaker.AmazonSageMakerException"
+TRAIN_THROTTLE_RETRIES = 4
+# Tag values allow letters, numbers, spaces and _.:/=+-@ only; execution names also allow ( ) ! ' and more.
+EXECUTION_TAG_UNSAFE = r"/[^A-Za-z0-9 _.:\/=+\-@]/"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 # Step Functions' managed rule for `.sync` on SageMaker training jobs.
 SYNC_EVENTS_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
@@ -114,34 +120,63 @@ def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> 
         f'      {{"NODE_NUMBER": $string($n), "MODEL_S3_BUCKET": {literal(names.data_bucket)}}}]),\n'
         '    "Tags": $append(\n'
         '      [$each($run.tags, function($v, $k) { {"Key": $k, "Value": $v} })],\n'
-        '      [{"Key": "trainstack:execution", "Value": $states.context.Execution.Name}]\n'
+        '      [{"Key": "trainstack:execution", "Value": $replace($states.context.Execution.Name, '
+        f'{EXECUTION_TAG_UNSAFE}, "_")}}]\n'
         "    )\n"
         f"  }}{''.join(', ' + part for part in optional)}])\n"
         ") %}"
     )
 
 
-def train_state(*, next_state: str, failure_state: str) -> dict[str, Any]:
+def train_states(*, next_state: str, failure_state: str) -> dict[str, dict[str, Any]]:
+    """Train (`createTrainingJob.sync`), and a bounded retry of CreateTrainingJob when SageMaker throttles it.
+
+    The optimized integration names every error SageMaker's model lacks `SageMaker.AmazonSageMakerException`:
+    throttling, validation and access denied alike (the Cause carries "Error Code: ThrottlingException").
+    A Retry on that name would also retry requests SageMaker will never accept, so the Cause decides: a
+    throttled create waits (1 s + full jitter over 5 s doubling) and tries again with the same, stable job
+    name, at most TRAIN_THROTTLE_RETRIES times; anything else goes to `failure_state` at once. Capacity and
+    internal errors during the job are retried by SageMaker itself (RetryStrategy).
+    """
     return {
-        "Type": "Task",
-        "Resource": SYNC_RESOURCE,
-        "Arguments": "{% $request %}",
-        # Throttling when creating or polling: try again with the same (stable) job name. Capacity and
-        # internal errors during the job are retried by SageMaker itself (RetryStrategy).
-        "Retry": [
-            {
-                "ErrorEquals": ["SageMaker.ThrottlingException", "ThrottlingException", "SageMaker.ServiceUnavailable"],
-                "IntervalSeconds": 15,
-                "BackoffRate": 2,
-                "MaxAttempts": 4,
-                "JitterStrategy": "FULL",
-            }
-        ],
-        "Catch": [
-            {"ErrorEquals": ["States.ALL"], "Assign": {"failure": "{% $states.errorOutput %}"}, "Next": failure_state}
-        ],
-        "Assign": {"job": "{% $states.result %}"},
-        "Next": next_state,
+        "Train": {
+            "Type": "Task",
+            "Resource": SYNC_RESOURCE,
+            "Arguments": "{% $request %}",
+            "Catch": [
+                {
+                    "ErrorEquals": [ERROR_UNMODELLED],
+                    "Assign": {"failure": "{% $states.errorOutput %}"},
+                    "Next": "TrainRejected",
+                },
+                {
+                    "ErrorEquals": ["States.ALL"],
+                    "Assign": {"failure": "{% $states.errorOutput %}"},
+                    "Next": failure_state,
+                },
+            ],
+            "Assign": {"job": "{% $states.result %}"},
+            "Next": next_state,
+        },
+        "TrainRejected": {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Condition": (
+                        '{% $contains($string($failure.Cause), "Error Code: ThrottlingException")'
+                        f" and $trainThrottled < {TRAIN_THROTTLE_RETRIES} %}}"
+                    ),
+                    "Next": "WaitToRetryTrain",
+                }
+            ],
+            "Default": failure_state,
+        },
+        "WaitToRetryTrain": {
+            "Type": "Wait",
+            "Seconds": "{% 1 + $floor($random() * 5 * $power(2, $trainThrottled)) %}",
+            "Assign": {"trainThrottled": "{% $trainThrottled + 1 %}"},
+            "Next": "Train",
+        },
     }
 
 

@@ -26,15 +26,25 @@ from trainstack.config import REPO_ROOT, EnvironmentConfig, ResourceNames
 QUOTA_TABLE_PATH = REPO_ROOT / "trainstack" / "data" / "sagemaker_training_quota_codes.json"
 LONGEST_RUN_TIME = {"code": "L-33A961FD", "name": "Longest run time for a training job"}
 _SDK = "arn:aws:states:::aws-sdk"
-# Service Quotas and SageMaker throttle list/describe calls under load; these are safe to repeat.
+# Service Quotas and SageMaker throttle list/describe calls under load; these reads are safe to repeat.
+# aws-sdk tasks name errors `<Prefix>.<Java SDK v2 exception>`: Service Quotas models TooManyRequestsException;
+# SageMaker's model has no throttling error, so a throttled call is the base `SageMaker.SageMakerException`,
+# the same name as its other unmodelled errors (access denied, validation): those are retried briefly only.
 _THROTTLE_RETRY = [
     {
-        "ErrorEquals": ["ServiceQuotas.TooManyRequestsException", "SageMaker.ThrottlingException", "States.Timeout"],
+        "ErrorEquals": ["ServiceQuotas.TooManyRequestsException", "States.Timeout"],
         "IntervalSeconds": 2,
         "BackoffRate": 2,
         "MaxAttempts": 5,
         "JitterStrategy": "FULL",
-    }
+    },
+    {
+        "ErrorEquals": ["SageMaker.SageMakerException"],
+        "IntervalSeconds": 1,
+        "BackoffRate": 2,
+        "MaxAttempts": 3,
+        "JitterStrategy": "FULL",
+    },
 ]
 
 

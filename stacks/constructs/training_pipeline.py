@@ -30,7 +30,7 @@ from stacks.constructs.create_training_job_state import (
     grant_sync_events,
     grant_training_jobs,
     request_expression,
-    train_state,
+    train_states,
 )
 from stacks.constructs.quota_check import grant_quota_reads, quota_states
 from stacks.constructs.scoped_policy import ScopedPolicy
@@ -79,10 +79,10 @@ def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: 
             "QuotaExceeded": {"Type": "Fail", "Error": "QuotaExceeded", "Cause": "{% $quotaProblem %}"},
             "BuildRequest": {
                 "Type": "Pass",
-                "Assign": {"request": request_expression(config, target)},
+                "Assign": {"request": request_expression(config, target), "trainThrottled": 0},
                 "Next": "Train",
             },
-            "Train": train_state(next_state="Succeeded", failure_state="DescribeFailure"),
+            **train_states(next_state="Succeeded", failure_state="DescribeFailure"),
             "DescribeFailure": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob",

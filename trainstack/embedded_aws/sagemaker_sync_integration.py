@@ -6,8 +6,12 @@ createTrainingJob the task polls DescribeTrainingJob until the job is terminal. 
 - Completed: the task output is the DescribeTrainingJob response (timestamps as epoch milliseconds).
 - Failed / Stopped: the task fails with `States.TaskFailed` and Cause = the DescribeTrainingJob JSON, so a
   Catch can parse `FailureReason` from `$states.errorOutput.Cause`.
-- A rejected request (ValidationException, ResourceLimitExceeded...): `SageMaker.AmazonSageMakerException`
-  with the service message in Cause.
+- A rejected request: the error name the optimized integration gives (AWS SDK for Java v1 exception classes):
+  SageMaker's modelled errors as `SageMaker.<Shape>Exception` (`SageMaker.ResourceLimitExceededException`,
+  `SageMaker.ResourceInUseException`, `SageMaker.ResourceNotFoundException`); codes SageMaker's model lacks
+  (ValidationException, ThrottlingException, AccessDeniedException) as the service's base exception,
+  `SageMaker.AmazonSageMakerException`. Cause: the message and "(Service: AmazonSageMaker; Status Code: 400;
+  Error Code: <code>; Request ID: ...; Proxy: null)". Evidence for each name: the embedded AWS README.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Final
 
+import botocore.session
 from botocore.exceptions import ClientError
 from moto.stepfunctions.parser.api import HistoryEventType, TaskFailedEventDetails
 from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
@@ -43,6 +48,23 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
 ERROR_REQUEST_REJECTED: Final[str] = "SageMaker.AmazonSageMakerException"
+
+
+def _modelled_errors() -> frozenset[str]:
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(name for name in model.shape_names if model.shape_for(name).metadata.get("exception"))
+
+
+MODELLED_ERRORS: Final[frozenset[str]] = _modelled_errors()
+
+
+def sync_error_name(code: str) -> str:
+    """The Step Functions error name of a SageMaker error code in the optimized (`.sync`) integration."""
+    if code in MODELLED_ERRORS:
+        return f"SageMaker.{code}" if code.endswith("Exception") else f"SageMaker.{code}Exception"
+    return ERROR_REQUEST_REJECTED
+
+
 TERMINAL_FAILURES: Final[set[str]] = {"Failed", "Stopped"}
 # Actions Step Functions offers for SageMaker; `.sync` is implemented for training jobs only.
 _SUPPORTED_ACTIONS: Final[set[str]] = {
@@ -87,7 +109,8 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
                 f"{error.get('Message', '')} (Service: AmazonSageMaker; Status Code: {meta.get('HTTPStatusCode')}; "
                 f"Error Code: {error.get('Code')}; Request ID: {meta.get('RequestId')}; Proxy: null)"
             )
-            return self._failure(env, CustomErrorName(ERROR_REQUEST_REJECTED), ERROR_REQUEST_REJECTED, cause)
+            name = sync_error_name(str(error.get("Code", "")))
+            return self._failure(env, CustomErrorName(name), name, cause)
         return super()._from_error(env=env, ex=ex)
 
     def _failure(self, env: Environment, error_name: Any, error: str, cause: str) -> FailureEvent:

@@ -33,6 +33,7 @@ from . import (
 from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler, endpoint_client
 from .sagemaker_quotas import SageMakerQuotaHandler, SageMakerQuotaTable
 from .sagemaker_training_api import SageMakerTrainingHandler
+from .throttling import Throttle, ThrottleControl
 from .training_executor import TrainingExecutor
 
 _applied = False
@@ -76,6 +77,7 @@ class EmbeddedAws:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.executor: TrainingExecutor | None = None
+        self.throttle = Throttle()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -88,8 +90,10 @@ class EmbeddedAws:
         apply_adapters()
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
-        handlers: list[JsonHandler] = []
-        app = AdapterApplication(DomainDispatcherApplication(create_backend_app), handlers)
+        # The test switch answers first: a throttled call never reaches the handler that would serve it.
+        handlers: list[JsonHandler] = [self.throttle]
+        adapters = AdapterApplication(DomainDispatcherApplication(create_backend_app), handlers)
+        app = ThrottleControl(adapters, self.throttle)
 
         class QuietHandler(MotoRequestHandler):
             # One access-log line per request drowns test and CLI output; errors still reach the client.

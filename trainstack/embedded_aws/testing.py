@@ -6,6 +6,7 @@ import io
 import json
 import tarfile
 import time
+import urllib.request
 import uuid
 from typing import Any
 
@@ -80,3 +81,17 @@ def log_lines(logs: Any, job_name: str) -> dict[str, list[str]]:
         ]
         for stream in streams
     }
+
+
+def throttle(endpoint_url: str, operation: str, count: int = 1) -> dict[str, Any]:
+    """Make the next `count` calls of `operation` ("SageMaker.CreateTrainingJob") answer as AWS throttles them."""
+    if not endpoint_url.startswith("http://"):
+        raise ValueError(f"expected the embedded AWS's http:// endpoint, got {endpoint_url}")
+    request = urllib.request.Request(  # noqa: S310 - checked above: http:// only
+        f"{endpoint_url}/trainstack-api/throttle",
+        data=json.dumps({"operation": operation, "count": count}).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request) as response:  # noqa: S310 - the embedded endpoint, http://127.0.0.1 only
+        return json.loads(response.read())

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import re
 import shutil
 import subprocess
 import tarfile
@@ -24,9 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-import botocore.session
 from botocore.config import Config
-from botocore.validate import ParamValidator
 
 from trainstack.config import MAX_KEEP_ALIVE_SECONDS, EmbeddedQuotas
 from trainstack.toolkit_host import (
@@ -39,11 +36,10 @@ from trainstack.toolkit_host import (
 )
 
 from .json_protocol import DUMMY_CREDENTIAL, AwsError, endpoint_client
+from .sagemaker_quotas import quota_name
+from .sagemaker_request_rules import validate_create_training_job
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
-_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-_MAX_HYPERPARAMETERS = 100
-_MAX_HYPERPARAMETER_LENGTH = 2500
 # SageMaker sends SIGTERM and waits before SIGKILL; 120 s on AWS, shorter here so tests stay quick.
 _STOP_GRACE_SECONDS = 10.0
 _POLL_SECONDS = 0.2
@@ -84,69 +80,41 @@ def _decode_hyperparameter(value: str) -> str:
     return decoded if isinstance(decoded, str) else value
 
 
-_SERVICE_MODEL = botocore.session.get_session().get_service_model("sagemaker")
+# What AWS lists as having to match for a job to run on another job's warm pool ("Warm pool matching").
+WARM_POOL_MATCH = (
+    "RoleArn",
+    "InstanceType",
+    "InstanceCount",
+    "VolumeSizeInGB",
+    "VolumeKmsKeyId",
+    "VpcConfig.Subnets",
+    "VpcConfig.SecurityGroupIds",
+    "EnableInterContainerTrafficEncryption",
+    "EnableNetworkIsolation",
+)
 
 
-def validate_create_request(request: dict[str, Any], longest_run_seconds: int | None) -> None:
-    """Reject what SageMaker rejects, naming the field: botocore's model first, then documented limits."""
-    report = ParamValidator().validate(request, _SERVICE_MODEL.operation_model("CreateTrainingJob").input_shape)
-    if report.has_errors():
-        raise AwsError("ValidationException", report.generate_report())
-    name = request["TrainingJobName"]
-    if not _JOB_NAME.match(name):
-        raise AwsError(
-            "ValidationException",
-            f"TrainingJobName '{name}' must match {_JOB_NAME.pattern}: at most 63 letters, digits and hyphens",
-        )
-    hyperparameters = request.get("HyperParameters", {})
-    if len(hyperparameters) > _MAX_HYPERPARAMETERS:
-        raise AwsError("ValidationException", f"HyperParameters: at most {_MAX_HYPERPARAMETERS} entries")
-    for key, value in hyperparameters.items():
-        if len(value) > _MAX_HYPERPARAMETER_LENGTH:
-            raise AwsError(
-                "ValidationException", f"HyperParameters.{key}: value longer than {_MAX_HYPERPARAMETER_LENGTH}"
-            )
-    max_runtime = request["StoppingCondition"].get("MaxRuntimeInSeconds", 86400)
-    if longest_run_seconds is not None and max_runtime > longest_run_seconds:
-        raise AwsError(
-            "ValidationException",
-            f"StoppingCondition.MaxRuntimeInSeconds {max_runtime} exceeds the account's 'Longest run time for a "
-            f"training job' quota of {longest_run_seconds} seconds",
-        )
-    keep_alive = request["ResourceConfig"].get("KeepAlivePeriodInSeconds", 0)
-    if keep_alive > MAX_KEEP_ALIVE_SECONDS:
-        raise AwsError(
-            "ValidationException", f"ResourceConfig.KeepAlivePeriodInSeconds must be at most {MAX_KEEP_ALIVE_SECONDS}"
-        )
-    if keep_alive and request.get("EnableManagedSpotTraining"):
-        raise AwsError("ValidationException", "Warm pools (KeepAlivePeriodInSeconds) are not supported with spot")
-    if request["ResourceConfig"].get("InstanceGroups"):
-        raise AwsError("ValidationException", "ResourceConfig.InstanceGroups: not supported by the embedded AWS")
-    for channel in request.get("InputDataConfig", []):
-        source = channel["DataSource"].get("S3DataSource")
-        if source is None or source.get("S3DataType", "S3Prefix") != "S3Prefix":
-            raise AwsError(
-                "ValidationException",
-                f"InputDataConfig.{channel['ChannelName']}: only S3DataSource with S3DataType S3Prefix is supported",
-            )
-
-
-def _warm_pool_key(request: dict[str, Any]) -> str:
-    """What must match for a job to reuse another's warm pool (SageMaker's documented criteria)."""
+def warm_pool_attributes(request: dict[str, Any]) -> dict[str, Any]:
+    """The request's values of WARM_POOL_MATCH, normalised: SageMaker's defaults, subnets and groups as sets."""
     resources = request["ResourceConfig"]
-    return json.dumps(
-        [
-            request["RoleArn"],
-            resources["InstanceType"],
-            resources["InstanceCount"],
-            resources["VolumeSizeInGB"],
-            resources.get("VolumeKmsKeyId"),
-            request.get("VpcConfig"),
-            bool(request.get("EnableNetworkIsolation")),
-            bool(request.get("EnableInterContainerTrafficEncryption")),
-        ],
-        sort_keys=True,
-    )
+    vpc = request.get("VpcConfig") or {}
+    return {
+        "RoleArn": request["RoleArn"],
+        "InstanceType": resources["InstanceType"],
+        "InstanceCount": resources["InstanceCount"],
+        "VolumeSizeInGB": resources.get("VolumeSizeInGB"),
+        "VolumeKmsKeyId": resources.get("VolumeKmsKeyId"),
+        "VpcConfig.Subnets": sorted(vpc.get("Subnets") or []),
+        "VpcConfig.SecurityGroupIds": sorted(vpc.get("SecurityGroupIds") or []),
+        "EnableInterContainerTrafficEncryption": bool(request.get("EnableInterContainerTrafficEncryption")),
+        "EnableNetworkIsolation": bool(request.get("EnableNetworkIsolation")),
+    }
+
+
+def warm_pool_mismatches(pool_request: dict[str, Any], request: dict[str, Any]) -> list[str]:
+    """The attributes in which `request` differs from the request that created a pool (empty: it may reuse it)."""
+    pool, wanted = warm_pool_attributes(pool_request), warm_pool_attributes(request)
+    return [name for name in WARM_POOL_MATCH if pool[name] != wanted[name]]
 
 
 @dataclass
@@ -189,6 +157,10 @@ class TrainingJob:
         return int(self.request["ResourceConfig"]["InstanceCount"])
 
     @property
+    def spot(self) -> bool:
+        return bool(self.request.get("EnableManagedSpotTraining"))
+
+    @property
     def keep_alive(self) -> int:
         return int(self.request["ResourceConfig"].get("KeepAlivePeriodInSeconds", 0))
 
@@ -223,7 +195,7 @@ class TrainingExecutor:
         # SageMaker's documented defaults, applied before validation so limits see the effective values.
         request.setdefault("StoppingCondition", {}).setdefault("MaxRuntimeInSeconds", 86400)
         request.setdefault("HyperParameters", {})
-        validate_create_request(request, self.quotas.longest_run_time_seconds if self.quotas else None)
+        validate_create_training_job(request, self.quotas.longest_run_time_seconds if self.quotas else None)
         name = request["TrainingJobName"]
         with self._lock:
             if name in self._jobs:
@@ -352,11 +324,14 @@ class TrainingExecutor:
         configured = self.quotas.instances.get(instance_type)
         return int(getattr(configured, kind)) if configured else 0
 
-    def _instances_held(self, instance_type: str, exclude: TrainingJob | None = None) -> tuple[int, int]:
-        """(instances of running jobs, instances retained in Available warm pools) of one type."""
+    def _instances_held(self, instance_type: str, *, spot: bool, exclude: TrainingJob | None = None) -> tuple[int, int]:
+        """(instances of running jobs, instances retained in Available/InUse warm pools) of one type.
+
+        Spot jobs count against the spot quota only; warm pools (never spot) against the on-demand one. A job
+        running on a reused pool is counted through that pool, not twice."""
         running = retained = 0
         for other in self._jobs.values():
-            if other is exclude or other.instance_type != instance_type:
+            if other is exclude or other.instance_type != instance_type or other.spot != spot:
                 continue
             if other.status in ("InProgress", "Stopping") and other.reuses is None:
                 running += other.instance_count
@@ -365,25 +340,28 @@ class TrainingExecutor:
         return running, retained
 
     def _check_training_quota(self, job: TrainingJob, reusable: TrainingJob | None) -> None:
-        limit = self._quota(job.instance_type, "training_job_usage")
+        kind = "spot_training_job_usage" if job.spot else "training_job_usage"
+        limit = self._quota(job.instance_type, kind)
         if limit is None:
             return
-        running, retained = self._instances_held(job.instance_type, exclude=reusable)
+        # A reused pool's instances become this job's: not counted as retained and again as requested.
+        running, retained = self._instances_held(job.instance_type, spot=job.spot, exclude=reusable)
         used = running + retained  # warm-pool instances count against the training quota, as on AWS
         if used + job.instance_count > limit:
             raise AwsError(
                 "ResourceLimitExceeded",
-                f"The account-level service limit '{job.instance_type} for training job usage' is {limit} Instances, "
+                f"The account-level service limit '{quota_name(job.instance_type, kind)}' is {limit} Instances, "
                 f"with current utilization of {used} Instances and a request delta of {job.instance_count} Instances. "
-                "Please use AWS Service Quotas to request an increase for this quota.",
+                "Please use AWS Service Quotas to request an increase for this quota. If AWS Service Quotas is not "
+                "available, contact AWS support to request an increase for this quota.",
             )
 
     def _reusable_pool(self, job: TrainingJob) -> TrainingJob | None:
         if job.keep_alive <= 0:
             return None
-        key = _warm_pool_key(job.request)
         for other in self._jobs.values():
-            if other.warm_pool and other.warm_pool.status == "Available" and _warm_pool_key(other.request) == key:
+            pool = other.warm_pool
+            if pool and pool.status == "Available" and not warm_pool_mismatches(other.request, job.request):
                 return other
         return None
 
@@ -408,7 +386,7 @@ class TrainingExecutor:
             job.warm_pool = None
             return
         limit = self._quota(job.instance_type, "training_warm_pool_usage")
-        _, retained = self._instances_held(job.instance_type, exclude=job)
+        _, retained = self._instances_held(job.instance_type, spot=False, exclude=job)
         if limit is not None and retained + job.instance_count > limit:
             # As on AWS: without warm-pool quota the job simply ran cold and keeps nothing.
             job.warm_pool = None
