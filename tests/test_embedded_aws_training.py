@@ -175,7 +175,8 @@ def test_request_is_validated_against_the_sagemaker_model(embedded_aws: Any, buc
         raw.create_training_job(**request)
     message = str(error.value)
     assert "ValidationException" in message
-    assert "HyperParameters.epochs" in message and "RoleArn" in message
+    assert "HyperParameters.epochs" in message
+    assert "Value null at 'roleArn' failed to satisfy constraint: Member must not be null" in message
     with pytest.raises(sagemaker.exceptions.ClientError, match="ResourceLimitExceeded"):
         # ml.c5.xlarge has a training quota of 0 in config/local.yaml.
         sagemaker.create_training_job(
@@ -333,16 +334,28 @@ def test_state_machine_sync_waits_for_the_job(embedded_aws: Any, bucket: str, sc
         )
 
 
-def test_sync_request_rejected_is_a_sagemaker_exception(embedded_aws: Any, bucket: str) -> None:
+@pytest.mark.parametrize(
+    ("resources", "error", "code"),
+    [
+        # SageMaker's model has ResourceLimitExceeded: the optimized integration names it after its exception class.
+        ({"InstanceType": "ml.c5.xlarge"}, "SageMaker.ResourceLimitExceededException", "ResourceLimitExceeded"),
+        # ValidationException is not in the model: the service's base exception.
+        ({"InstanceType": "ml.m5.huge"}, "SageMaker.AmazonSageMakerException", "ValidationException"),
+    ],
+)
+def test_sync_request_rejected_has_the_error_name_step_functions_gives(
+    embedded_aws: Any, bucket: str, resources: dict[str, Any], error: str, code: str
+) -> None:
     sfn = embedded_aws.client("stepfunctions")
     request = job_request(unique("rejected"), bucket, "s3://x/y.tar.gz")
-    request["ResourceConfig"]["InstanceType"] = "ml.c5.xlarge"  # quota 0
+    request["ResourceConfig"].update(resources)  # ml.c5.xlarge: quota 0 in config/local.yaml
     definition = _sync_machine(request)
-    definition["States"]["Train"]["Catch"][0]["ErrorEquals"] = ["SageMaker.AmazonSageMakerException"]
+    definition["States"]["Train"]["Catch"][0]["ErrorEquals"] = [error]
     definition["States"]["Train"]["Catch"][0]["Output"] = {"cause": "{% $states.errorOutput.Cause %}"}
     definition["States"]["Failed"] = {"Type": "Pass", "End": True}
     machine = sfn.create_state_machine(name=unique("m"), definition=json.dumps(definition), roleArn=request["RoleArn"])
     started = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input="{}")
     result = wait_for_execution(sfn, started["executionArn"])
-    assert result["status"] == "SUCCEEDED"
-    assert "ResourceLimitExceeded" in json.loads(result["output"])["cause"]
+    assert result["status"] == "SUCCEEDED", result
+    cause = json.loads(result["output"])["cause"]
+    assert f"(Service: AmazonSageMaker; Status Code: 400; Error Code: {code}; Request ID: " in cause

@@ -170,8 +170,8 @@ def _raise_if_any(problems: list[str]) -> None:
 def validate_create_training_job(request: dict[str, Any], longest_run_seconds: int | None) -> None:
     """Refuse what SageMaker refuses, with SageMaker's error; `request` has SageMaker's defaults applied."""
     shape = _input_shape("CreateTrainingJob")
-    _raise_if_any(_type_problems(request, shape))
-    _raise_if_any(model_violations(shape, request))
+    # Both at once, as SageMaker reports every violation of one request; the walk skips values of a wrong type.
+    _raise_if_any(model_violations(shape, request) + _type_problems(request, shape))
     _documented_limits(request, longest_run_seconds)
     _unsupported_here(request)
 
