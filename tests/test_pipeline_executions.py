@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from trainstack.config import ResourceNames, load_environment
+from trainstack.embedded_aws.testing import job_request, throttle, unique, upload_script
 from trainstack.local_platform import stage_demo_data
 
 pytestmark = pytest.mark.slow
@@ -197,3 +198,89 @@ def test_a_failing_script_fails_the_execution_with_its_reason_and_a_notification
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=2).get("Messages", [])
     notification = json.loads(json.loads(messages[0]["Body"])["Message"])
     assert notification["error"] == "TrainingJobFailed" and "not valid JSON" in notification["reason"]
+
+
+# --- SageMaker's own answers, as the state machine receives them ------------------------------------------------
+
+
+def _task_failures(platform: Platform, described: dict) -> list[dict]:
+    events = platform.client("stepfunctions").get_execution_history(
+        executionArn=described["executionArn"], maxResults=1000
+    )["events"]
+    return [event["taskFailedEventDetails"] for event in events if event["type"] == "TaskFailed"]
+
+
+def _release_pools(platform: Platform) -> None:
+    sagemaker = platform.client("sagemaker")
+    for job in sagemaker.list_training_jobs(WarmPoolStatusEquals="Available", MaxResults=100)["TrainingJobSummaries"]:
+        sagemaker.update_training_job(
+            TrainingJobName=job["TrainingJobName"], ResourceConfig={"KeepAlivePeriodInSeconds": 0}
+        )
+
+
+def test_a_throttled_create_training_job_is_retried_and_the_run_trains(platform: Platform) -> None:
+    throttle(platform.aws.endpoint_url, "SageMaker.CreateTrainingJob", 1)
+    described = run(platform, {"hyperparameters": QUICK, "keep_alive_seconds": 0})
+    assert _output(described)["status"] == "Completed"
+    (failure,) = _task_failures(platform, described)
+    assert failure["error"] == "SageMaker.AmazonSageMakerException"
+    assert failure["cause"].startswith("Rate exceeded (Service: AmazonSageMaker; Status Code: 400; ")
+    assert "Error Code: ThrottlingException" in failure["cause"]
+
+
+REJECTED = {
+    "tag value retrain(v2)": (
+        {"tags": {"run": "retrain(v2)"}},
+        "Value 'retrain(v2)' at 'tags.",
+    ),
+    "300-character hyperparameter name": (
+        {"hyperparameters": {"h" * 300: 1}},
+        "at 'hyperParameters' failed to satisfy constraint: Map keys must satisfy constraint: "
+        "[Member must have length less than or equal to 256",
+    ),
+    "21 channels": (
+        {"channels": {f"extra{index}": "datasets/sample/train/" for index in range(18)}},
+        "at 'inputDataConfig' failed to satisfy constraint: Member must have length less than or equal to 20",
+    ),
+    "600-character environment value": (
+        {"environment": {"NOTES": "e" * 600}},
+        "at 'environment' failed to satisfy constraint: Map value must satisfy constraint: "
+        "[Member must have length less than or equal to 512",
+    ),
+}
+
+
+@pytest.mark.parametrize(("run_input", "message"), list(REJECTED.values()), ids=list(REJECTED))
+def test_a_request_sagemaker_refuses_fails_the_run_with_its_validation_message(
+    platform: Platform, run_input: dict, message: str
+) -> None:
+    jobs_before = _job_count(platform)
+    described = run(platform, {**run_input, "keep_alive_seconds": 0})
+    assert described["status"] == "FAILED"
+    assert described["error"] == "TrainingJobRejected"
+    assert "validation error detected: " in described["cause"] and message in described["cause"]
+    assert "Error Code: ValidationException" in described["cause"]
+    (failure,) = _task_failures(platform, described)[:1]
+    assert failure["error"] == "SageMaker.AmazonSageMakerException"
+    assert _job_count(platform) == jobs_before
+
+
+def test_instances_held_by_other_jobs_fail_the_run_with_resource_limit_exceeded(platform: Platform) -> None:
+    _release_pools(platform)
+    sagemaker, s3 = platform.client("sagemaker"), platform.client("s3")
+    holder = unique("holder")
+    code = upload_script(s3, NAMES.data_bucket, "import time\ntime.sleep(120)\n")
+    # 3 of the 4 ml.m5.xlarge instances config/local.yaml allows are busy; the run asks for 2.
+    request = job_request(holder, NAMES.data_bucket, code)
+    request["ResourceConfig"] = {"InstanceType": "ml.m5.xlarge", "InstanceCount": 3, "VolumeSizeInGB": 30}
+    sagemaker.create_training_job(**request)
+    try:
+        described = run(platform, {"instance_count": 2, "keep_alive_seconds": 0})
+    finally:
+        sagemaker.stop_training_job(TrainingJobName=holder)
+    assert described["status"] == "FAILED" and described["error"] == "TrainingJobRejected"
+    assert (
+        "The account-level service limit 'ml.m5.xlarge for training job usage' is 4 Instances, with current "
+        "utilization of 3 Instances and a request delta of 2 Instances." in described["cause"]
+    )
+    assert _task_failures(platform, described)[0]["error"] == "SageMaker.ResourceLimitExceededException"
