@@ -12,13 +12,14 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 CDK := npx --no-install cdk
 ENV_CONTEXT := $(if $(ENV),-c env=$(ENV),)
 
-.PHONY: help install synth lint test demo deploy diff bench local-up local-down clean
+.PHONY: help install synth lint test demo deploy diff smoke bench local-up local-down clean
 
 help:
 	@echo "make demo              synth, deploy into the embedded AWS, run the training pipeline, print the result"
 	@echo "make test              the whole test suite (lint included)"
 	@echo "make synth [ENV=name]  synthesize every environment (or one) and cfn-lint the templates"
 	@echo "make deploy ENV=name   deploy an environment to its real AWS account (uses your AWS credentials)"
+	@echo "make smoke ENV=name    check a deployed environment on its account: 3 tiny runs, warm-pool reuse, cost"
 	@echo "make bench             print synth, training, deploy and demo timings"
 	@echo "make local-up / local-down   start / stop the embedded AWS in the background"
 
@@ -64,6 +65,11 @@ deploy: install
 diff: install
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=<name>"; exit 2; }
 	$(CDK) diff '$(ENV)/*' -c env=$(ENV)
+
+# Real money, a few cents: SMOKE_ARGS passes e.g. --instance-type ml.g5.xlarge (python -m trainstack.smoke -h).
+smoke: install
+	@test -n "$(ENV)" || { echo "usage: make smoke ENV=<name> [SMOKE_ARGS='--instance-type ml.m5.large']"; exit 2; }
+	$(BIN)/python -m trainstack.smoke --env $(ENV) $(SMOKE_ARGS)
 
 bench: install
 	$(BIN)/python bench/run.py

@@ -76,3 +76,7 @@ def test_moto_change_sets_register_no_exports(upstream: dict[str, Any]) -> None:
 
 def test_moto_cloudformation_kms_keys_reject_tags(upstream: dict[str, Any]) -> None:  # cloudformation_kms_tags.py
     assert upstream["kms_key_tags_error"] is not None
+
+
+def test_moto_cannot_validate_a_definition(upstream: dict[str, Any]) -> None:  # validate_state_machine_definition.py
+    assert "500" in upstream["validate_definition_error"]

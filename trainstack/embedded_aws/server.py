@@ -35,6 +35,7 @@ from .sagemaker_quotas import SageMakerQuotaHandler, SageMakerQuotaTable
 from .sagemaker_training_api import SageMakerTrainingHandler
 from .throttling import Throttle, ThrottleControl
 from .training_executor import TrainingExecutor
+from .validate_state_machine_definition import ValidateDefinitionHandler
 
 _applied = False
 _running_lock = threading.Lock()
@@ -108,6 +109,7 @@ class EmbeddedAws:
         )
         handlers.append(SageMakerQuotaHandler(SageMakerQuotaTable(self.config.quotas, self.account, self.region)))
         handlers.append(SageMakerTrainingHandler(self.executor))
+        handlers.append(ValidateDefinitionHandler())
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
         self._thread.start()
         # A fresh account: moto's state is process-global and may hold a previous run's resources.

@@ -454,7 +454,8 @@ class TrainingExecutor:
             assert job.training_start is not None
             seconds = max(1, round((job.training_end - job.training_start).total_seconds()))
             answer["TrainingTimeInSeconds"] = seconds
-            answer["BillableTimeInSeconds"] = seconds * job.instance_count
+            # Per instance, as SageMaker reports it: the bill is BillableTimeInSeconds * InstanceCount.
+            answer["BillableTimeInSeconds"] = seconds
         if job.warm_pool:
             pool = job.warm_pool
             status: dict[str, Any] = {"Status": pool.status}
@@ -463,7 +464,8 @@ class TrainingExecutor:
             else:
                 retained = pool.retained_seconds
             if pool.available_since:
-                status["ResourceRetainedBillableTimeInSeconds"] = int(retained) * job.instance_count
+                # Per instance too (DescribeTrainingJob: "multiply ... by the number of instances").
+                status["ResourceRetainedBillableTimeInSeconds"] = int(retained)
             if pool.reused_by:
                 status["ReusedByJob"] = pool.reused_by
             answer["WarmPoolStatus"] = status

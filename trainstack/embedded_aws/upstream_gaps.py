@@ -67,6 +67,9 @@ def _probe_step_functions(url: str) -> dict[str, Any]:
         "servicequotas_aws_sdk": _run_machine(url, quotas),
         "sagemaker_sync": _run_machine(url, sync),
         "unnamed_execution_arn": _run_machine(url, _PASS, name=None)["arn"],
+        "validate_definition_error": _error(
+            lambda: _client(url, "stepfunctions").validate_state_machine_definition(definition=json.dumps(_PASS))
+        ),
     }
 
 

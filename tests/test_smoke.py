@@ -1,0 +1,72 @@
+"""`make smoke` proven against the embedded AWS: the same script a user runs against a real account, with the
+`local` environment's instance type (ml.m5.xlarge) instead of ml.m5.large."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from trainstack.smoke import load_prices, main
+
+pytestmark = pytest.mark.slow
+
+
+def _release_pools(sagemaker: Any) -> None:
+    for job in sagemaker.list_training_jobs(WarmPoolStatusEquals="Available", MaxResults=100)["TrainingJobSummaries"]:
+        sagemaker.update_training_job(
+            TrainingJobName=job["TrainingJobName"], ResourceConfig={"KeepAlivePeriodInSeconds": 0}
+        )
+
+
+def test_smoke_passes_on_the_deployed_local_platform(deployed_local_platform, tiny_model_dir, capsys) -> None:
+    aws = deployed_local_platform.aws
+    # The warm-pool check needs headroom in the ml.m5.xlarge warm-pool quota (2 in config/local.yaml).
+    _release_pools(aws.client("sagemaker"))
+    code = main(
+        [
+            "--env", "local",
+            "--endpoint-url", aws.endpoint_url,
+            "--instance-type", "ml.m5.xlarge",
+            "--model-dir", str(tiny_model_dir),
+            "--timeout", "600",
+        ]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    for check in (
+        "definition validates",
+        "run A: 1 instance, keep-alive",
+        "run B: same request, reuses the pool",
+        "warm pool reused by the next matching run",
+        "warm pool released (UpdateTrainingJob keep-alive 0)",
+        "run C: 2 instances",
+    ):
+        line = next(line for line in printed.splitlines() if check in line)
+        assert "passed" in line, line
+    assert "Estimated total: $" in printed and "an estimate, not your bill" in printed
+    assert "2 × ml.m5.xlarge" in printed and "0.230" in printed
+    # Nothing the smoke created keeps billing.
+    sagemaker = aws.client("sagemaker")
+    assert not sagemaker.list_training_jobs(WarmPoolStatusEquals="Available", MaxResults=100)["TrainingJobSummaries"]
+
+
+def test_smoke_refuses_an_instance_family_the_environment_does_not_allow(deployed_local_platform, capsys) -> None:
+    code = main(
+        [
+            "--env",
+            "local",
+            "--endpoint-url",
+            deployed_local_platform.aws.endpoint_url,
+            "--instance-type",
+            "ml.t3.medium",
+        ]
+    )
+    assert code == 1
+    assert "is of family 't3', which environment 'local' does not allow" in capsys.readouterr().err
+
+
+def test_the_price_table_is_labelled_and_covers_the_smoke_types() -> None:
+    prices = load_prices()
+    assert prices["region"] and "pricing" in prices["source"]
+    assert {"ml.m5.large", "ml.m5.xlarge"} <= set(prices["on_demand_usd_per_hour"])

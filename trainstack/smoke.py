@@ -1,0 +1,326 @@
+"""`make smoke ENV=<name>`: prove a deployed environment on its account in a few cents, and say what it cost.
+
+    python -m trainstack.smoke --env dev [--instance-type ml.m5.large] [--multi-node-count 2]
+
+Against the environment's account (boto3's credential chain, the environment's region) or, for an embedded
+environment, the embedded AWS (`--endpoint-url`, else AWS_ENDPOINT_URL, else `make local-up`'s server):
+1. `ValidateStateMachineDefinition` on the deployed definition (errors fail, warnings are listed);
+2. stages the tiny model and the sample dataset under `smoke/` in the data bucket;
+3. run A: 1 instance with a keep-alive, through the deployed state machine (as the console would start it);
+4. run B: the same request: its job must reuse A's warm pool (`WarmPoolStatus.ReusedByJob`) — skipped, with
+   the state machine's reason, when the account's warm-pool quota grants no pool;
+5. releases B's pool (`UpdateTrainingJob` with `KeepAlivePeriodInSeconds` 0) and checks it is Terminated;
+6. run C: `--multi-node-count` instances, no keep-alive;
+7. prints each check (passed / failed / skipped) and an estimated cost: (billable seconds + retained warm-pool
+   seconds) × instances × the on-demand price in `trainstack/data/sagemaker_training_prices.json`.
+Exit code 0 only when no check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from botocore.exceptions import ClientError
+from rich.table import Table
+
+from trainstack.cli import output
+from trainstack.cli.errors import CliError
+from trainstack.cli.session import Session
+from trainstack.local_platform import SAMPLE_DATA_DIR, upload_directory
+
+SMOKE_PREFIX = "smoke/"
+# A few optimizer steps: the point is the platform path, not the model.
+QUICK_HYPERPARAMETERS = {"max_steps": 4, "logging_steps": 2, "eval_steps": 4, "save_steps": 4}
+_POLL_SECONDS = 5.0
+
+
+@dataclass
+class Check:
+    name: str
+    outcome: str  # passed | failed | skipped
+    detail: str
+
+
+@dataclass
+class JobCost:
+    job: str
+    instance_type: str
+    instances: int
+    billable_seconds: int
+    retained_seconds: int
+    usd_per_hour: float | None
+
+    @property
+    def usd(self) -> float | None:
+        if self.usd_per_hour is None:
+            return None
+        return (self.billable_seconds + self.retained_seconds) * self.instances * self.usd_per_hour / 3600
+
+
+@dataclass
+class SmokeReport:
+    environment: str
+    checks: list[Check] = field(default_factory=list)
+    costs: list[JobCost] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(check.outcome != "failed" for check in self.checks)
+
+    def add(self, name: str, ok: bool | None, detail: str) -> bool:
+        self.checks.append(Check(name, "skipped" if ok is None else "passed" if ok else "failed", detail))
+        return bool(ok)
+
+
+def load_prices() -> dict[str, Any]:
+    return json.loads(resources.files("trainstack.data").joinpath("sagemaker_training_prices.json").read_text())
+
+
+class Smoke:
+    def __init__(
+        self, session: Session, instance_type: str, multi_node_count: int, keep_alive: int, timeout: float
+    ) -> None:
+        self.session = session
+        self.instance_type = instance_type
+        self.multi_node_count = multi_node_count
+        self.keep_alive = keep_alive
+        self.timeout = timeout
+        self.report = SmokeReport(session.config.name)
+        self.prices = load_prices()
+        self.sfn = session.client("stepfunctions")
+        self.sagemaker = session.client("sagemaker")
+        self.run_id = f"smoke-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:4]}"
+        self.jobs: list[str] = []  # every job a smoke run created, for the cost report
+
+    # ---------------------------------------------------------------------------------------------- steps
+
+    def run(self, model_dir: Path | None = None) -> SmokeReport:
+        self._check_instance_family()
+        self.validate_definition()
+        channels = self.stage_data(model_dir)
+        base = {
+            "instance_type": self.instance_type,
+            "instance_count": 1,
+            "hyperparameters": QUICK_HYPERPARAMETERS,
+            "channels": channels,
+            "max_runtime_seconds": 3600,
+            "keep_alive_seconds": self.keep_alive,
+            "tags": {"trainstack-smoke": self.run_id},
+        }
+        first = self.train("run A: 1 instance, keep-alive", base, "a")
+        second = self.train("run B: same request, reuses the pool", base, "b") if first else None
+        if first and second:
+            self.check_reuse(first, second)
+            self.release(second)
+        multi = {**base, "instance_count": self.multi_node_count, "keep_alive_seconds": 0}
+        self.train(f"run C: {self.multi_node_count} instances", multi, "c")
+        return self.report
+
+    def _check_instance_family(self) -> None:
+        family = self.instance_type.split(".")[1] if self.instance_type.count(".") == 2 else self.instance_type
+        allowed = self.session.config.training.allowed_instance_families
+        if family not in allowed:
+            raise CliError(
+                f"--instance-type {self.instance_type} is of family '{family}', which environment "
+                f"'{self.session.config.name}' does not allow ({', '.join(allowed)}): add '{family}' to "
+                "training.allowed_instance_families and deploy, or pass an allowed --instance-type."
+            )
+
+    def validate_definition(self) -> None:
+        definition = self.session.describe_state_machine()["definition"]
+        answer = self.sfn.validate_state_machine_definition(definition=definition, type="STANDARD")
+        diagnostics = answer.get("diagnostics", [])
+        errors = [d for d in diagnostics if d["severity"] == "ERROR"]
+        warnings = [d for d in diagnostics if d["severity"] != "ERROR"]
+        detail = "; ".join(f"{d['severity']} {d['code']} {d.get('location', '')}: {d['message']}" for d in diagnostics)
+        ok = answer["result"] == "OK" and not errors
+        summary = f"{self.session.names.state_machine}: {answer['result']}"
+        if warnings and ok:
+            summary += f", {len(warnings)} warning(s)"
+        self.report.add("definition validates", ok, f"{summary}{': ' + detail if detail else ''}")
+
+    def stage_data(self, model_dir: Path | None) -> dict[str, str]:
+        """The sample dataset and the tiny model under smoke/ in the data bucket; every default channel fed."""
+        s3 = self.session.client("s3")
+        bucket = self.session.names.data_bucket
+        if model_dir is None:
+            from trainstack.tiny_model import build_tiny_model
+
+            model_dir = build_tiny_model(Path(tempfile.mkdtemp(prefix="trainstack-smoke-model-")))
+        sources = {"train": SAMPLE_DATA_DIR / "train", "val": SAMPLE_DATA_DIR / "val", "model": model_dir}
+        for name, source in sources.items():
+            upload_directory(s3, source, bucket, f"{SMOKE_PREFIX}{name}/")
+        # Channels the environment adds by default must point at data too, or the job has nothing to download.
+        names = set(self.session.config.training.channels) | set(sources)
+        return {name: f"{SMOKE_PREFIX}{name if name in sources else 'train'}/" for name in sorted(names)}
+
+    def train(self, label: str, run_input: dict[str, Any], suffix: str) -> dict[str, Any] | None:
+        name = f"{self.run_id}-{suffix}"
+        started = self.sfn.start_execution(
+            stateMachineArn=self.session.state_machine_arn, name=name, input=json.dumps(run_input)
+        )
+        described = self._wait(started["executionArn"])
+        if described["status"] != "SUCCEEDED":
+            self.jobs.extend(self._jobs_of(described["executionArn"]))
+            self.report.add(label, False, f"{described['status']}: {described.get('error')}: {described.get('cause')}")
+            return None
+        result = json.loads(described["output"])
+        self.jobs.append(result["jobName"])
+        artifact = result.get("modelArtifacts") or ""
+        ok = result.get("status") == "Completed" and self._exists(artifact)
+        self.report.add(label, ok, f"job {result['jobName']}, model {artifact or 'missing'}")
+        return result
+
+    def check_reuse(self, first: dict[str, Any], second: dict[str, Any]) -> None:
+        label = "warm pool reused by the next matching run"
+        if not first["warmPool"].get("granted"):
+            self.report.add(label, None, f"no pool was kept: {first['warmPool'].get('reason')}")
+            return
+        pool = self.sagemaker.describe_training_job(TrainingJobName=first["jobName"]).get("WarmPoolStatus", {})
+        ok = pool.get("Status") == "Reused" and pool.get("ReusedByJob") == second["jobName"]
+        self.report.add(label, ok, f"{first['jobName']}: {pool.get('Status')}, reused by {pool.get('ReusedByJob')}")
+
+    def release(self, second: dict[str, Any]) -> None:
+        label = "warm pool released (UpdateTrainingJob keep-alive 0)"
+        job = second["jobName"]
+        pool = self.sagemaker.describe_training_job(TrainingJobName=job).get("WarmPoolStatus", {})
+        if pool.get("Status") != "Available":
+            self.report.add(label, None, f"{job} holds no Available pool ({pool.get('Status', 'none')})")
+            return
+        self.sagemaker.update_training_job(TrainingJobName=job, ResourceConfig={"KeepAlivePeriodInSeconds": 0})
+        deadline = time.monotonic() + 300
+        while (status := self._pool_status(job)) == "Available" and time.monotonic() < deadline:
+            time.sleep(_POLL_SECONDS)
+        self.report.add(label, status == "Terminated", f"{job}: {status}")
+
+    # ---------------------------------------------------------------------------------------------- cost
+
+    def collect_costs(self) -> None:
+        prices = self.prices["on_demand_usd_per_hour"]
+        for name in self.jobs:
+            job = self.sagemaker.describe_training_job(TrainingJobName=name)
+            config = job["ResourceConfig"]
+            pool = job.get("WarmPoolStatus", {})
+            self.report.costs.append(
+                JobCost(
+                    job=name,
+                    instance_type=config["InstanceType"],
+                    instances=config["InstanceCount"],
+                    billable_seconds=int(job.get("BillableTimeInSeconds") or 0),
+                    retained_seconds=int(pool.get("ResourceRetainedBillableTimeInSeconds") or 0),
+                    usd_per_hour=prices.get(config["InstanceType"]),
+                )
+            )
+
+    # ---------------------------------------------------------------------------------------------- helpers
+
+    def _wait(self, execution_arn: str) -> dict[str, Any]:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            described = self.sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                return described
+            if time.monotonic() > deadline:
+                self.sfn.stop_execution(executionArn=execution_arn, cause="trainstack smoke timed out")
+                return {**described, "status": "TIMED_OUT", "error": "SmokeTimeout", "cause": f"{self.timeout}s"}
+            time.sleep(_POLL_SECONDS)
+
+    def _jobs_of(self, execution_arn: str) -> list[str]:
+        """The training job a failed execution created, if it got that far (its Train task's request)."""
+        events = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        names = []
+        for event in events:
+            details = event.get("taskScheduledEventDetails") or {}
+            if details.get("resourceType") == "sagemaker" and "createTrainingJob" in details.get("resource", ""):
+                name = json.loads(details.get("parameters") or "{}").get("TrainingJobName")
+                if name and self._job_exists(name):
+                    names.append(name)
+        return names
+
+    def _job_exists(self, name: str) -> bool:
+        try:
+            self.sagemaker.describe_training_job(TrainingJobName=name)
+        except ClientError:
+            return False
+        return True
+
+    def _exists(self, uri: str) -> bool:
+        if not uri.startswith("s3://"):
+            return False
+        bucket, _, key = uri[5:].partition("/")
+        try:
+            self.session.client("s3").head_object(Bucket=bucket, Key=key)
+        except ClientError:
+            return False
+        return True
+
+    def _pool_status(self, job: str) -> str | None:
+        return self.sagemaker.describe_training_job(TrainingJobName=job).get("WarmPoolStatus", {}).get("Status")
+
+
+def print_report(report: SmokeReport, prices: dict[str, Any]) -> None:
+    out = output.console()
+    checks = Table(title=f"trainstack smoke: {report.environment}", title_justify="left")
+    for column in ("check", "result", "detail"):
+        checks.add_column(column)
+    for check in report.checks:
+        style = {"passed": "green", "failed": "red", "skipped": "yellow"}[check.outcome]
+        checks.add_row(check.name, f"[{style}]{check.outcome}[/{style}]", check.detail)
+    out.print(checks)
+    costs = Table(title="Cost (estimate)", title_justify="left")
+    for column in ("job", "instances", "billable s", "warm pool s", "USD/h", "USD"):
+        costs.add_column(column, justify="left" if column == "job" else "right")
+    total = 0.0
+    for cost in report.costs:
+        usd = cost.usd
+        total += usd or 0.0
+        costs.add_row(
+            cost.job,
+            f"{cost.instances} × {cost.instance_type}",
+            str(cost.billable_seconds),
+            str(cost.retained_seconds),
+            "?" if cost.usd_per_hour is None else f"{cost.usd_per_hour:.3f}",
+            "?" if usd is None else f"{usd:.4f}",
+        )
+    out.print(costs)
+    out.print(
+        f"Estimated total: ${total:.4f} — (billable + warm-pool seconds) × instances × the {prices['region']} "
+        f"on-demand price ({prices['source']}); an estimate, not your bill: other regions, S3, logs and "
+        "the notebook instance are not counted."
+    )
+    out.print("smoke " + ("[green]passed[/green]" if report.passed else "[red]FAILED[/red]"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainstack.smoke", description=__doc__.splitlines()[0])
+    parser.add_argument("--env", required=True, help="environment name (config/<env>.yaml), deployed already")
+    parser.add_argument("--endpoint-url", help="the embedded AWS (embedded environments only)")
+    parser.add_argument("--instance-type", default="ml.m5.large", help="instance type of every smoke run")
+    parser.add_argument("--multi-node-count", type=int, default=2, help="instances of the multi-node run")
+    parser.add_argument("--keep-alive", type=int, default=300, help="keep-alive of runs A and B (seconds)")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds each run may take")
+    parser.add_argument("--model-dir", type=Path, help="a tiny model folder to upload instead of building one")
+    args = parser.parse_args(argv)
+    try:
+        session = Session.open(args.env, args.endpoint_url)
+        smoke = Smoke(session, args.instance_type, args.multi_node_count, args.keep_alive, args.timeout)
+        report = smoke.run(model_dir=args.model_dir)
+        smoke.collect_costs()
+    except CliError as error:
+        print(f"smoke: {error}", file=sys.stderr)
+        return 1
+    print_report(report, smoke.prices)
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
