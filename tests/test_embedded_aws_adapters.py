@@ -347,3 +347,28 @@ def test_cloudformation_kms_keys_keep_their_tags(embedded_aws: Any) -> None:
     assert embedded_aws.client("kms").describe_key(KeyId=key_id)["KeyMetadata"]["KeyId"] == key_id
     tags = embedded_aws.client("kms").list_resource_tags(KeyId=key_id)["Tags"]
     assert {"TagKey": "team", "TagValue": "ml"} in tags
+
+
+def test_validate_state_machine_definition_reports_what_it_can_check(embedded_aws: Any) -> None:
+    sfn = embedded_aws.client("stepfunctions")
+    good = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "Output": "{% 1 %}", "End": True}},
+    }
+    assert sfn.validate_state_machine_definition(definition=json.dumps(good))["result"] == "OK"
+    bad = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "Output": "{% 1 + %}", "Next": "Missing"}},
+    }
+    answer = sfn.validate_state_machine_definition(definition=json.dumps(bad))
+    assert answer["result"] == "FAIL"
+    found = {(d["code"], d.get("location")) for d in answer["diagnostics"]}
+    assert ("MISSING_TRANSITION_TARGET", "/States/P/Next") in found
+    assert ("SCHEMA_VALIDATION_FAILED", "/States/P/Output") in found
+    wrong_type = {"StartAt": "P", "States": {"P": {"Type": "Bogus", "End": True}}}
+    assert sfn.validate_state_machine_definition(definition=json.dumps(wrong_type))["result"] == "FAIL"
+    assert sfn.validate_state_machine_definition(definition="{not json")["diagnostics"][0]["code"] == (
+        "INVALID_JSON_DESCRIPTION"
+    )
