@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 from rich.table import Table
 
 from trainstack.cli import output
@@ -317,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         smoke.collect_costs()
     except CliError as error:
         print(f"smoke: {error}", file=sys.stderr)
+        return 1
+    except (ClientError, BotoCoreError) as error:  # no credentials, access denied, a service refusing: one sentence
+        print(f"smoke: AWS refused a call, nothing further was tried: {error}", file=sys.stderr)
         return 1
     print_report(report, smoke.prices)
     return 0 if report.passed else 1
