@@ -349,3 +349,28 @@ def test_two_synths_give_the_same_code_asset_hash(synthesized, tmp_path: Path) -
     again = stage.synth().get_stack_by_name(stage.training.stack_name).template
     first = synthesized.template("local", "training")
     assert json.dumps(first["Outputs"]["CodePackageUri"]) == json.dumps(again["Outputs"]["CodePackageUri"])
+
+
+def test_a_run_without_channels_sends_no_input_data_config() -> None:
+    # SageMaker refuses an empty InputDataConfig; an environment may define no default channels.
+    from stacks.constructs.create_training_job_state import TrainingJobTarget, request_expression
+    from stacks.constructs.training_run_input import prepare_expression
+
+    local = load_environment("local")
+    config = local.model_copy(update={"training": local.training.model_copy(update={"channels": {}})})
+    target = TrainingJobTarget(
+        role_arn="arn:aws:iam::123456789012:role/trainstack-training",
+        image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/trainstack:1",
+        code_uri="s3://code-bucket/sourcedir.tar.gz",
+        kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/k",
+    )
+    context = {"Execution": {"Id": "x", "Name": "no-channels", "StartTime": "2026-01-01T00:00:00.000Z"}}
+    here = {"input": {}, "context": context}
+    run = evaluate(prepare_expression(config), here)
+    variables = {"run": run, "jobName": "trainstack-1-nochannels", "warmPool": {"granted": 0}}
+    request = evaluate(request_expression(config, target), here, variables)
+    assert "InputDataConfig" not in request
+    _valid_request(request)
+    with_channel = evaluate(prepare_expression(config), {**here, "input": {"channels": {"train": "datasets/x/"}}})
+    request = evaluate(request_expression(config, target), here, {**variables, "run": with_channel})
+    assert [channel["ChannelName"] for channel in request["InputDataConfig"]] == ["train"]

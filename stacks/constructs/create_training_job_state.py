@@ -92,12 +92,6 @@ def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> 
         f'        "sagemaker_region": $enc({literal(config.region)})\n'
         "      }\n"
         "    ]),\n"
-        '    "InputDataConfig": [$each($run.channels, function($c, $name) { {\n'
-        '      "ChannelName": $name,\n'
-        '      "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": $c.s3_uri,'
-        ' "S3DataDistributionType": "FullyReplicated"}},\n'
-        '      "InputMode": $c.input_mode\n'
-        "    } })],\n"
         '    "OutputDataConfig": {\n'
         f'      "S3OutputPath": {literal(output_path)},\n'
         f'      "KmsKeyId": {literal(target.kms_key_arn)},\n'
@@ -123,7 +117,14 @@ def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> 
         '      [{"Key": "trainstack:execution", "Value": $replace($states.context.Execution.Name, '
         f'{EXECUTION_TAG_UNSAFE}, "_")}}]\n'
         "    )\n"
-        f"  }}{''.join(', ' + part for part in optional)}])\n"
+        # SageMaker refuses an empty InputDataConfig (at least 1 member): a run without channels sends none.
+        '  }, $count($keys($run.channels)) > 0 ? {"InputDataConfig": [$each($run.channels, function($c, $name) { {\n'
+        '      "ChannelName": $name,\n'
+        '      "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": $c.s3_uri,'
+        ' "S3DataDistributionType": "FullyReplicated"}},\n'
+        '      "InputMode": $c.input_mode\n'
+        "    } })]}\n"
+        f"  {''.join(', ' + part for part in optional)}])\n"
         ") %}"
     )
 
