@@ -47,8 +47,9 @@ def _global_options(
         ),
     ] = None,
 ) -> None:
-    # Help and usage errors never reach here, so they work without config or credentials.
-    ctx.obj = Session.open(env, endpoint_url)
+    # `trainstack COMMAND --help` runs this callback before the command's own parsing: the session opens
+    # (config, endpoint, credentials) only when a command first uses it, so help works with no AWS around.
+    ctx.obj = Session.lazy(env, endpoint_url)
 
 
 app.command()(run)
