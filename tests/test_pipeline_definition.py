@@ -68,6 +68,9 @@ def test_example_inputs_render_valid_create_training_job_requests(definitions, e
         pytest.skip(f"{example.stem} asks for a family {env} does not allow")
     if run_input.get("instance_count", 1) > config.training.instance_count.max:
         pytest.skip(f"{example.stem} asks for more instances than {env} allows")
+    package = run_input.get("code", {}).get("package", "")
+    if package and not package.startswith(f"s3://{ResourceNames.of(config).artifacts_bucket}/"):
+        pytest.skip(f"{example.stem} names a code package in another environment's artifacts bucket")
     result = preview(definitions[env], run_input, quotas=QUOTAS)
     assert result.problems == []
     _valid_request(result.request)
@@ -282,7 +285,7 @@ def test_the_execution_role_pulls_exactly_the_allowed_image_repositories(synthes
     ]
     resources = json.dumps(statement["Resource"])
     for repository in config.image.allowed_dlc_repositories:
-        assert f":ecr:us-west-2:763104351884:repository/{repository}\"" in resources
+        assert f':ecr:us-west-2:763104351884:repository/{repository}"' in resources
     assert resources.count(":ecr:us-west-2:763104351884:") == len(config.image.allowed_dlc_repositories)
 
 

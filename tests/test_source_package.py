@@ -7,6 +7,7 @@ the real PyPI wheel of tabulate 0.10.0 (pure Python, no dependencies, not instal
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tarfile
@@ -17,6 +18,7 @@ import pytest
 from typer.testing import CliRunner
 
 from trainstack.cli import app
+from trainstack.config import ResourceNames, load_environment
 from trainstack.source_package import PackagingError, image_python_version, pack, upload
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -105,3 +107,14 @@ def test_help_works_with_no_aws_reachable(command: list[str], monkeypatch: pytes
     assert "Usage:" in result.output
     if command == ["run"]:
         assert "--source-dir" in result.output and "--entry-point" in result.output and "--image" in result.output
+
+
+def test_the_console_example_names_the_package_the_byo_code_example_packs_to(offline_pip) -> None:
+    """examples/inputs/byo-code.json is what `trainstack run --source-dir examples/byo-code` uploads (local)."""
+    config = load_environment("local")
+    example = json.loads((REPO_ROOT / "examples" / "inputs" / "byo-code.json").read_text())
+    package = pack(EXAMPLE, "train.py", image_uri=config.image_uri)
+    assert example["code"] == {
+        "package": package.uri(ResourceNames.of(config).artifacts_bucket),
+        "entry_point": "train.py",
+    }
