@@ -238,10 +238,13 @@ def test_a_runs_own_code_and_image_replace_the_packaged_ones(definitions) -> Non
     hps = result.request["HyperParameters"]
     assert hps["sagemaker_program"] == '"src/train.py"' and hps["sagemaker_submit_directory"] == json.dumps(package)
     assert result.request["AlgorithmSpecification"]["TrainingImage"] == image
+    # The environment's default hyperparameters belong to the packaged code: a package of one's own gets none.
+    assert not [name for name in hps if not name.startswith("sagemaker_")]
 
     # Only an entry point: another script of the platform's own package.
     other = preview(definitions["local"], {"code": {"entry_point": "scripts/eval.sh"}}, quotas=QUOTAS).request
     assert other["HyperParameters"]["sagemaker_program"] == '"scripts/eval.sh"'
+    assert other["HyperParameters"]["num_train_epochs"] == "2"
     default = preview(definitions["local"], {}, quotas=QUOTAS).request
     assert (
         other["HyperParameters"]["sagemaker_submit_directory"]

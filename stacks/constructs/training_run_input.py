@@ -246,7 +246,10 @@ def prepare_expression(config: EnvironmentConfig) -> str:
   $channels := $in.replace_channels = true ? $merge([{}, $in.channels]) : $merge([$D.channels, $in.channels]);
   $runtime := $exists($in.max_runtime_seconds) ? $in.max_runtime_seconds : $D.max_runtime_seconds;
   $merge([$D, $in, {
-    "hyperparameters": $merge([$D.hyperparameters, $in.hyperparameters]),
+    /* The environment's default hyperparameters are the packaged training code's arguments: a run's own
+       code package gets only its own (a script that does not know them would fail on them). */
+    "hyperparameters": $exists($in.code.package) ? $merge([{}, $in.hyperparameters])
+      : $merge([$D.hyperparameters, $in.hyperparameters]),
     "environment": $merge([$D.environment, $in.environment]),
     "tags": $merge([$D.tags, $in.tags]),
     "max_wait_seconds": $exists($in.max_wait_seconds) ? $in.max_wait_seconds
