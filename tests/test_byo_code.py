@@ -100,6 +100,34 @@ def test_a_user_folder_trains_with_its_requirement_installed_from_shipped_wheels
     assert probe.returncode != 0 and b"No module named 'tabulate'" in probe.stderr
 
 
+def test_the_console_input_runs_the_package_trainstack_package_uploaded(aws: Any) -> None:
+    """The console door: `trainstack package` prints the `code` of examples/inputs/byo-code.json; the folder
+    the CLI test already uploaded is not uploaded again."""
+    runner_env = {**_CALLER_AWS, **aws.env, **OFFLINE_PIP}
+    example = json.loads((REPO_ROOT / "examples" / "inputs" / "byo-code.json").read_text())
+    first = CliRunner().invoke(app, ["package", str(EXAMPLE), "--entry-point", "train.py"], env=runner_env)
+    again = CliRunner().invoke(app, ["package", str(EXAMPLE), "--entry-point", "train.py"], env=runner_env)
+    assert first.exit_code == 0 and again.exit_code == 0, first.output + again.output
+    assert f"{example['code']['package']} (unchanged, already uploaded)" in again.output
+    printed = json.JSONDecoder().raw_decode(again.stdout[again.stdout.index("{") :])[0]
+    assert printed == {"code": example["code"]}
+
+    sfn = aws.client("stepfunctions")
+    started = sfn.start_execution(
+        stateMachineArn=NAMES.arn("states", f"stateMachine:{NAMES.state_machine}"),
+        name=f"byo-console-{uuid.uuid4().hex[:8]}",
+        input=json.dumps(example),
+    )
+    deadline = time.monotonic() + 180
+    while (described := sfn.describe_execution(executionArn=started["executionArn"]))["status"] == "RUNNING":
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    output = json.loads(described["output"])
+    model = json.loads(_model_files(aws, output["modelArtifacts"])["model.json"])
+    assert model["greeting"] == "hello from the console" and set(model["channels"]) == {"train123", "val123"}
+
+
 def test_a_job_cannot_reach_a_package_index(aws: Any, tmp_path: Path) -> None:
     """The same folder packed without wheels, as the SDK would: the job's pip finds no index and fails."""
     source = tmp_path / "project"

@@ -99,7 +99,9 @@ def test_the_same_folder_packed_twice_uploads_once(offline_pip, user_code: Path,
     assert third.sha256 != first.sha256 and upload(s3, third, bucket) is True
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["status"], ["logs"], ["quotas"], ["pools"], ["pools", "release"]])
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["status"], ["logs"], ["quotas"], ["pools"], ["pools", "release"], ["package"]]
+)
 def test_help_works_with_no_aws_reachable(command: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setattr("trainstack.cli.session.EMBEDDED_STATE_FILE", tmp_path / "absent.json")
     result = CliRunner().invoke(app, [*command, "--help"], env={"AWS_ENDPOINT_URL": None})

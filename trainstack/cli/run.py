@@ -193,6 +193,13 @@ def run(
         list[str] | None,
         typer.Option("--channel", metavar="NAME=PREFIX", help="Input channel from a data-bucket prefix; repeatable."),
     ] = None,
+    replace_channels: Annotated[
+        bool | None,
+        typer.Option(
+            "--replace-channels",
+            help="The --channel flags (and the file's channels) are the only channels: no environment defaults.",
+        ),
+    ] = None,
     environment: Annotated[
         list[str] | None,
         typer.Option("--env", metavar="NAME=VALUE", help="Environment variable for the training script; repeatable."),
@@ -237,6 +244,7 @@ def run(
             "max_runtime_seconds": max_runtime,
             "spot": spot,
             "image": image,
+            "replace_channels": replace_channels,
         },
         {
             "hyperparameters": parse_pairs(hyperparameter, "--hyperparameter", json_values=True),
