@@ -93,6 +93,8 @@ def build_source_tarball(source_dir: Path, destination: Path, replace: Mapping[s
 def image_python_version(image_uri: str) -> str:
     """The image's CPython as pip's --python-version wants it ("311"), from the DLC tag's `-py3NN-` part.
 
+    The one place that knows an image's Python: point it at a table of DLC tags when one exists.
+
     DLC tags name their Python (`2.5.1-transformers4.49.0-gpu-py311-cu124-ubuntu22.04`); an image
     whose tag does not (a platform-built tag such as `latest`) needs the version given explicitly.
     """

@@ -28,11 +28,15 @@ def package(
             "--image", help="The image the run will use (its Python picks the wheels); default: the platform's."
         ),
     ] = None,
+    python_version: Annotated[
+        str | None,
+        typer.Option("--python-version", help="The image's Python (3.11), when its tag has no -py3NN- part."),
+    ] = None,
 ) -> None:
     """Pack and upload a source folder; print the run input's `code` for the console."""
     session: Session = ctx.obj
     out = output.console()
-    run_input, packed = code_input(session, {"image": image} if image else {}, source_dir, entry_point)
+    run_input, packed = code_input(session, {"image": image} if image else {}, source_dir, entry_point, python_version)
     assert packed is not None
     upload_package(session, out, packed, dry_run=False)
     out.print_json(json.dumps({"code": run_input["code"]}))

@@ -79,7 +79,11 @@ def execution_name() -> str:
 
 
 def code_input(
-    session: Session, run_input: Any, source_dir: Path | None, entry_point: str | None
+    session: Session,
+    run_input: Any,
+    source_dir: Path | None,
+    entry_point: str | None,
+    python_version: str | None = None,
 ) -> tuple[Any, SourcePackage | None]:
     """Pack --source-dir (wheels for the run's image's Python) and name it in the input's `code`."""
     if source_dir is None and entry_point is None:
@@ -94,7 +98,7 @@ def code_input(
     config = session.config
     image = run_input.get("image") or config.image_uri or config.image.dlc_uri(config.region)
     try:
-        package = pack(source_dir, entry_point, image_uri=str(image))
+        package = pack(source_dir, entry_point, image_uri=str(image), python_version=python_version)
     except PackagingError as error:
         raise CliError(str(error)) from None
     code = {"package": package.uri(session.names.artifacts_bucket), "entry_point": entry_point}
@@ -226,6 +230,13 @@ def run(
     image: Annotated[
         str | None, typer.Option("--image", help="Training image from the environment's allow-list.")
     ] = None,
+    python_version: Annotated[
+        str | None,
+        typer.Option(
+            "--python-version",
+            help="The image's Python (3.11) for the wheels, when its tag has no -py3NN- part.",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Execution name (default: cli-<time>-<random>).")] = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the run live until it ends.")] = False,
     dry_run_: Annotated[
@@ -254,7 +265,7 @@ def run(
         },
     )
     definition = session.definition()
-    run_input, package = code_input(session, run_input, source_dir, entry_point)
+    run_input, package = code_input(session, run_input, source_dir, entry_point, python_version)
     problems = input_problems(definition, run_input)
     if problems:
         raise fail("InvalidInput", "; ".join(problems))
