@@ -27,6 +27,8 @@ import os
 import shutil
 import site
 import sysconfig
+import threading
+import uuid
 import venv
 from collections.abc import Mapping
 from pathlib import Path
@@ -99,4 +101,11 @@ class JobContainer:
         return inside
 
     def remove(self) -> None:
-        shutil.rmtree(self.root, ignore_errors=True)
+        """Gone at once (renamed aside), deleted in the background: the executor calls this holding its lock,
+        and a warm-pool cache of model weights can take a while to delete."""
+        trash = self.root.with_name(f".removed-{self.root.name}-{uuid.uuid4().hex[:8]}")
+        try:
+            self.root.rename(trash)
+        except FileNotFoundError:
+            return
+        threading.Thread(target=shutil.rmtree, args=(trash,), kwargs={"ignore_errors": True}, daemon=True).start()
