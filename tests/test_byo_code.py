@@ -112,6 +112,21 @@ def test_the_console_input_runs_the_package_trainstack_package_uploaded(aws: Any
     printed = json.JSONDecoder().raw_decode(again.stdout[again.stdout.index("{") :])[0]
     assert printed == {"code": example["code"]}
 
+    # --dry-run packs and shows the request, uploads and starts nothing.
+    jobs = _job_count(aws)
+    dry = CliRunner().invoke(
+        app,
+        ["run", "--dry-run", "--source-dir", str(EXAMPLE), "--entry-point", "train.py", "--replace-channels",
+         "--channel", "train123=datasets/sample/train/"],
+        env=runner_env,
+    )  # fmt: skip
+    assert dry.exit_code == 0, dry.output
+    assert f"{example['code']['package']} (" in dry.output and "not uploaded: dry run" in dry.output
+    request = json.JSONDecoder().raw_decode(dry.stdout.split("CreateTrainingJob request\n", 1)[1])[0]
+    assert request["HyperParameters"]["sagemaker_program"] == '"train.py"'
+    assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["train123"]
+    assert _job_count(aws) == jobs
+
     sfn = aws.client("stepfunctions")
     started = sfn.start_execution(
         stateMachineArn=NAMES.arn("states", f"stateMachine:{NAMES.state_machine}"),
