@@ -37,6 +37,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	.venv-sdk/bin/pip install --quiet -r requirements-sdk.txt
 	touch $@
 
+# SageMaker SDK v2 (the seed's Estimator) as an overlay on .venv-sdk: see requirements-sdk-v2.txt.
+.sdk-v2/.installed: requirements-sdk-v2.txt .venv-sdk/.installed
+	rm -rf .sdk-v2
+	.venv-sdk/bin/pip install --quiet --no-deps --target .sdk-v2 -r requirements-sdk-v2.txt
+	touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
@@ -52,8 +58,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install .venv-sdk/.installed lint
-	TRAINSTACK_SDK_PYTHON=$(CURDIR)/.venv-sdk/bin/python $(BIN)/pytest
+test: install .venv-sdk/.installed .sdk-v2/.installed lint
+	TRAINSTACK_SDK_PYTHON=$(CURDIR)/.venv-sdk/bin/python TRAINSTACK_SDK_V2_PATH=$(CURDIR)/.sdk-v2 $(BIN)/pytest
 
 demo: install
 	$(BIN)/python -m trainstack.demo
@@ -81,4 +87,4 @@ local-down:
 	$(BIN)/python -m trainstack.embedded_aws down
 
 clean:
-	rm -rf cdk.out .pytest_cache .ruff_cache .local-aws
+	rm -rf cdk.out .pytest_cache .ruff_cache .local-aws .sdk-v2

@@ -1,8 +1,9 @@
 """`make bench`: every figure the project tracks, measured on this machine. Figures only, no assertions.
 
 Sections: synth time per environment; the tiny local training run (tokens/s); embedded AWS overhead per
-job; the demo's phases (synth, bootstrap, deploy, execution, training, whole); the test suite's wall
-time; the GPU benchmark where CUDA exists. `--only NAME` runs one section; `--skip-tests` skips the suite.
+job; a job container's environment and packing a user folder; the demo's phases (synth, bootstrap,
+deploy, execution, training, whole); the test suite's wall time; the GPU benchmark where CUDA exists.
+`--only NAME` runs one section; `--skip-tests` skips the suite.
 """
 
 from __future__ import annotations
@@ -81,6 +82,29 @@ def tests() -> Figures:
     return [("test suite (make test's pytest)", f"{seconds:.1f} s — {summary}")]
 
 
+def containers() -> Figures:
+    """The embedded executor's per-host environment (job_container.py) and packing examples/byo-code."""
+    from trainstack.embedded_aws.job_container import JobContainer
+    from trainstack.source_package import pack
+
+    with tempfile.TemporaryDirectory() as out:
+        seconds = []
+        for index in range(20):
+            started = time.perf_counter()
+            JobContainer(Path(out) / str(index)).prepare("algo-1")
+            seconds.append(time.perf_counter() - started)
+        # Offline: the packer's pip reads the test wheelhouse, so the figure is pip's, not the network's.
+        os.environ.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=str(REPO_ROOT / "tests" / "data" / "wheelhouse"))
+        started = time.perf_counter()
+        pack(REPO_ROOT / "examples" / "byo-code", "train.py", python_version="3.11", work_dir=Path(out))
+        packing = time.perf_counter() - started
+    seconds.sort()
+    return [
+        ("job environment per host (median of 20)", f"{seconds[10] * 1000:.1f} ms (max {seconds[-1] * 1000:.1f} ms)"),
+        ("pack examples/byo-code with its wheel", f"{packing:.2f} s"),
+    ]
+
+
 def gpu() -> Figures:
     return _script("gpu_training.py")
 
@@ -89,6 +113,7 @@ SECTIONS: dict[str, Callable[[], Figures]] = {
     "synth": synth,
     "training": training,
     "embedded_aws": embedded_aws,
+    "containers": containers,
     "demo": demo,
     "tests": tests,
     "gpu": gpu,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 import tarfile
 import time
 import uuid
@@ -257,6 +258,139 @@ def summarize(output: dict[str, Any]) -> str:
     if output.get("trainingSeconds") is not None:
         lines.append(f"seconds:         training {output['trainingSeconds']}, billable {output.get('billableSeconds')}")
     return "\n".join(lines)
+
+
+# --- Bring your own code: the SageMaker SDK v2 Estimator's arguments, through the platform --------------------
+
+
+def _source_package() -> Any:
+    """trainstack/source_package.py from the cloned repository (standard library only, like this file)."""
+    repo_root = str(Path(__file__).resolve().parent.parent)
+    if repo_root not in sys.path:
+        sys.path.append(repo_root)
+    import trainstack.source_package as source_package
+
+    return source_package
+
+
+class Estimator:
+    """`Estimator(...).fit(inputs)` as the SageMaker SDK v2 spells it (the seed's cell ports with few changes),
+    run by the platform's state machine: validated, quota-checked, in its VPC with its key and tags.
+
+    `entry_point` and `source_dir` are packed as the SDK packs them, with `source_dir/requirements.txt`
+    resolved into wheels for the image's Python (jobs have no package index), uploaded once per content
+    under the artifacts bucket's code/ prefix. `fit(inputs)`'s channels are the run's only channels, as in
+    the SDK. Arguments the platform decides itself are accepted when they agree with it: `role` (the
+    execution role is always the platform's), `disable_profiler=True`, `debugger_hook_config=False`.
+    `base_job_name` becomes the job-name prefix: it must start with the environment's (IAM allows only
+    those names). Anything else the SDK takes is refused by name rather than silently dropped.
+    """
+
+    def __init__(
+        self,
+        *,
+        entry_point: str,
+        source_dir: str | Path | None = None,
+        instance_type: str | None = None,
+        instance_count: int | None = None,
+        image_uri: str | None = None,
+        role: str | None = None,
+        environment: dict[str, str] | None = None,
+        hyperparameters: dict[str, Any] | None = None,
+        base_job_name: str | None = None,
+        max_run: int | None = None,
+        keep_alive_period_in_seconds: int | None = None,
+        volume_size: int | None = None,
+        use_spot_instances: bool | None = None,
+        max_wait: int | None = None,
+        tags: list[dict[str, str]] | None = None,
+        disable_profiler: bool = True,
+        debugger_hook_config: bool = False,
+        python_version: str | None = None,
+        resources: Resources | None = None,
+    ) -> None:
+        if not disable_profiler or debugger_hook_config not in (False, None):
+            raise ValueError("the platform always runs with the profiler and the debugger hook off")
+        self.resources = resources or load_resources()
+        self.role = role
+        self.entry_point, self.source_dir, self.python_version = entry_point, source_dir, python_version
+        self.image_uri = image_uri
+        self.run_input_base: dict[str, Any] = {
+            key: value
+            for key, value in {
+                "instance_type": instance_type,
+                "instance_count": instance_count,
+                "image": image_uri if image_uri and image_uri != self.resources.image_uri else None,
+                "environment": environment,
+                "hyperparameters": hyperparameters,
+                "job_name_prefix": base_job_name,
+                "max_runtime_seconds": max_run,
+                "keep_alive_seconds": keep_alive_period_in_seconds,
+                "volume_size_gb": volume_size,
+                "spot": use_spot_instances,
+                "max_wait_seconds": max_wait,
+                "tags": {tag["Key"]: tag["Value"] for tag in tags} if tags else None,
+            }.items()
+            if value is not None
+        }
+        self.package: Any = None
+        self.latest_execution_arn: str | None = None
+        self.output: dict[str, Any] | None = None
+
+    def _code(self, upload: bool) -> dict[str, str]:
+        if self.source_dir is None:
+            return {"entry_point": self.entry_point}  # a script of the platform's own package
+        source_package = _source_package()
+        self.package = source_package.pack(
+            self.source_dir,
+            self.entry_point,
+            image_uri=self.image_uri or self.resources.image_uri,
+            python_version=self.python_version,
+        )
+        if upload:
+            source_package.upload(
+                self.resources.client("s3"), self.package, self.resources.artifacts_bucket, self.resources.kms_key_arn
+            )
+        return {"package": self.package.uri(self.resources.artifacts_bucket), "entry_point": self.entry_point}
+
+    def run_input(self, inputs: dict[str, Any] | str | None = None, *, upload: bool = False) -> dict[str, Any]:
+        """The execution input `fit(inputs)` starts (the console's JSON); packs the code (uploads with `upload`)."""
+        if isinstance(inputs, str):
+            inputs = {"training": inputs}  # the SDK's name for a single unnamed channel
+        channels = {}
+        for name, value in (inputs or {}).items():
+            # An SDK TrainingInput carries its S3 URI and input mode in `.config`.
+            config = getattr(value, "config", None)
+            if config is not None:
+                source = config["DataSource"]["S3DataSource"]
+                value = {
+                    "prefix": source["S3Uri"],
+                    **({"input_mode": config["InputMode"]} if "InputMode" in config else {}),
+                }
+            channels[name] = value
+        return {**self.run_input_base, "code": self._code(upload), "channels": channels, "replace_channels": True}
+
+    def fit(
+        self,
+        inputs: dict[str, Any] | str | None = None,
+        wait: bool = True,
+        logs: bool = True,
+        job_name: str | None = None,
+    ) -> dict[str, Any] | None:
+        """Pack and upload the code, start the state machine; with `wait`, watch it and return its output."""
+        run_input = self.run_input(inputs, upload=True)
+        self.latest_execution_arn = start_run(self.resources, run_input, name=job_name)
+        if not wait:
+            return None
+        self.output = watch_execution(
+            self.resources, self.latest_execution_arn, echo=print if logs else (lambda _: None)
+        )
+        return self.output
+
+    @property
+    def model_data(self) -> str | None:
+        """The model artifact's S3 URI, as the SDK's `Estimator.model_data`."""
+        return (self.output or {}).get("modelArtifacts")
 
 
 # --- Building a CreateTrainingJob request without sending it ------------------------------------------------

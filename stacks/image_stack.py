@@ -68,6 +68,12 @@ class ImageStack(Stack):
             self.image_uri = asset.image_uri
             self.pull_repository_arns.append(asset.repository.repository_arn)
 
+        # Images a run may choose by its `image` input (config `image.allowed_dlc_repositories`).
+        for repository in config.image.allowed_dlc_repositories:
+            arn = _repository_arn_of(f"{image.dlc_registry(config.region)}/{repository}", self.partition)
+            if arn not in self.pull_repository_arns:
+                self.pull_repository_arns.append(arn)
+
         CfnOutput(self, "RepositoryUri", value=self.repository.repository_uri)
         CfnOutput(self, "TrainingImageUri", value=self.image_uri)
 

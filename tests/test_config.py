@@ -55,6 +55,20 @@ def test_dlc_uri_uses_the_regions_registry() -> None:
     )
 
 
+def test_allowed_image_repositories_are_the_platforms_and_the_configured_dlcs() -> None:
+    assert load_environment("local").allowed_image_repositories == [
+        "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainstack-local/training",
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-training",  # the dlc-mode default
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training",
+    ]
+    # asset mode: the default image is built; only the platform's repository and the listed DLCs.
+    assert load_environment("dev").allowed_image_repositories == [
+        "111111111111.dkr.ecr.us-west-2.amazonaws.com/trainstack-dev/training",
+        "763104351884.dkr.ecr.us-west-2.amazonaws.com/huggingface-pytorch-training",
+        "763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-training",
+    ]
+
+
 def test_resource_names_fit_s3_and_carry_account_and_region() -> None:
     names = ResourceNames.of(load_environment("dev"))
     assert names.data_bucket == "trainstack-dev-data-111111111111-us-west-2"
@@ -91,6 +105,11 @@ def test_resource_names_fit_s3_and_carry_account_and_region() -> None:
         (lambda d: d["network"].update(mode="peered"), "network.mode", "'none', 'create' or 'existing'"),
         (lambda d: d.update(prefix="a" * 32), "(top level)", "exceed S3's 63 characters"),
         (lambda d: d["image"].update(mode="asset"), "(top level)", "needs Docker"),
+        (
+            lambda d: d["image"].update(allowed_dlc_repositories=["PyTorch-Training"]),
+            "image.allowed_dlc_repositories.0",
+            "should match pattern",
+        ),
         (lambda d: d["training"]["channels"].update({"bad name!": {"prefix": "x/"}}), "training.channels", "bad name!"),
         (lambda d: d["quotas"]["instances"].update({"p4de": {"training_job_usage": 1}}), "quotas.instances", "'p4de'"),
         (lambda d: d.pop("tags"), "tags", "required field is missing"),

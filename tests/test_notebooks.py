@@ -192,6 +192,175 @@ def test_run_notebook_trains_watches_and_loads_the_model(
     assert result["parameters"] > 100_000 and result["sample"].startswith("The cat")
 
 
+# --- 04: bring your own code, the seed's Estimator cell through the platform ----------------------------------
+# Packing resolves requirements.txt with pip; in tests pip has no index, only the wheelhouse (tabulate).
+OFFLINE_PIP = {
+    "PIP_NO_INDEX": "1",
+    "PIP_FIND_LINKS": str(REPO_ROOT / "tests" / "data" / "wheelhouse"),
+    "PIP_CONFIG_FILE": "/dev/null",
+}
+BYO_PARAMETERS = 'INSTANCE_TYPE = "ml.m5.2xlarge"\nINSTANCE_COUNT = 1\nKEEP_ALIVE_SECONDS = 0'
+
+
+@pytest.mark.slow
+def test_byo_code_notebook_runs_the_seeds_estimator_cell_through_the_platform(
+    prepared: nbformat.NotebookNode, kernel_spec_dir: Path, kernel_env: dict[str, str], embedded_aws
+) -> None:
+    executed = execute(
+        "04_bring_your_own_code.ipynb",
+        kernel_spec_dir,
+        {**kernel_env, **OFFLINE_PIP},
+        parameters=BYO_PARAMETERS,
+        extra_cells=("print(json.dumps({'output': output, 'model': model}))",),
+    )
+    result = last_json_line(executed)
+    output, model = result["output"], result["model"]
+    assert output["status"] == "Completed" and output["instanceType"] == "ml.m5.2xlarge"
+    assert model["tabulate"] == "0.10.0" and set(model["channels"]) == {"train123", "val123"}
+    job = embedded_aws.client("sagemaker").describe_training_job(TrainingJobName=output["jobName"])
+    assert job["TrainingJobName"].startswith("trainstack-byo-")
+    assert job["HyperParameters"]["sagemaker_program"] == '"train.py"'
+    assert json.loads(job["HyperParameters"]["sagemaker_submit_directory"]).startswith(
+        f"s3://{NAMES.artifacts_bucket}/code/sourcedir/"
+    )
+    assert {c["ChannelName"] for c in job["InputDataConfig"]} == {"train123", "val123"}
+    printed = text_of(executed)
+    assert "wheels shipped: ('tabulate-0.10.0-py3-none-any.whl',)" in printed
+    assert "tabulate 0.10.0 installed in the job from the shipped wheel" in printed
+
+
+# The seed's cell with the real SDK v2 and with tn.Estimator: the requests may differ only where the platform adds.
+# Each entry: a flattened path of the platform's request that the SDK's has not (or has otherwise), and why.
+PLATFORM_ADDS = {
+    "VpcConfig": "jobs run in the platform's private subnets",
+    "OutputDataConfig.KmsKeyId": "the platform's KMS key",
+    "OutputDataConfig.CompressionType": "the environment's compression, explicit",
+    "ResourceConfig.VolumeKmsKeyId": "the platform's KMS key",
+    "Tags": "cost and ownership tags, the execution",
+    "CheckpointConfig": "checkpoints synced to the artifacts bucket",
+    "RetryStrategy": "SageMaker retries internal failures",
+    "EnableInterContainerTrafficEncryption": "encryption between nodes of a multi-node job",
+    "EnableManagedSpotTraining": "explicit false",
+    "AlgorithmSpecification.MetricDefinitions": "train/eval loss as SageMaker metrics",
+    "AlgorithmSpecification.EnableSageMakerMetricsTimeSeries": "metrics as time series",
+}
+# Defaults the platform states and the SDK leaves out: the value must be what the absence means.
+EXPLICIT_DEFAULTS = {
+    "EnableNetworkIsolation": False,
+    "InputDataConfig.train123.InputMode": "File",  # = AlgorithmSpecification.TrainingInputMode
+    "InputDataConfig.val123.InputMode": "File",
+}
+# Values that name the run, not its shape: the SDK's job name is <base>-<timestamp>, the platform's
+# <prefix>-<start ms>-<execution>; each uploads the same folder under its own key of the code prefix.
+PER_RUN = {"TrainingJobName", "HyperParameters.sagemaker_job_name", "HyperParameters.sagemaker_submit_directory"}
+
+
+def _flatten(value: Any, path: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        flat: dict[str, Any] = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{path}.{key}" if path else key))
+        return flat or {path: {}}
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "ChannelName" in v for v in value):
+        return _flatten({v["ChannelName"]: {k: x for k, x in v.items() if k != "ChannelName"} for v in value}, path)
+    return {path: value}
+
+
+def _platform_part(path: str) -> bool:
+    return any(path == key or path.startswith(f"{key}.") for key in PLATFORM_ADDS)
+
+
+@pytest.fixture(scope="module")
+def sdk_v2_python() -> tuple[str, str]:
+    import os
+
+    python, overlay = os.environ.get("TRAINSTACK_SDK_PYTHON"), os.environ.get("TRAINSTACK_SDK_V2_PATH")
+    if not python or not overlay:
+        pytest.skip(
+            "set TRAINSTACK_SDK_PYTHON and TRAINSTACK_SDK_V2_PATH (make .sdk-v2/.installed; requirements-sdk-v2.txt)"
+        )
+    return python, overlay
+
+
+@pytest.mark.slow
+def test_the_seeds_estimator_and_its_trainstack_port_send_the_same_request_but_for_the_platforms_additions(
+    sdk_v2_python: tuple[str, str], kernel_env: dict[str, str], resources_file: Path, embedded_aws, monkeypatch
+) -> None:
+    import subprocess
+
+    from trainstack.run_preview import preview
+
+    sys.path.insert(0, str(NOTEBOOKS))
+    try:
+        import trainstack_notebook as tn
+    finally:
+        sys.path.remove(str(NOTEBOOKS))
+    python, overlay = sdk_v2_python
+    resources = tn.load_resources(resources_file)
+    source_dir = REPO_ROOT / "examples" / "byo-code"
+    train, val = resources.data_uri("datasets/sample/train/"), resources.data_uri("datasets/sample/val/")
+    # The seed's values: ml.p4de.24xlarge x 2, keep-alive 3600 (the local quotas allow both).
+    seed = ["ml.p4de.24xlarge", "2", "3600"]
+    sdk = subprocess.run(
+        [python, str(REPO_ROOT / "tests" / "sdk_v2_seed_request.py"), str(source_dir), "train.py", *seed, train, val],
+        env={**kernel_env, "PYTHONPATH": overlay},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert sdk.returncode == 0, sdk.stderr[-3000:]
+    sdk_request = json.loads(sdk.stdout.strip().splitlines()[-1])
+
+    for name, value in {**kernel_env, **OFFLINE_PIP}.items():
+        monkeypatch.setenv(name, value)
+    est = tn.Estimator(
+        role=resources.execution_role_arn,
+        entry_point="train.py",
+        source_dir=source_dir,
+        base_job_name="trainstack-byo",
+        instance_count=2,
+        instance_type="ml.p4de.24xlarge",
+        image_uri=resources.image_uri,
+        environment={"NODE_NUMBER": "2", "MODEL_S3_BUCKET": resources.data_bucket},
+        max_run=3600 * 24 * 2,
+        keep_alive_period_in_seconds=3600,
+        disable_profiler=True,
+        debugger_hook_config=False,
+        resources=resources,
+    )
+    definition = json.loads(
+        embedded_aws.client("stepfunctions").describe_state_machine(stateMachineArn=resources.state_machine_arn)[
+            "definition"
+        ]
+    )
+    quota = {"code": "L-TEST", "name": "test", "source": "applied"}
+    quotas = {
+        k: {**quota, "key": k, "value": v} for k, v in (("training", 2), ("warm_pool", 2), ("max_runtime", 432000))
+    }
+    ours = preview(definition, est.run_input({"train123": train, "val123": val}), quotas=quotas).request
+    assert ours is not None
+
+    sdk_flat, our_flat = _flatten(sdk_request), _flatten(ours)
+    differences = {
+        path: (sdk_flat.get(path, "<absent>"), our_flat.get(path, "<absent>"))
+        for path in set(sdk_flat) | set(our_flat)
+        if sdk_flat.get(path) != our_flat.get(path) and path not in PER_RUN and not _platform_part(path)
+    }
+    for path, default in EXPLICIT_DEFAULTS.items():
+        assert differences.pop(path) == ("<absent>", default)
+    assert differences == {}
+    # What the platform adds is there, and the per-run values are each side's own code package and name.
+    assert {key for key in PLATFORM_ADDS if any(p == key or p.startswith(f"{key}.") for p in our_flat)} == set(
+        PLATFORM_ADDS
+    )
+    for request in (sdk_request, ours):
+        uri = json.loads(request["HyperParameters"]["sagemaker_submit_directory"])
+        assert uri.startswith(f"s3://{resources.artifacts_bucket}/code/") and uri.endswith("sourcedir.tar.gz")
+    assert sdk_request["TrainingJobName"].startswith("trainstack-byo-") and ours["TrainingJobName"].startswith(
+        "trainstack-byo-"
+    )
+
+
 def test_a_missing_resource_file_says_where_it_was_looked_for(tmp_path: Path) -> None:
     sys.path.insert(0, str(NOTEBOOKS))
     try:

@@ -20,6 +20,7 @@ from trainstack.run_preview import definition_from_template, evaluate, preview
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO_ROOT / "examples" / "inputs").glob("*.json"))
 SCHEMA = json.loads((REPO_ROOT / "schemas" / "training-run-input.schema.json").read_text())
+ARTIFACTS = "s3://trainstack-local-artifacts-123456789012-us-east-1"
 _SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
 CREATE_TRAINING_JOB = _SAGEMAKER.operation_model("CreateTrainingJob").input_shape
 
@@ -81,6 +82,9 @@ def test_example_inputs_render_valid_create_training_job_requests(definitions, e
         pytest.skip(f"{example.stem} asks for a family {env} does not allow")
     if run_input.get("instance_count", 1) > config.training.instance_count.max:
         pytest.skip(f"{example.stem} asks for more instances than {env} allows")
+    package = run_input.get("code", {}).get("package", "")
+    if package and not package.startswith(f"s3://{ResourceNames.of(config).artifacts_bucket}/"):
+        pytest.skip(f"{example.stem} names a code package in another environment's artifacts bucket")
     result = preview(definitions[env], run_input, quotas=QUOTAS)
     assert result.problems == []
     _valid_request(result.request)
@@ -211,12 +215,103 @@ def test_spot_single_node_and_no_compression_render_as_expected(definitions) -> 
         ),
         ({"tags": {"aws:owner": "x"}}, "tags: names starting with aws: are reserved"),
         ({"tags": ["a"]}, "tags: expected an object of tag names to string values"),
+        ({"code": {"entry_point": "../run.py"}}, 'code.entry_point: "../run.py" must be a relative path inside'),
+        ({"code": {"entry_point": "src/../../x.py"}}, "must be a relative path inside the package"),
+        ({"code": {"entry_point": "/opt/ml/code/x.py"}}, "no leading '/', no '..'"),
+        ({"code": {"entry_point": "train.ipynb"}}, "code.entry_point: expected a .py or .sh file name"),
+        ({"code": {"package": f"{ARTIFACTS}/code/x.tar.gz"}}, "code.entry_point: expected the script to run"),
+        (
+            {"code": {"package": f"{ARTIFACTS}/output/x.tar.gz", "entry_point": "train.py"}},
+            'code.package: "s3://trainstack-local-artifacts-123456789012-us-east-1/output/x.tar.gz" is not a'
+            " .tar.gz under the platform's code prefix s3://trainstack-local-artifacts-123456789012-us-east-1/code/",
+        ),
+        (
+            {"code": {"package": "s3://someone-elses-bucket/code/x.tar.gz", "entry_point": "train.py"}},
+            "is not a .tar.gz under the platform's code prefix",
+        ),
+        ({"code": {"package": f"{ARTIFACTS}/code/../output/x.tar.gz", "entry_point": "t.py"}}, "code.package: "),
+        ({"code": {"entry_point": "t.py", "source_dir": "."}}, "code: unknown field(s) source_dir"),
+        ({"image": "docker.io/library/python:3.11"}, 'image: "docker.io/library/python:3.11" is not an allowed image'),
+        (
+            {"image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training-nightly:1"},
+            "is not an allowed image; expected <repository>:<tag> or <repository>@sha256:<digest> of one of "
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainstack-local/training, ",
+        ),
+        ({"image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training"}, "is not an allowed image"),
+        ({"replace_channels": 1}, "replace_channels: expected true or false, got 1"),
     ],
 )
 def test_bad_input_yields_a_problem_naming_the_field_value_and_rule(definitions, run_input, expected: str) -> None:
     result = preview(definitions["local"], run_input, quotas=QUOTAS)
     assert result.request is None
     assert any(expected in problem for problem in result.problems), result.problems
+
+
+def test_a_runs_own_code_and_image_replace_the_packaged_ones(definitions) -> None:
+    package = f"{ARTIFACTS}/code/sourcedir/0123abcd/sourcedir.tar.gz"
+    image = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.5.1-cpu-py311-ubuntu22.04-sagemaker"
+    result = preview(
+        definitions["local"],
+        {"code": {"package": package, "entry_point": "src/train.py"}, "image": image},
+        quotas=QUOTAS,
+    )
+    assert result.problems == []
+    _valid_request(result.request)
+    hps = result.request["HyperParameters"]
+    assert hps["sagemaker_program"] == '"src/train.py"' and hps["sagemaker_submit_directory"] == json.dumps(package)
+    assert result.request["AlgorithmSpecification"]["TrainingImage"] == image
+    # The environment's default hyperparameters belong to the packaged code: a package of one's own gets none.
+    assert not [name for name in hps if not name.startswith("sagemaker_")]
+
+    # Only an entry point: another script of the platform's own package.
+    other = preview(definitions["local"], {"code": {"entry_point": "scripts/eval.sh"}}, quotas=QUOTAS).request
+    assert other["HyperParameters"]["sagemaker_program"] == '"scripts/eval.sh"'
+    assert other["HyperParameters"]["num_train_epochs"] == "2"
+    default = preview(definitions["local"], {}, quotas=QUOTAS).request
+    assert (
+        other["HyperParameters"]["sagemaker_submit_directory"]
+        == default["HyperParameters"]["sagemaker_submit_directory"]
+    )
+    # Any tag or digest of the platform's own repository is allowed too.
+    own = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/trainstack-local/training@sha256:{'a' * 64}"
+    assert preview(definitions["local"], {"image": own}, quotas=QUOTAS).problems == []
+
+
+def test_channels_can_be_dropped_or_replaced_to_give_the_seeds_two_channels(definitions) -> None:
+    def channels(run_input: dict) -> dict[str, str]:
+        request = preview(definitions["local"], run_input, quotas=QUOTAS).request
+        _valid_request(request)
+        return {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request.get("InputDataConfig", [])}
+
+    data = "s3://trainstack-local-data-123456789012-us-east-1"
+    assert set(channels({})) == {"train", "val", "model"}
+    assert set(channels({"channels": {"model": None}})) == {"train", "val"}
+    seed = {"train123": "datasets/data-path-train/", "val123": f"{data}/datasets/data-path-val/"}
+    assert channels({"channels": seed, "replace_channels": True}) == {
+        "train123": f"{data}/datasets/data-path-train/",
+        "val123": f"{data}/datasets/data-path-val/",
+    }
+    assert channels({"channels": {**seed, "train": None, "val": None, "model": None}}) == channels(
+        {"channels": seed, "replace_channels": True}
+    )
+    # No channel at all: InputDataConfig is left out (SageMaker wants 1 to 20 entries when it is there).
+    assert channels({"replace_channels": True}) == {}
+
+
+def test_the_execution_role_pulls_exactly_the_allowed_image_repositories(synthesized) -> None:
+    config = load_environment("dev")
+    template = synthesized.template("dev", "training")
+    [statement] = [
+        s
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::IAM::Policy"
+        for s in r["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "PullTrainingImage"
+    ]
+    resources = json.dumps(statement["Resource"])
+    for repository in config.image.allowed_dlc_repositories:
+        assert f':ecr:us-west-2:763104351884:repository/{repository}"' in resources
+    assert resources.count(":ecr:us-west-2:763104351884:") == len(config.image.allowed_dlc_repositories)
 
 
 def test_all_problems_are_reported_together(definitions) -> None:

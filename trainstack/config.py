@@ -50,6 +50,9 @@ _NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
 _ACCOUNT_PATTERN = r"^[0-9]{12}$"
 _REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$"
 _S3_PREFIX_PATTERN = r"^[A-Za-z0-9!_.*'()/-]*$"
+# ECR repository names (lowercase path segments) and image tags, as ECR allows them.
+ECR_REPOSITORY_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
+IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 
 
 class ConfigError(Exception):
@@ -111,11 +114,17 @@ class ImageConfig(_Strict):
     uri: str | None = Field(None, description="Overrides everything else when set.")
     repository_tag: str = "latest"
     untagged_image_expiry_days: int = Field(14, ge=1, le=3650)
+    # Deep Learning Container repositories a run may pick an image from (any tag), by the run input's
+    # `image`; the platform's own ECR repository is always allowed. The execution role pulls exactly these.
+    allowed_dlc_repositories: list[Annotated[str, Field(pattern=ECR_REPOSITORY_PATTERN)]] = []
 
-    def dlc_uri(self, region: str) -> str:
+    def dlc_registry(self, region: str) -> str:
         account = _DLC_ACCOUNTS.get(region, _DEFAULT_DLC_ACCOUNT)
         suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
-        return f"{account}.dkr.ecr.{region}.{suffix}/{self.dlc_repository}:{self.dlc_tag}"
+        return f"{account}.dkr.ecr.{region}.{suffix}"
+
+    def dlc_uri(self, region: str) -> str:
+        return f"{self.dlc_registry(region)}/{self.dlc_repository}:{self.dlc_tag}"
 
 
 class NotebookConfig(_Strict):
@@ -301,6 +310,19 @@ class EnvironmentConfig(_Strict):
         if self.image.mode is ImageMode.DLC:
             return self.image.dlc_uri(self.region)
         return None
+
+    @property
+    def allowed_image_repositories(self) -> list[str]:
+        """Repository URIs (no tag) a run's `image` may name: the platform's ECR repository, the default
+        DLC's repository in `dlc` mode, and `image.allowed_dlc_repositories` in the region's DLC registry."""
+        names = ResourceNames.of(self)
+        dlc = [
+            *([self.image.dlc_repository] if self.image.mode is ImageMode.DLC else []),
+            *self.image.allowed_dlc_repositories,
+        ]
+        registry = self.image.dlc_registry(self.region)
+        own = f"{self.account}.dkr.ecr.{self.region}.{registry.split('.', 4)[4]}/{names.repository}"
+        return [own, *dict.fromkeys(f"{registry}/{repository}" for repository in dlc)]
 
     @property
     def all_tags(self) -> dict[str, str]:

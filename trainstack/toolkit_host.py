@@ -173,8 +173,11 @@ def host_environment(
     return env
 
 
-def train_command() -> list[str]:
-    """The toolkit's `train` console script from this interpreter's environment."""
+def train_command(python: Path | None = None) -> list[str]:
+    """The toolkit's `train` console script from this interpreter's environment, or `train` under `python`
+    (a job's own environment layered over this one, see trainstack/embedded_aws/job_container.py)."""
+    if python is not None:
+        return [str(python), "-c", "from sagemaker_training.cli.train import main; main()"]
     script = Path(sys.executable).parent / "train"
     if script.is_file():
         return [str(script)]
@@ -210,12 +213,13 @@ def start_host(
 
 
 def launch_host(
-    base_dir: Path, env: Mapping[str, str], *, stdout: int | IO[Any] | None = None
+    base_dir: Path, env: Mapping[str, str], *, stdout: int | IO[Any] | None = None, python: Path | None = None
 ) -> subprocess.Popen[bytes]:
     """Start `train` in a `base_dir` already laid out by write_host_config, with the complete `env`
-    (see host_environment); stderr goes to the same place as `stdout` (subprocess.PIPE to read it)."""
+    (see host_environment), under `python` if given; stderr goes to the same place as `stdout`
+    (subprocess.PIPE to read it)."""
     return subprocess.Popen(
-        train_command(),
+        train_command(python),
         cwd=base_dir,
         env=dict(env),
         stdout=stdout,

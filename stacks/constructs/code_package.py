@@ -7,47 +7,16 @@ entries, fixed mtimes, owners and modes, and a gzip header without a timestamp o
 
 from __future__ import annotations
 
-import gzip
-import io
-import tarfile
 import tempfile
 from pathlib import Path
 
 from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
-# Never shipped to a training host: caches, local build output and tests.
-EXCLUDED_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "tests", ".DS_Store"})
-EXCLUDED_SUFFIXES = (".pyc", ".pyo")
-# 1980-01-01, the earliest timestamp zip-based tools accept; any constant would do.
-_FIXED_MTIME = 315532800
+# The packer is shared with `trainstack run --source-dir` and the notebooks (stdlib only over there).
+from trainstack.source_package import build_source_tarball
 
-
-def _included(path: Path, root: Path) -> bool:
-    parts = path.relative_to(root).parts
-    return not any(part in EXCLUDED_NAMES for part in parts) and not path.name.endswith(EXCLUDED_SUFFIXES)
-
-
-def build_source_tarball(source_dir: Path, destination: Path) -> Path:
-    """Write `destination` (a .tar.gz) with the files of `source_dir` at the archive root."""
-    files = sorted(p for p in source_dir.rglob("*") if p.is_file() and _included(p, source_dir))
-    if not files:
-        raise ValueError(f"{source_dir}: no files to package")
-    raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in files:
-            info = tarfile.TarInfo(path.relative_to(source_dir).as_posix())
-            info.size = path.stat().st_size
-            info.mtime = _FIXED_MTIME
-            info.mode = 0o755 if path.stat().st_mode & 0o111 else 0o644
-            info.uid = info.gid = 0
-            info.uname = info.gname = "root"
-            with path.open("rb") as handle:
-                tar.addfile(info, handle)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with destination.open("wb") as out, gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as gz:
-        gz.write(raw.getvalue())
-    return destination
+__all__ = ["CodePackage", "build_source_tarball"]
 
 
 class CodePackage(Construct):

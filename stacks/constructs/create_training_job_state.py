@@ -77,7 +77,7 @@ def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> 
         '    "TrainingJobName": $jobName,\n'
         f'    "RoleArn": {literal(target.role_arn)},\n'
         '    "AlgorithmSpecification": {\n'
-        f'      "TrainingImage": {literal(target.image_uri)},\n'
+        f'      "TrainingImage": $exists($run.image) ? $run.image : {literal(target.image_uri)},\n'
         '      "TrainingInputMode": "File",\n'
         f'      "MetricDefinitions": {literal(_metric_definitions())},\n'
         '      "EnableSageMakerMetricsTimeSeries": true\n'
@@ -85,8 +85,11 @@ def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> 
         '    "HyperParameters": $merge([\n'
         "      $each($run.hyperparameters, function($v, $k) { {$k: $enc($v)} }),\n"
         "      {\n"
-        f'        "sagemaker_program": $enc({literal(training.entry_point)}),\n'
-        f'        "sagemaker_submit_directory": $enc({literal(target.code_uri)}),\n'
+        # A run's own `code` replaces the packaged training_code/ and the configured entry point.
+        f'        "sagemaker_program": $enc($exists($run.code) ? $run.code.entry_point'
+        f" : {literal(training.entry_point)}),\n"
+        f'        "sagemaker_submit_directory": $enc($exists($run.code.package) ? $run.code.package'
+        f" : {literal(target.code_uri)}),\n"
         f'        "sagemaker_container_log_level": $enc({training.container_log_level}),\n'
         '        "sagemaker_job_name": $enc($jobName),\n'
         f'        "sagemaker_region": $enc({literal(config.region)})\n'

@@ -75,7 +75,7 @@ class SageMakerExecutionRole(Construct):
             "ReadCodePackages",
             ["s3:GetObject"],
             [names.bucket_arn(artifacts, f"{ARTIFACT_PREFIXES['code']}*")],
-            wildcard_reason="code packages uploaded by notebooks and the SDK land under code/, one per package",
+            wildcard_reason="runs bring their own code packages (run --source-dir, notebooks, the SDK) under code/",
         )
         policy.allow(
             "ReadPlatformCodePackage",

@@ -12,12 +12,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainstack.config import MAX_KEEP_ALIVE_SECONDS, MAX_RUNTIME_CEILING_SECONDS, EnvironmentConfig, ResourceNames
+from trainstack.config import (
+    MAX_KEEP_ALIVE_SECONDS,
+    MAX_RUNTIME_CEILING_SECONDS,
+    EnvironmentConfig,
+    ResourceNames,
+)
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "training-run-input.schema.json"
 # SageMaker allows 100 hyperparameters; script mode adds five sagemaker_* entries of its own.
 MAX_USER_HYPERPARAMETERS = 95
 MAX_HYPERPARAMETER_LENGTH = 2500
+# Where a run's own code packages live in the artifacts bucket: the execution role reads this prefix (and
+# the platform's deploy-time package) and nothing else of that bucket besides output/ and checkpoints/.
+CODE_PREFIX = "code/"
+
+
+def code_prefix_uri(config: EnvironmentConfig) -> str:
+    return f"s3://{ResourceNames.of(config).artifacts_bucket}/{CODE_PREFIX}"
 
 
 def input_fields() -> list[str]:
@@ -54,6 +66,8 @@ def run_limits(config: EnvironmentConfig) -> dict[str, Any]:
         "count_min": training.instance_count.min,
         "count_max": training.instance_count.max,
         "data_bucket": ResourceNames.of(config).data_bucket,
+        "code_prefix": code_prefix_uri(config),
+        "images": config.allowed_image_repositories,
         "job_name_prefix": training.job_name_prefix,
         "max_keep_alive": MAX_KEEP_ALIVE_SECONDS,
         "max_runtime": MAX_RUNTIME_CEILING_SECONDS,
@@ -106,6 +120,7 @@ def validate_expression(config: EnvironmentConfig) -> str:
     $extra := $isObj($v) ? $filter($keys($v), function($f) { $not($f in ["prefix", "input_mode"]) });
     $not($contains($k, /^[A-Za-z0-9.\-_]{1,64}$/))
       ? "channels." & $k & ": channel names must match [A-Za-z0-9.-_]{1,64}"
+    : $type($v) = "null" ? undefined
     : $not($type($prefix) = "string") or $count($extra) > 0
       ? "channels." & $k & ": expected an S3 prefix in the data bucket (\"datasets/train/\" or \"" & $bucket
         & "datasets/train/\") or {\"prefix\": ..., \"input_mode\": \"File\"}, got " & $show($v)
@@ -117,6 +132,31 @@ def validate_expression(config: EnvironmentConfig) -> str:
     : $exists($mode) and $not($mode in ["File", "FastFile", "Pipe"])
       ? "channels." & $k & ".input_mode: expected one of File, FastFile, Pipe, got " & $show($mode)
   ) };
+  $codeProblems := function($c) { (
+    $ep := $c.entry_point;
+    $pkg := $c.package;
+    $extra := $filter($keys($c), function($f) { $not($f in ["package", "entry_point"]) });
+    [
+      $count($extra) > 0 ? "code: unknown field(s) " & $join($extra, ", ") & "; allowed: package, entry_point",
+      $not($type($ep) = "string")
+        ? "code.entry_point: expected the script to run, relative to the package root (\"train.py\"), got " & $show($ep)
+      : $substring($ep, 0, 1) = "/" or ".." in $split($ep, "/")
+        ? "code.entry_point: " & $show($ep) & " must be a relative path inside the package: no leading '/', no '..'"
+      : $not($contains($ep, /^[A-Za-z0-9_.\/-]+\.(py|sh)$/))
+        ? "code.entry_point: expected a .py or .sh file name of letters, digits, '_', '.', '-' and '/', got " & $show($ep),
+      $exists($pkg) and $not($type($pkg) = "string" and $substring($pkg, 0, $length($L.code_prefix)) = $L.code_prefix
+          and $contains($pkg, /\.tar\.gz$/) and $not(".." in $split($pkg, "/")))
+        ? "code.package: " & $show($pkg) & " is not a .tar.gz under the platform's code prefix " & $L.code_prefix
+          & " (the execution role reads only there; trainstack run --source-dir uploads one)"
+    ]
+  ) };
+  $imageAllowed := function($im) {
+    $count($filter($L.images, function($r) { (
+      $rest := $substring($im, $length($r) + 1);
+      $substring($im, 0, $length($r) + 1) = $r & ":" and $contains($rest, /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/)
+        or $substring($im, 0, $length($r) + 1) = $r & "@" and $contains($rest, /^sha256:[0-9a-f]{64}$/)
+    ) })) > 0
+  };
   $not($type($in) = "object")
     ? ["input: expected a JSON object such as {} or {\"instance_count\": 2}, got " & $show($in)]
     : (
@@ -156,6 +196,15 @@ def validate_expression(config: EnvironmentConfig) -> str:
         $exists($ch) and $not($isObj($ch))
           ? "channels: expected an object of channel names to S3 prefixes, got " & $show($ch),
         $isObj($ch) ? ($p := $each($ch, $channelProblem); $count($p) > 0 ? $join($p, "; ")),
+        $exists($in.replace_channels) and $not($type($in.replace_channels) = "boolean")
+          ? "replace_channels: expected true or false, got " & $show($in.replace_channels),
+        $exists($in.code) and $not($isObj($in.code))
+          ? "code: expected {\"package\": \"" & $L.code_prefix & "...tar.gz\", \"entry_point\": \"train.py\"}, got "
+            & $show($in.code),
+        $isObj($in.code) ? ($p := $codeProblems($in.code); $count($p) > 0 ? $join($p, "; ")),
+        $exists($in.image) and $not($type($in.image) = "string" and $imageAllowed($in.image))
+          ? "image: " & $show($in.image) & " is not an allowed image; expected <repository>:<tag> or "
+            & "<repository>@sha256:<digest> of one of " & $join($L.images, ", "),
         $exists($env) and $not($isStrMap($env))
           ? "environment: expected an object of names to string values, got " & $show($env),
         ($badNames := $isObj($env) ? $filter($keys($env), function($f) { $not($contains($f, /^[a-zA-Z_][a-zA-Z0-9_]{0,511}$/)) });
@@ -194,17 +243,20 @@ def prepare_expression(config: EnvironmentConfig) -> str:
         f"  $in := $states.input;\n  $D := {defaults};\n  $bucket := {_literal(data_bucket)};\n"
         + _HELPERS
         + r"""
-  $channels := $merge([$D.channels, $in.channels]);
+  $channels := $in.replace_channels = true ? $merge([{}, $in.channels]) : $merge([$D.channels, $in.channels]);
   $runtime := $exists($in.max_runtime_seconds) ? $in.max_runtime_seconds : $D.max_runtime_seconds;
   $merge([$D, $in, {
-    "hyperparameters": $merge([$D.hyperparameters, $in.hyperparameters]),
+    /* The environment's default hyperparameters are the packaged training code's arguments: a run's own
+       code package gets only its own (a script that does not know them would fail on them). */
+    "hyperparameters": $exists($in.code.package) ? $merge([{}, $in.hyperparameters])
+      : $merge([$D.hyperparameters, $in.hyperparameters]),
     "environment": $merge([$D.environment, $in.environment]),
     "tags": $merge([$D.tags, $in.tags]),
     "max_wait_seconds": $exists($in.max_wait_seconds) ? $in.max_wait_seconds
       : ($exists($D.max_wait_seconds) ? $D.max_wait_seconds : $runtime),
-    "channels": $merge([$each($channels, function($v, $k) { (
+    "channels": $merge([{}, $each($channels, function($v, $k) { (
       $prefix := $type($v) = "string" ? $v : $v.prefix;
-      {$k: {
+      $type($v) = "null" ? {} : {$k: {
         "s3_uri": $isS3($prefix) ? $prefix : "s3://" & $bucket & "/" & $prefix,
         "input_mode": ($type($v) = "object" and $exists($v.input_mode)) ? $v.input_mode : "File"
       }}

@@ -1,7 +1,8 @@
 """`trainstack`: the operator CLI for a deployed platform, on a real account or the embedded AWS.
 
     trainstack [--env NAME] [--endpoint-url URL] COMMAND
-      run      start an execution (flags or --input file.json; --watch, --dry-run)
+      run      start an execution (flags or --input file.json; --source-dir for your own code; --watch, --dry-run)
+      package  pack and upload a source folder; print the input's `code` for the console
       status   one execution, or the latest ones
       logs     a training job's CloudWatch logs, every host interleaved (--follow)
       quotas   training and warm-pool quotas, usage and headroom per instance type
@@ -18,6 +19,7 @@ import typer
 
 from trainstack.cli.errors import SentenceErrors
 from trainstack.cli.logs import logs
+from trainstack.cli.package import package
 from trainstack.cli.pools import pools_app
 from trainstack.cli.quotas import quotas
 from trainstack.cli.run import run
@@ -47,14 +49,16 @@ def _global_options(
         ),
     ] = None,
 ) -> None:
-    # Help and usage errors never reach here, so they work without config or credentials.
-    ctx.obj = Session.open(env, endpoint_url)
+    # `trainstack COMMAND --help` runs this callback before the command's own parsing: the session opens
+    # (config, endpoint, credentials) only when a command first uses it, so help works with no AWS around.
+    ctx.obj = Session.lazy(env, endpoint_url)
 
 
 app.command()(run)
 app.command()(status)
 app.command()(logs)
 app.command()(quotas)
+app.command()(package)
 app.add_typer(pools_app, name="pools")
 
 

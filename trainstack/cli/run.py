@@ -24,6 +24,7 @@ from trainstack.cli.quota_values import QuotaReader
 from trainstack.cli.session import Session
 from trainstack.cli.usage import current_usage, pools_as_state
 from trainstack.run_preview import evaluate, preview
+from trainstack.source_package import PackagingError, SourcePackage, pack, upload
 
 # --- the input ------------------------------------------------------------------------------------------------
 
@@ -72,6 +73,49 @@ def build_input(base: Any, overrides: dict[str, Any], maps: dict[str, dict[str, 
 def execution_name() -> str:
     # Readable and sortable; the job name takes the last 8 letters/digits, which the random tail keeps unique.
     return f"cli-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+# --- bring your own code ------------------------------------------------------------------------------------
+
+
+def code_input(
+    session: Session,
+    run_input: Any,
+    source_dir: Path | None,
+    entry_point: str | None,
+    python_version: str | None = None,
+) -> tuple[Any, SourcePackage | None]:
+    """Pack --source-dir (wheels for the run's image's Python) and name it in the input's `code`."""
+    if source_dir is None and entry_point is None:
+        return run_input, None
+    if not isinstance(run_input, dict):
+        raise CliError("the --input file must hold a JSON object for --source-dir/--entry-point to be added.")
+    if entry_point is None:
+        raise CliError("--source-dir needs --entry-point: the script in that folder the job runs (train.py).")
+    if source_dir is None:
+        # Another script of the platform's own package.
+        return {**run_input, "code": {"entry_point": entry_point}}, None
+    config = session.config
+    image = run_input.get("image") or config.image_uri or config.image.dlc_uri(config.region)
+    try:
+        package = pack(source_dir, entry_point, image_uri=str(image), python_version=python_version)
+    except PackagingError as error:
+        raise CliError(str(error)) from None
+    code = {"package": package.uri(session.names.artifacts_bucket), "entry_point": entry_point}
+    return {**run_input, "code": code}, package
+
+
+def upload_package(session: Session, out: Console, package: SourcePackage, *, dry_run: bool) -> None:
+    bucket = session.names.artifacts_bucket
+    uri = package.uri(bucket)
+    wheels = f", {len(package.wheels)} wheel(s): {', '.join(package.wheels)}" if package.wheels else ""
+    size = f"{package.tarball.stat().st_size:,} bytes{wheels}"
+    if dry_run:
+        output.field(out, "Code", f"{uri} ({size}; not uploaded: dry run)")
+    elif upload(session.client("s3"), package, bucket):
+        output.field(out, "Code", f"{uri} (uploaded, {size})")
+    else:
+        output.field(out, "Code", f"{uri} (unchanged, already uploaded)")
 
 
 # --- checks against the deployed definition -----------------------------------------------------------------
@@ -153,6 +197,13 @@ def run(
         list[str] | None,
         typer.Option("--channel", metavar="NAME=PREFIX", help="Input channel from a data-bucket prefix; repeatable."),
     ] = None,
+    replace_channels: Annotated[
+        bool | None,
+        typer.Option(
+            "--replace-channels",
+            help="The --channel flags (and the file's channels) are the only channels: no environment defaults.",
+        ),
+    ] = None,
     environment: Annotated[
         list[str] | None,
         typer.Option("--env", metavar="NAME=VALUE", help="Environment variable for the training script; repeatable."),
@@ -163,6 +214,29 @@ def run(
     max_runtime: Annotated[int | None, typer.Option("--max-runtime", metavar="SECONDS", help="Max run time.")] = None,
     spot: Annotated[bool | None, typer.Option("--spot/--no-spot", help="Managed spot training.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", metavar="KEY=VALUE", help="Job tag; repeatable.")] = None,
+    source_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--source-dir",
+            help="Your code folder (the SDK's source_dir): packed with its requirements.txt resolved into wheels, "
+            "uploaded under the artifacts bucket's code/ prefix once per content.",
+            file_okay=False,
+        ),
+    ] = None,
+    entry_point: Annotated[
+        str | None,
+        typer.Option("--entry-point", help="The script to run, relative to --source-dir (.py or .sh)."),
+    ] = None,
+    image: Annotated[
+        str | None, typer.Option("--image", help="Training image from the environment's allow-list.")
+    ] = None,
+    python_version: Annotated[
+        str | None,
+        typer.Option(
+            "--python-version",
+            help="The image's Python (3.11) for the wheels, when its tag has no -py3NN- part.",
+        ),
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", help="Execution name (default: cli-<time>-<random>).")] = None,
     watch: Annotated[bool, typer.Option("--watch", "-w", help="Follow the run live until it ends.")] = False,
     dry_run_: Annotated[
@@ -180,6 +254,8 @@ def run(
             "keep_alive_seconds": keep_alive,
             "max_runtime_seconds": max_runtime,
             "spot": spot,
+            "image": image,
+            "replace_channels": replace_channels,
         },
         {
             "hyperparameters": parse_pairs(hyperparameter, "--hyperparameter", json_values=True),
@@ -189,10 +265,13 @@ def run(
         },
     )
     definition = session.definition()
+    run_input, package = code_input(session, run_input, source_dir, entry_point, python_version)
     problems = input_problems(definition, run_input)
     if problems:
         raise fail("InvalidInput", "; ".join(problems))
     name = name or execution_name()
+    if package is not None:
+        upload_package(session, out, package, dry_run=dry_run_)
     if dry_run_:
         dry_run(session, out, definition, run_input, name)
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +57,11 @@ class Session:
         if endpoint is not None and config.embedded and boto.get_credentials() is None:
             boto = boto3.Session(region_name=config.region, **_EMBEDDED_CREDENTIALS)
         return cls(config=config, endpoint_url=endpoint, _boto=boto)
+
+    @classmethod
+    def lazy(cls, env: str, endpoint_url: str | None) -> Session:
+        """A stand-in that opens the session on first use (so `--help` needs no config or endpoint)."""
+        return _LazySession(lambda: cls.open(env, endpoint_url))  # type: ignore[return-value]
 
     @property
     def names(self) -> ResourceNames:
@@ -123,3 +129,14 @@ class Session:
             if error.response["Error"]["Code"] in ("ValidationException", "ResourceNotFound"):
                 return None
             raise
+
+
+class _LazySession:
+    def __init__(self, opener: Callable[[], Session]) -> None:
+        self._opener = opener
+        self._session: Session | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._session is None:
+            self._session = self._opener()
+        return getattr(self._session, name)

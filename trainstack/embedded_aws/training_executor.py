@@ -35,6 +35,7 @@ from trainstack.toolkit_host import (
     write_host_config,
 )
 
+from .job_container import JobContainer
 from .json_protocol import DUMMY_CREDENTIAL, AwsError, endpoint_client
 from .sagemaker_quotas import quota_name
 from .sagemaker_request_rules import validate_create_training_job
@@ -141,6 +142,7 @@ class TrainingJob:
     model_artifact: str | None = None
     warm_pool: WarmPool | None = None
     reuses: str | None = None  # the job whose warm pool this one took over
+    container: str = ""  # the pool's containers (job_container.py): the first job's name, kept by reusers
     stop_requested: threading.Event = field(default_factory=threading.Event)
     log_streams: list[str] = field(default_factory=list)
 
@@ -204,7 +206,7 @@ class TrainingExecutor:
                     f"Training job names must be unique within an AWS account and region, "
                     f"and a training job with this name already exists ({self._arn(name)})",
                 )
-            job = TrainingJob(request=request, arn=self._arn(name))
+            job = TrainingJob(request=request, arn=self._arn(name), container=name)
             reusable = self._reusable_pool(job)
             self._check_training_quota(job, reusable)
             if reusable is not None:
@@ -370,6 +372,7 @@ class TrainingExecutor:
         assert previous.warm_pool is not None
         previous.warm_pool.reused_by = job.name
         job.reuses = previous.name
+        job.container = previous.container  # the pool's containers persist, and what was installed in them
         job.warm_pool = WarmPool(status="InUse")
 
     def _end_pool(self, job: TrainingJob, status: str) -> None:
@@ -379,6 +382,8 @@ class TrainingExecutor:
         pool.retained_seconds = max(0.0, (end - pool.available_since).total_seconds())
         pool.status = status
         job.last_modified = utcnow()
+        if status != "Reused":
+            self._container(job).remove()  # the instances go, and the warm-pool cache with them
 
     def _offer_warm_pool(self, job: TrainingJob) -> None:
         """After a successful run: keep the instances if asked and the warm-pool quota has headroom."""
@@ -496,9 +501,14 @@ class TrainingExecutor:
                 job.status = status
             self._transition(job, secondary)
 
+    def _container(self, job: TrainingJob) -> JobContainer:
+        return JobContainer(self.work_dir / "_containers" / job.container)
+
     def _run(self, job: TrainingJob) -> None:
         job_dir = self.work_dir / job.name
-        run = _JobRun(job, job_dir, self._client("s3"), self._client("logs"), self.region, self.endpoint_url)
+        run = _JobRun(
+            job, job_dir, self._client("s3"), self._client("logs"), self.region, self.endpoint_url, self._container(job)
+        )
         outcome: str
         try:
             self._set(job, "Downloading")
@@ -537,13 +547,25 @@ class TrainingExecutor:
                 self._offer_warm_pool(job)
             else:
                 job.warm_pool = None
+            if job.warm_pool is None:
+                self._container(job).remove()
 
 
 class _JobRun:
     """The on-disk, per-run part of one job: host folders, processes, logs, uploads."""
 
-    def __init__(self, job: TrainingJob, job_dir: Path, s3: Any, logs: Any, region: str, endpoint_url: str) -> None:
+    def __init__(
+        self,
+        job: TrainingJob,
+        job_dir: Path,
+        s3: Any,
+        logs: Any,
+        region: str,
+        endpoint_url: str,
+        container: JobContainer,
+    ) -> None:
         self.job = job
+        self.container = container
         self.job_dir = job_dir
         self.s3 = s3
         self.logs = logs
@@ -641,7 +663,7 @@ class _JobRun:
     # Training -------------------------------------------------------------------------
 
     def _host_env(self, host: str, master_port: int) -> dict[str, str]:
-        return host_environment(
+        env = host_environment(
             self.host_dir(host),
             {
                 "MASTER_ADDR": "127.0.0.1",
@@ -659,6 +681,7 @@ class _JobRun:
             # The caller's AWS settings (a profile, a session token, a real endpoint) must not leak into the job.
             scrub_prefixes=("AWS_",),
         )
+        return self.container.environment(host, env, warm_pool=self.job.keep_alive > 0)
 
     def train(self) -> str:
         """Run one toolkit process per host; return Completed, Failed, Stopped or MaxRuntimeExceeded."""
@@ -666,8 +689,14 @@ class _JobRun:
         epoch = int(time.time())
         processes: dict[str, subprocess.Popen[bytes]] = {}
         for host in self.hosts:
+            self.container.prepare(host)
             # Piped, not to a file: _ship_logs timestamps each line as it arrives for CloudWatch Logs.
-            process = launch_host(self.host_dir(host), self._host_env(host, master_port), stdout=subprocess.PIPE)
+            process = launch_host(
+                self.host_dir(host),
+                self._host_env(host, master_port),
+                stdout=subprocess.PIPE,
+                python=self.container.python(host),
+            )
             processes[host] = process
             stream = f"{self.job.name}/{host}-{epoch}"
             self.log_streams.append(stream)
