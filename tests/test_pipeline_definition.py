@@ -281,7 +281,8 @@ def test_state_machine_role_is_least_privilege(synthesized) -> None:
         if r["Type"] == "AWS::IAM::Policy"
         for s in r["Properties"]["PolicyDocument"]["Statement"]
     }
-    assert statements["RunTrainingJobs"]["Resource"] == names.arn("sagemaker", "training-job/trainstack*")
+    for sid in ("CreateTrainingJobsInsideGuardRails", "TagTrainingJobsAsThePlatform", "WatchAndStopTrainingJobs"):
+        assert statements[sid]["Resource"] == names.arn("sagemaker", "training-job/trainstack*")
     passrole = statements["PassExecutionRole"]
     assert passrole["Resource"] == names.arn(
         "iam", f"role/{names.execution_role}", region=False

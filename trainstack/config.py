@@ -77,6 +77,13 @@ class NetworkConfig(_Strict):
     vpc_id: str | None = Field(None, pattern=r"^vpc-[0-9a-f]{8,17}$")
     subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
     availability_zones: list[str] = []
+    # The region's AWS-managed S3 prefix list (`aws ec2 describe-managed-prefix-lists --filters
+    # Name=prefix-list-name,Values=com.amazonaws.<region>.s3`): the training group's only HTTPS egress to S3.
+    # Given, not looked up, so synth needs no credentials; the gateway endpoint's addresses are not in the VPC.
+    s3_prefix_list_id: str | None = Field(None, pattern=r"^pl-[0-9a-f]{8,17}$")
+    # `existing`: the security groups of the VPC's interface endpoints (SageMaker API, ECR, Logs, monitoring,
+    # STS, KMS); the training group may send HTTPS to these and nowhere else besides S3.
+    endpoint_security_group_ids: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = []
 
     @model_validator(mode="after")
     def _existing_needs_ids(self) -> NetworkConfig:
@@ -87,8 +94,22 @@ class NetworkConfig(_Strict):
                 raise ValueError("mode 'existing' needs subnet_ids: the private subnets jobs run in")
             if len(self.availability_zones) != len(self.subnet_ids):
                 raise ValueError("mode 'existing' needs one availability_zones entry per subnet_ids entry")
-        elif self.vpc_id or self.subnet_ids:
-            raise ValueError(f"vpc_id/subnet_ids are only read when mode is 'existing', not '{self.mode.value}'")
+            if not self.endpoint_security_group_ids:
+                raise ValueError(
+                    "mode 'existing' needs endpoint_security_group_ids (sg-...): the security groups of the VPC's "
+                    "interface endpoints, the only HTTPS destinations the training group allows besides S3"
+                )
+        elif self.vpc_id or self.subnet_ids or self.endpoint_security_group_ids:
+            raise ValueError(
+                "vpc_id/subnet_ids/endpoint_security_group_ids are only read when mode is 'existing', "
+                f"not '{self.mode.value}'"
+            )
+        if self.mode is not NetworkMode.NONE and not self.s3_prefix_list_id:
+            raise ValueError(
+                f"mode '{self.mode.value}' needs s3_prefix_list_id (pl-...): the region's S3 prefix list, from "
+                "`aws ec2 describe-managed-prefix-lists "
+                "--filters Name=prefix-list-name,Values=com.amazonaws.<region>.s3`"
+            )
         return self
 
 
@@ -173,6 +194,10 @@ class TrainingConfig(_Strict):
     volume_size_gb: int = Field(30, ge=1, le=16384)
     max_runtime_seconds: int = Field(2 * 24 * 3600, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
     keep_alive_seconds: int = Field(0, ge=0, le=MAX_KEEP_ALIVE_SECONDS)
+    # What a run (or a job created from the notebook) may ask for at most; IAM refuses anything longer
+    # (`sagemaker:MaxRuntimeInSeconds`, `sagemaker:KeepAlivePeriod` on every role that creates jobs).
+    max_runtime_ceiling_seconds: int = Field(MAX_RUNTIME_CEILING_SECONDS, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
+    keep_alive_ceiling_seconds: int = Field(MAX_KEEP_ALIVE_SECONDS, ge=0, le=MAX_KEEP_ALIVE_SECONDS)
     spot: bool = False
     max_wait_seconds: int | None = Field(None, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
     retry_attempts: int = Field(2, ge=1, le=30)
@@ -221,6 +246,16 @@ class TrainingConfig(_Strict):
             )
         if self.spot and self.keep_alive_seconds:
             raise ValueError("warm pools (keep_alive_seconds > 0) are not available with spot training")
+        if self.max_runtime_seconds > self.max_runtime_ceiling_seconds:
+            raise ValueError(
+                f"max_runtime_seconds {self.max_runtime_seconds} exceeds max_runtime_ceiling_seconds "
+                f"{self.max_runtime_ceiling_seconds}"
+            )
+        if self.keep_alive_seconds > self.keep_alive_ceiling_seconds:
+            raise ValueError(
+                f"keep_alive_seconds {self.keep_alive_seconds} exceeds keep_alive_ceiling_seconds "
+                f"{self.keep_alive_ceiling_seconds}"
+            )
         if self.max_wait_seconds is not None and self.max_wait_seconds < self.max_runtime_seconds:
             raise ValueError("max_wait_seconds must be at least max_runtime_seconds")
         return self
@@ -301,6 +336,11 @@ class EnvironmentConfig(_Strict):
         if self.image.mode is ImageMode.DLC:
             return self.image.dlc_uri(self.region)
         return None
+
+    @property
+    def platform_tags(self) -> dict[str, str]:
+        """The `trainstack:*` tags: every training job must carry them with these values (IAM requires it)."""
+        return {key: value for key, value in self.all_tags.items() if key.startswith("trainstack:")}
 
     @property
     def all_tags(self) -> dict[str, str]:
