@@ -41,7 +41,9 @@ class TrainingStack(Stack):
                 key=storage.key,
                 code_package=self.code_package,
                 pull_repository_arns=image.pull_repository_arns,
-                in_vpc=network is not None,
+                vpc_id=network.vpc.vpc_id if network else None,
+                subnet_ids=tuple(network.subnets.subnet_ids) if network else (),
+                security_group_ids=(network.security_group.security_group_id,) if network else (),
             ),
         ).role
         # Policies name the buckets by literal ARN; make the ordering explicit.
