@@ -32,13 +32,24 @@ class StorageStack(Stack):
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        # CloudWatch Logs encrypts the training log groups with this key; it must be allowed to.
+        # CloudWatch Logs encrypts this account's log groups (training logs, state machine, flow logs) with
+        # this key; it must be allowed to, for log groups of this account and region only. Explicit actions:
+        # AWS's example lists kms:Describe*, which never carries the encryption context, so never matches;
+        # StringLike, not AWS's ArnLike: the encryption-context key is string-typed (IAM lint).
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
+                sid="CloudWatchLogsOfThisAccount",
                 principals=[iam.ServicePrincipal(f"logs.{config.region}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                actions=[
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncryptFrom",
+                    "kms:ReEncryptTo",
+                    "kms:GenerateDataKey",
+                    "kms:GenerateDataKeyWithoutPlaintext",
+                ],
                 resources=["*"],
-                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": names.arn("logs", "*")}},
+                conditions={"StringLike": {"kms:EncryptionContext:aws:logs:arn": names.arn("logs", "log-group:*")}},
             )
         )
         # Alarms publish to the platform's encrypted notification topic.

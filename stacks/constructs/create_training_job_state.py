@@ -161,11 +161,9 @@ def training_job_conditions(
     """
     training = config.training
     conditions: dict[str, dict[str, object]] = {
-        "StringEquals": {
-            "sagemaker:VolumeKmsKey": target.kms_key_arn,
-            "sagemaker:OutputKmsKey": target.kms_key_arn,
-            **platform_tag_conditions(config)["StringEquals"],
-        },
+        # ARN-typed keys: the request must name the key by its ARN, as the platform's requests do.
+        "ArnEquals": {"sagemaker:VolumeKmsKey": target.kms_key_arn, "sagemaker:OutputKmsKey": target.kms_key_arn},
+        **platform_tag_conditions(config),
         "ForAllValues:StringLike": {
             "sagemaker:InstanceTypes": [f"ml.{family}.*" for family in training.allowed_instance_families],
         },
