@@ -76,3 +76,8 @@ def test_moto_change_sets_register_no_exports(upstream: dict[str, Any]) -> None:
 
 def test_moto_cloudformation_kms_keys_reject_tags(upstream: dict[str, Any]) -> None:  # cloudformation_kms_tags.py
     assert upstream["kms_key_tags_error"] is not None
+
+
+def test_moto_logs_takes_any_key_and_cannot_associate_one(upstream: dict[str, Any]) -> None:  # logs_kms_keys.py
+    assert upstream["logs_unusable_key_error"] is None
+    assert "500" in upstream["logs_associate_kms_key_error"]  # NotImplementedError in the server

@@ -22,6 +22,11 @@ TRAINING_CODE_DIR = REPO_ROOT / "training_code"
 
 # SageMaker documents 3600 s as the warm-pool keep-alive maximum.
 MAX_KEEP_ALIVE_SECONDS = 3600
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (
+    *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731),
+    *(1096, 1827, 2192, 2557, 2922, 3288, 3653),
+)
 # "Longest run time for a training job" can be raised to 28 days, never beyond.
 MAX_RUNTIME_CEILING_SECONDS = 28 * 24 * 3600
 
@@ -208,6 +213,8 @@ class TrainingConfig(_Strict):
     environment: dict[str, str] = {}
     channels: dict[str, ChannelDefault] = {}
     checkpoints: bool = True
+    # How long the training log group (/aws/sagemaker/TrainingJobs) keeps job logs; set at deploy time.
+    log_retention_days: int = 365
     notification_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
 
     @field_validator("allowed_instance_families")
@@ -218,6 +225,14 @@ class TrainingConfig(_Strict):
                 raise ValueError(f"'{family}' is not an instance family like 'g5' or 'p4de'")
         if not value:
             raise ValueError("needs at least one instance family")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+            raise ValueError(f"{value} is not a CloudWatch Logs retention period; one of {allowed}")
         return value
 
     @field_validator("channels")

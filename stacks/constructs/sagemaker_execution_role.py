@@ -131,9 +131,11 @@ class SageMakerExecutionRole(Construct):
             wildcard_reason="PutMetricData has no resource-level permissions; the namespace condition scopes it",
             conditions={"StringEquals": {"cloudwatch:namespace": TRAINING_METRICS_NAMESPACE}},
         )
+        # No logs:CreateLogGroup: the group is created encrypted at deploy time (trainstack.training_log_group);
+        # a job must not recreate it unencrypted and kept forever.
         policy.allow(
             "WriteTrainingLogs",
-            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
             [training_log_group_arn(names)],
             wildcard_reason="SageMaker writes one log stream per job and host inside this one log group",
         )

@@ -28,6 +28,7 @@ from . import (
     cloudformation_template_url,
     execution_names,
     jsonata_evaluator,
+    logs_kms_keys,
     sagemaker_sync_integration,
 )
 from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler, endpoint_client
@@ -54,6 +55,7 @@ def apply_adapters() -> None:
     cloudformation_state_machines.apply()
     cloudformation_template_url.apply()
     execution_names.apply()
+    logs_kms_keys.apply()
     sagemaker_sync_integration.apply()
     _applied = True
 

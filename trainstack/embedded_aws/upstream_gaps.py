@@ -130,6 +130,15 @@ def _probe_cloudformation(url: str) -> dict[str, Any]:
     }
 
 
+def _probe_logs(url: str) -> dict[str, Any]:
+    logs, kms = _client(url, "logs"), _client(url, "kms")
+    key = kms.create_key()["KeyMetadata"]["Arn"]  # the default key policy: CloudWatch Logs may not use it
+    return {
+        "logs_unusable_key_error": _error(lambda: logs.create_log_group(logGroupName="/probe/a", kmsKeyId=key)),
+        "logs_associate_kms_key_error": _error(lambda: logs.associate_kms_key(logGroupName="/probe/a", kmsKeyId=key)),
+    }
+
+
 def probe() -> dict[str, Any]:
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -138,7 +147,12 @@ def probe() -> dict[str, Any]:
     url = f"http://{host}:{port}"
     os.environ["MOTO_PORT"] = str(port)
     try:
-        return {**_probe_step_functions(url), **_probe_sagemaker(url), **_probe_cloudformation(url)}
+        return {
+            **_probe_step_functions(url),
+            **_probe_sagemaker(url),
+            **_probe_cloudformation(url),
+            **_probe_logs(url),
+        }
     finally:
         server.stop()
 
