@@ -8,6 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.constructs.permissions_boundary import PlatformPermissionsBoundary
 from stacks.constructs.secure_bucket import secure_bucket
 from stacks.nag import acknowledge
 from trainstack.config import EnvironmentConfig, ResourceNames
@@ -17,7 +18,8 @@ ARTIFACT_PREFIXES = {"output": "output/", "checkpoints": "checkpoints/", "code":
 
 
 class StorageStack(Stack):
-    """Exposes `.key`, `.data_bucket`, `.artifacts_bucket` and `.access_log_bucket` to later stacks."""
+    """Exposes `.key`, `.data_bucket`, `.artifacts_bucket`, `.access_log_bucket` and `.boundary` (the platform's
+    permissions boundary, None where the configuration names one or the environment is embedded)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: object) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -107,6 +109,11 @@ class StorageStack(Stack):
             incomplete_upload_expiry_days=storage.incomplete_upload_expiry_days,
             noncurrent_version_expiry_days=storage.noncurrent_version_expiry_days,
         )
+
+        # First stack of the stage, so every role of the later stacks can reference it.
+        self.boundary: PlatformPermissionsBoundary | None = None
+        if not config.permissions_boundary_arn and not config.embedded:
+            self.boundary = PlatformPermissionsBoundary(self, "PermissionsBoundary", config=config)
 
         CfnOutput(self, "DataBucketName", value=self.data_bucket.bucket_name)
         CfnOutput(self, "ArtifactsBucketName", value=self.artifacts_bucket.bucket_name)
