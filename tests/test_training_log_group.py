@@ -4,6 +4,7 @@ the configured retention, whether it existed before or not (trainstack/training_
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -12,12 +13,8 @@ from trainstack.config import load_environment
 from trainstack.training_log_group import TRAINING_LOG_GROUP, ensure_training_log_group
 
 
-def _group(logs: Any) -> dict[str, Any]:
-    [group] = [
-        g
-        for g in logs.describe_log_groups(logGroupNamePrefix=TRAINING_LOG_GROUP)["logGroups"]
-        if g["logGroupName"] == TRAINING_LOG_GROUP
-    ]
+def _group(logs: Any, name: str = TRAINING_LOG_GROUP) -> dict[str, Any]:
+    [group] = [g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name]
     return group
 
 
@@ -44,39 +41,35 @@ def _key_policy(logs_may_use_it: bool) -> str:
 
 
 @pytest.fixture
-def fresh_aws(embedded_aws) -> Any:
-    """A separate in-process moto (with the embedded adapters applied by `embedded_aws`): these tests delete and
-    recreate the training log group, which the shared embedded AWS's jobs write into."""
-    import boto3
-    from moto import mock_aws
-
-    with mock_aws():
-        yield lambda service: boto3.client(service, region_name="us-east-1")
+def aws(embedded_aws) -> Any:
+    """Clients of the shared embedded AWS; each test uses a log group of its own, not the training one, which
+    the platform's jobs write into."""
+    return embedded_aws.client
 
 
-def test_an_existing_unencrypted_group_gets_the_key_and_the_retention(fresh_aws) -> None:
-    logs, kms = fresh_aws("logs"), fresh_aws("kms")
+def test_an_existing_unencrypted_group_gets_the_key_and_the_retention(aws) -> None:
+    logs, kms, name = aws("logs"), aws("kms"), f"/trainstack-test/{uuid.uuid4().hex}"
     key = kms.create_key(Policy=_key_policy(logs_may_use_it=True))["KeyMetadata"]["Arn"]
-    logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)  # as SageMaker creates it: no key, kept forever
-    assert ensure_training_log_group(logs, key, 90) == ["platform key associated", "retention 90 days"]
-    group = _group(logs)
+    logs.create_log_group(logGroupName=name)  # as SageMaker creates it: no key, kept forever
+    assert ensure_training_log_group(logs, key, 90, name) == ["platform key associated", "retention 90 days"]
+    group = _group(logs, name)
     assert (group["kmsKeyId"], group["retentionInDays"]) == (key, 90)
 
 
-def test_an_absent_group_is_created_with_the_key(fresh_aws) -> None:
-    logs, kms = fresh_aws("logs"), fresh_aws("kms")
+def test_an_absent_group_is_created_with_the_key(aws) -> None:
+    logs, kms, name = aws("logs"), aws("kms"), f"/trainstack-test/{uuid.uuid4().hex}"
     key = kms.create_key(Policy=_key_policy(logs_may_use_it=True))["KeyMetadata"]["Arn"]
-    assert ensure_training_log_group(logs, key, 365) == ["created with the platform key", "retention 365 days"]
-    assert _group(logs)["kmsKeyId"] == key
+    assert ensure_training_log_group(logs, key, 365, name) == ["created with the platform key", "retention 365 days"]
+    assert _group(logs, name)["kmsKeyId"] == key
 
 
-def test_a_key_cloudwatch_logs_may_not_use_is_refused_as_on_aws(fresh_aws) -> None:
+def test_a_key_cloudwatch_logs_may_not_use_is_refused_as_on_aws(aws) -> None:
     import botocore.exceptions
 
-    logs, kms = fresh_aws("logs"), fresh_aws("kms")
+    logs, kms, name = aws("logs"), aws("kms"), f"/trainstack-test/{uuid.uuid4().hex}"
     key = kms.create_key(Policy=_key_policy(logs_may_use_it=False))["KeyMetadata"]["Arn"]
     with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
-        ensure_training_log_group(logs, key, 365)
-    logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
+        ensure_training_log_group(logs, key, 365, name)
+    logs.create_log_group(logGroupName=name)
     with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
-        logs.associate_kms_key(logGroupName=TRAINING_LOG_GROUP, kmsKeyId=key)
+        logs.associate_kms_key(logGroupName=name, kmsKeyId=key)

@@ -37,26 +37,24 @@ def platform_key_arn(kms: Any, config: EnvironmentConfig) -> str:
     return kms.describe_key(KeyId=f"alias/{config.prefix}")["KeyMetadata"]["Arn"]
 
 
-def ensure_training_log_group(logs: Any, key_arn: str, retention_days: int) -> list[str]:
+def ensure_training_log_group(
+    logs: Any, key_arn: str, retention_days: int, name: str = TRAINING_LOG_GROUP
+) -> list[str]:
     """Make the training log group encrypted with `key_arn` and kept `retention_days`; returns what it changed."""
-    found = [
-        group
-        for group in logs.describe_log_groups(logGroupNamePrefix=TRAINING_LOG_GROUP)["logGroups"]
-        if group["logGroupName"] == TRAINING_LOG_GROUP
-    ]
+    found = [g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name]
     changed = []
     if not found:
         try:
-            logs.create_log_group(logGroupName=TRAINING_LOG_GROUP, kmsKeyId=key_arn)
+            logs.create_log_group(logGroupName=name, kmsKeyId=key_arn)
             changed.append("created with the platform key")
         except logs.exceptions.ResourceAlreadyExistsException:
             # A job created it between the two calls: fall through to associating the key.
-            found = [{"logGroupName": TRAINING_LOG_GROUP}]
+            found = [{"logGroupName": name}]
     if found and found[0].get("kmsKeyId") != key_arn:
-        logs.associate_kms_key(logGroupName=TRAINING_LOG_GROUP, kmsKeyId=key_arn)
+        logs.associate_kms_key(logGroupName=name, kmsKeyId=key_arn)
         changed.append("platform key associated")
     if not found or found[0].get("retentionInDays") != retention_days:
-        logs.put_retention_policy(logGroupName=TRAINING_LOG_GROUP, retentionInDays=retention_days)
+        logs.put_retention_policy(logGroupName=name, retentionInDays=retention_days)
         changed.append(f"retention {retention_days} days")
     return changed
 

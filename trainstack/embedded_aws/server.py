@@ -24,6 +24,7 @@ from . import (
     aws_sdk_service_names,
     cloudformation_change_sets,
     cloudformation_kms_tags,
+    cloudformation_ssm_parameter_tags,
     cloudformation_state_machines,
     cloudformation_template_url,
     execution_names,
@@ -52,6 +53,7 @@ def apply_adapters() -> None:
     aws_sdk_service_names.apply()
     cloudformation_change_sets.apply()
     cloudformation_kms_tags.apply()
+    cloudformation_ssm_parameter_tags.apply()
     cloudformation_state_machines.apply()
     cloudformation_template_url.apply()
     execution_names.apply()

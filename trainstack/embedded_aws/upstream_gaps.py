@@ -118,6 +118,7 @@ def _probe_cloudformation(url: str) -> dict[str, Any]:
     )
     cfn.execute_change_set(StackName="probe-exports", ChangeSetName="c")
     key = {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {}, "Tags": [{"Key": "k", "Value": "v"}]}}
+    parameter = {"Type": "AWS::SSM::Parameter", "Properties": {"Type": "String", "Value": "v", "Tags": {"k": "v"}}}
     return {
         "template_url_errors": template_url_errors,
         "cfn_state_machine_start_error": _error(
@@ -126,6 +127,9 @@ def _probe_cloudformation(url: str) -> dict[str, Any]:
         "change_set_exports": [export["Name"] for export in cfn.list_exports()["Exports"]],
         "kms_key_tags_error": _error(
             lambda: cfn.create_stack(StackName="probe-kms", TemplateBody=json.dumps({"Resources": {"K": key}}))
+        ),
+        "ssm_parameter_tags_error": _error(
+            lambda: cfn.create_stack(StackName="probe-ssm", TemplateBody=json.dumps({"Resources": {"P": parameter}}))
         ),
     }
 
