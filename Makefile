@@ -67,6 +67,7 @@ demo: install
 deploy: install
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<name> (one of: $$(ls config | sed -n 's/\.yaml$$//p' | tr '\n' ' '))"; exit 2; }
 	$(CDK) deploy '$(ENV)/*' -c env=$(ENV) --require-approval broadening
+	$(BIN)/python -m trainstack.training_log_group $(ENV)
 
 diff: install
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=<name>"; exit 2; }

@@ -30,7 +30,7 @@ RESOURCES_ENV_VAR = "TRAINSTACK_RESOURCES"
 TERMINAL_EXECUTION_STATUSES = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 # Environments without a VPC write no subnets or security groups.
-_OPTIONAL = {"subnet_ids", "security_group_ids"}
+_OPTIONAL = {"subnet_ids", "security_group_ids", "tags"}
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,8 @@ class Resources:
     state_machine_arn: str
     subnet_ids: list[str] = field(default_factory=list)
     security_group_ids: list[str] = field(default_factory=list)
+    # The platform's `trainstack:*` tags: IAM lets the notebook create only jobs that carry them.
+    tags: dict[str, str] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
         """A boto3 client in the platform's region (AWS_ENDPOINT_URL, if set, points it at the embedded AWS)."""
@@ -436,8 +438,15 @@ def validate_create_training_job(request: dict[str, Any]) -> None:
 
 
 def platform_request_problems(request: dict[str, Any], resources: Resources) -> list[str]:
-    """What in a CreateTrainingJob request departs from the platform (its role, image, buckets, key, VPC)."""
+    """What in a CreateTrainingJob request departs from the platform (its role, image, buckets, key, VPC, tags,
+    encryption between nodes): each of these the notebook role's IAM conditions would refuse too."""
     problems = []
+    tags = {tag["Key"]: tag["Value"] for tag in request.get("Tags", [])}
+    for key, value in resources.tags.items():
+        if tags.get(key) != value:
+            problems.append(f"tag {key} is {tags.get(key)!r}, the platform's is {value!r}")
+    if request.get("EnableInterContainerTrafficEncryption") is not True:
+        problems.append("EnableInterContainerTrafficEncryption must be true")
     resource_config = request.get("ResourceConfig", {})
     expectations = {
         "RoleArn": (request.get("RoleArn"), resources.execution_role_arn),

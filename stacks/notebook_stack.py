@@ -72,6 +72,8 @@ class NotebookStack(Stack):
             "state_machine_arn": training.state_machine_arn,
             "subnet_ids": [subnet.subnet_id for subnet in network.subnets.subnets],
             "security_group_ids": [network.security_group.security_group_id],
+            # Tags every job created from the notebook must carry (the role's CreateTrainingJob condition).
+            "tags": config.platform_tags,
         }
         lifecycle = sagemaker.CfnNotebookInstanceLifecycleConfig(
             self,
@@ -152,9 +154,7 @@ class NotebookStack(Stack):
             wildcard_reason="executions of the platform's state machine are named at start time",
         )
         # Jobs launched from the notebook with the SageMaker SDK; UpdateTrainingJob releases warm pools.
-        grant_training_jobs(
-            policy, config, training.execution_role.role_arn, extra_actions=["sagemaker:UpdateTrainingJob"]
-        )
+        grant_training_jobs(policy, config, training.job_target, extra_actions=["sagemaker:UpdateTrainingJob"])
         policy.allow(
             "ReadTrainingLogs",
             ["logs:GetLogEvents", "logs:DescribeLogStreams", "logs:FilterLogEvents"],

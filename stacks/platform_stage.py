@@ -56,9 +56,13 @@ class PlatformStage(Stage):
 
         for key, value in config.all_tags.items():
             Tags.of(self).add(key, value)
+        # Every role gets a ceiling: the organisation's boundary when configured, else the platform's own.
+        # The embedded environment runs on no account (moto does not evaluate boundaries).
         if config.permissions_boundary_arn:
             iam.PermissionsBoundary.of(self).apply(
                 iam.ManagedPolicy.from_managed_policy_arn(self, "PermissionsBoundary", config.permissions_boundary_arn)
             )
+        elif self.storage.boundary is not None:
+            iam.PermissionsBoundary.of(self).apply(self.storage.boundary)
         # Any unacknowledged AwsSolutions finding fails synth for this stage.
         Validations.of(self).add_plugins(AwsSolutionsChecks(self))

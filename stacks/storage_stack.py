@@ -8,6 +8,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.constructs.permissions_boundary import PlatformPermissionsBoundary
 from stacks.constructs.secure_bucket import secure_bucket
 from stacks.nag import acknowledge
 from trainstack.config import EnvironmentConfig, ResourceNames
@@ -17,7 +18,8 @@ ARTIFACT_PREFIXES = {"output": "output/", "checkpoints": "checkpoints/", "code":
 
 
 class StorageStack(Stack):
-    """Exposes `.key`, `.data_bucket`, `.artifacts_bucket` and `.access_log_bucket` to later stacks."""
+    """Exposes `.key`, `.data_bucket`, `.artifacts_bucket`, `.access_log_bucket` and `.boundary` (the platform's
+    permissions boundary, None where the configuration names one or the environment is embedded)."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: object) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -32,13 +34,24 @@ class StorageStack(Stack):
             enable_key_rotation=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        # CloudWatch Logs encrypts the training log groups with this key; it must be allowed to.
+        # CloudWatch Logs encrypts this account's log groups (training logs, state machine, flow logs) with
+        # this key; it must be allowed to, for log groups of this account and region only. Explicit actions:
+        # AWS's example lists kms:Describe*, which never carries the encryption context, so never matches;
+        # StringLike, not AWS's ArnLike: the encryption-context key is string-typed (IAM lint).
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
+                sid="CloudWatchLogsOfThisAccount",
                 principals=[iam.ServicePrincipal(f"logs.{config.region}.amazonaws.com")],
-                actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+                actions=[
+                    "kms:Encrypt",
+                    "kms:Decrypt",
+                    "kms:ReEncryptFrom",
+                    "kms:ReEncryptTo",
+                    "kms:GenerateDataKey",
+                    "kms:GenerateDataKeyWithoutPlaintext",
+                ],
                 resources=["*"],
-                conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": names.arn("logs", "*")}},
+                conditions={"StringLike": {"kms:EncryptionContext:aws:logs:arn": names.arn("logs", "log-group:*")}},
             )
         )
         # Alarms publish to the platform's encrypted notification topic.
@@ -96,6 +109,11 @@ class StorageStack(Stack):
             incomplete_upload_expiry_days=storage.incomplete_upload_expiry_days,
             noncurrent_version_expiry_days=storage.noncurrent_version_expiry_days,
         )
+
+        # First stack of the stage, so every role of the later stacks can reference it.
+        self.boundary: PlatformPermissionsBoundary | None = None
+        if not config.permissions_boundary_arn and not config.embedded:
+            self.boundary = PlatformPermissionsBoundary(self, "PermissionsBoundary", config=config)
 
         CfnOutput(self, "DataBucketName", value=self.data_bucket.bucket_name)
         CfnOutput(self, "ArtifactsBucketName", value=self.artifacts_bucket.bucket_name)

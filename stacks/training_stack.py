@@ -41,7 +41,9 @@ class TrainingStack(Stack):
                 key=storage.key,
                 code_package=self.code_package,
                 pull_repository_arns=image.pull_repository_arns,
-                in_vpc=network is not None,
+                vpc_id=network.vpc.vpc_id if network else None,
+                subnet_ids=tuple(network.subnets.subnet_ids) if network else (),
+                security_group_ids=(network.security_group.security_group_id,) if network else (),
             ),
         ).role
         # Policies name the buckets by literal ARN; make the ordering explicit.
@@ -50,20 +52,16 @@ class TrainingStack(Stack):
         self.state_machine_arn = names.arn("states", f"stateMachine:{names.state_machine}")
         self.execution_arn_pattern = names.arn("states", f"execution:{names.state_machine}:*")
 
-        self.pipeline = TrainingPipeline(
-            self,
-            "Pipeline",
-            config=config,
-            key=storage.key,
-            target=TrainingJobTarget(
-                role_arn=self.execution_role.role_arn,
-                image_uri=self.image_uri,
-                code_uri=self.code_package.s3_uri,
-                kms_key_arn=storage.key.key_arn,
-                subnet_ids=network.subnets.subnet_ids if network else None,
-                security_group_ids=[network.security_group.security_group_id] if network else None,
-            ),
+        # What every job of the environment runs with; the notebook role's guard rails read it too.
+        self.job_target = TrainingJobTarget(
+            role_arn=self.execution_role.role_arn,
+            image_uri=self.image_uri,
+            code_uri=self.code_package.s3_uri,
+            kms_key_arn=storage.key.key_arn,
+            subnet_ids=network.subnets.subnet_ids if network else None,
+            security_group_ids=[network.security_group.security_group_id] if network else None,
         )
+        self.pipeline = TrainingPipeline(self, "Pipeline", config=config, key=storage.key, target=self.job_target)
         self.state_machine = self.pipeline.state_machine
 
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)

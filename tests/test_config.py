@@ -102,6 +102,18 @@ def test_resource_names_fit_s3_and_carry_account_and_region() -> None:
         (lambda d: d["training"].update(spot=True), "training", "not available with spot training"),
         (lambda d: d["network"].update(mode="none"), "(top level)", "notebook.enabled needs network.mode"),
         (lambda d: d["network"].update(mode="existing"), "network", "needs vpc_id"),
+        (lambda d: d["network"].pop("s3_prefix_list_id"), "network", "needs s3_prefix_list_id"),
+        (lambda d: d["network"].update(s3_prefix_list_id="s3"), "network.s3_prefix_list_id", "should match pattern"),
+        (
+            lambda d: d["network"].update(
+                mode="existing",
+                vpc_id="vpc-0123456789abcdef0",
+                subnet_ids=["subnet-0123456789abcdef0"],
+                availability_zones=["us-east-1a"],
+            ),
+            "network",
+            "needs endpoint_security_group_ids",
+        ),
         (lambda d: d["network"].update(mode="peered"), "network.mode", "'none', 'create' or 'existing'"),
         (lambda d: d.update(prefix="a" * 32), "(top level)", "exceed S3's 63 characters"),
         (lambda d: d["image"].update(mode="asset"), "(top level)", "needs Docker"),

@@ -80,3 +80,13 @@ def test_moto_cloudformation_kms_keys_reject_tags(upstream: dict[str, Any]) -> N
 
 def test_moto_cannot_validate_a_definition(upstream: dict[str, Any]) -> None:  # validate_state_machine_definition.py
     assert "500" in upstream["validate_definition_error"]
+
+
+def test_moto_logs_takes_any_key_and_cannot_associate_one(upstream: dict[str, Any]) -> None:  # logs_kms_keys.py
+    assert upstream["logs_unusable_key_error"] is None
+    assert "500" in upstream["logs_associate_kms_key_error"]  # NotImplementedError in the server
+
+
+def test_moto_cloudformation_ssm_parameters_reject_tags(upstream: dict[str, Any]) -> None:
+    # cloudformation_ssm_parameter_tags.py
+    assert "Internal Server Error" in upstream["ssm_parameter_tags_error"]  # TypeError in moto's handler

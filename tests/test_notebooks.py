@@ -43,13 +43,8 @@ def resources_file(deployed_local_platform, tmp_path_factory: pytest.TempPathFac
     aws = deployed_local_platform.aws
     cloudformation = aws.client("cloudformation")
     storage, training, image = (_outputs(s, cloudformation) for s in ("storage", "training", "image"))
-    # The network stack's VPC holds only the jobs' isolated subnets; the group is NetworkStack.security_group.
-    ec2 = aws.client("ec2")
-    in_vpc = [{"Name": "vpc-id", "Values": [_outputs("network", cloudformation)["VpcId"]]}]
-    subnet_ids = sorted(s["SubnetId"] for s in ec2.describe_subnets(Filters=in_vpc)["Subnets"])
-    groups = ec2.describe_security_groups(Filters=in_vpc)["SecurityGroups"]
-    security_group_ids = [g["GroupId"] for g in groups if "TrainingSecurityGroup" in g["GroupName"]]
-    assert subnet_ids and len(security_group_ids) == 1, groups
+    network = _outputs("network", cloudformation)
+    subnet_ids, security_group_ids = network["SubnetIds"].split(","), [network["SecurityGroupId"]]
     resources = {
         "environment": "local",
         "region": aws.region,
@@ -62,6 +57,7 @@ def resources_file(deployed_local_platform, tmp_path_factory: pytest.TempPathFac
         "state_machine_arn": training["StateMachineArn"],
         "subnet_ids": subnet_ids,
         "security_group_ids": security_group_ids,
+        "tags": load_environment("local").platform_tags,
     }
     path = tmp_path_factory.mktemp("notebook-home") / "trainstack.json"
     path.write_text(json.dumps(resources, indent=2), encoding="utf-8")
@@ -395,6 +391,8 @@ def _sample_request(resources: dict[str, Any]) -> dict[str, Any]:
         },
         "VpcConfig": {"Subnets": resources["subnet_ids"], "SecurityGroupIds": resources["security_group_ids"]},
         "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "EnableInterContainerTrafficEncryption": True,
+        "Tags": [{"Key": key, "Value": value} for key, value in resources["tags"].items()],
     }
 
 
@@ -488,6 +486,7 @@ def test_sdk_notebook_builds_a_valid_create_training_job_request_on_the_platform
         "SecurityGroupIds": resources["security_group_ids"],
     }
     assert request["EnableInterContainerTrafficEncryption"] is True
+    assert {t["Key"]: t["Value"] for t in request["Tags"]} == resources["tags"]
     assert request["Environment"]["NODE_NUMBER"] == "2"
     assert request["StoppingCondition"]["MaxRuntimeInSeconds"] == 172800
     assert request["TrainingJobName"].startswith("trainstack-sdk-")

@@ -110,14 +110,36 @@ def test_every_bucket_denies_requests_without_tls(synthesized, env: str) -> None
         assert denies and denies[0]["Action"] == "s3:*"
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_ecr_repository_scans_is_immutable_encrypted_and_expires_untagged(synthesized, env: str) -> None:
-    repo = _one(synthesized.template(env, "image"), "AWS::ECR::Repository")["Properties"]
+def test_ecr_repository_scans_is_immutable_encrypted_and_expires_untagged(tmp_path: Path) -> None:
+    """In `repository` mode jobs run the platform repository's image, and the repository is hardened."""
+    from aws_cdk import aws_kms as kms
+
+    from stacks.image_stack import ImageStack
+    from trainstack.config import parse_environment
+
+    data = load_environment("dev").model_dump(mode="json", exclude_none=True)
+    data["image"] = {"mode": "repository", "repository_tag": "v1"}
+    config = parse_environment(data, "repository-mode variant of dev")
+    app = App(outdir=str(tmp_path))
+    stage = Stage(app, "variant")
+    key = kms.Key(Stack(stage, "Keys"), "Key")
+    image = ImageStack(stage, "Image", config=config, key=key)
+    template = stage.synth().get_stack_by_name(image.stack_name).template
+    repo = _one(template, "AWS::ECR::Repository")["Properties"]
     assert repo["ImageScanningConfiguration"] == {"ScanOnPush": True}
     assert repo["ImageTagMutability"] == "IMMUTABLE"
     assert repo["EncryptionConfiguration"]["EncryptionType"] == "KMS"
     rules = json.loads(repo["LifecyclePolicy"]["LifecyclePolicyText"])["rules"]
     assert rules[0]["selection"]["tagStatus"] == "untagged"
+    [repository_id] = _resources(template, "AWS::ECR::Repository")
+    uri = json.dumps(template["Outputs"]["TrainingImageUri"])
+    assert f'{{"Ref": "{repository_id}"}}, ":v1"' in uri
+    assert image.pull_repository_arns == [image.repository.repository_arn]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_no_empty_platform_repository_where_jobs_run_another_image(synthesized, env: str) -> None:
+    assert not _resources(synthesized.template(env, "image"), "AWS::ECR::Repository")
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -204,7 +226,8 @@ def test_permissions_boundary_applies_to_every_role_when_configured(synthesized)
     for part in ("training", "notebook"):
         for role in _resources(synthesized.template("prod", part), "AWS::IAM::Role").values():
             assert role["Properties"]["PermissionsBoundary"] == boundary
-    for role in _resources(synthesized.template("dev", "training"), "AWS::IAM::Role").values():
+    # dev names none and gets the platform's own (tests/test_permissions_boundary.py); local runs on no account.
+    for role in _resources(synthesized.template("local", "training"), "AWS::IAM::Role").values():
         assert "PermissionsBoundary" not in role["Properties"]
 
 

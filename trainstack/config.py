@@ -22,6 +22,11 @@ TRAINING_CODE_DIR = REPO_ROOT / "training_code"
 
 # SageMaker documents 3600 s as the warm-pool keep-alive maximum.
 MAX_KEEP_ALIVE_SECONDS = 3600
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_DAYS = (
+    *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731),
+    *(1096, 1827, 2192, 2557, 2922, 3288, 3653),
+)
 # "Longest run time for a training job" can be raised to 28 days, never beyond.
 MAX_RUNTIME_CEILING_SECONDS = 28 * 24 * 3600
 
@@ -80,6 +85,13 @@ class NetworkConfig(_Strict):
     vpc_id: str | None = Field(None, pattern=r"^vpc-[0-9a-f]{8,17}$")
     subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
     availability_zones: list[str] = []
+    # The region's AWS-managed S3 prefix list (`aws ec2 describe-managed-prefix-lists --filters
+    # Name=prefix-list-name,Values=com.amazonaws.<region>.s3`): the training group's only HTTPS egress to S3.
+    # Given, not looked up, so synth needs no credentials; the gateway endpoint's addresses are not in the VPC.
+    s3_prefix_list_id: str | None = Field(None, pattern=r"^pl-[0-9a-f]{8,17}$")
+    # `existing`: the security groups of the VPC's interface endpoints (SageMaker API, ECR, Logs, monitoring,
+    # STS, KMS); the training group may send HTTPS to these and nowhere else besides S3.
+    endpoint_security_group_ids: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = []
 
     @model_validator(mode="after")
     def _existing_needs_ids(self) -> NetworkConfig:
@@ -90,8 +102,22 @@ class NetworkConfig(_Strict):
                 raise ValueError("mode 'existing' needs subnet_ids: the private subnets jobs run in")
             if len(self.availability_zones) != len(self.subnet_ids):
                 raise ValueError("mode 'existing' needs one availability_zones entry per subnet_ids entry")
-        elif self.vpc_id or self.subnet_ids:
-            raise ValueError(f"vpc_id/subnet_ids are only read when mode is 'existing', not '{self.mode.value}'")
+            if not self.endpoint_security_group_ids:
+                raise ValueError(
+                    "mode 'existing' needs endpoint_security_group_ids (sg-...): the security groups of the VPC's "
+                    "interface endpoints, the only HTTPS destinations the training group allows besides S3"
+                )
+        elif self.vpc_id or self.subnet_ids or self.endpoint_security_group_ids:
+            raise ValueError(
+                "vpc_id/subnet_ids/endpoint_security_group_ids are only read when mode is 'existing', "
+                f"not '{self.mode.value}'"
+            )
+        if self.mode is not NetworkMode.NONE and not self.s3_prefix_list_id:
+            raise ValueError(
+                f"mode '{self.mode.value}' needs s3_prefix_list_id (pl-...): the region's S3 prefix list, from "
+                "`aws ec2 describe-managed-prefix-lists "
+                "--filters Name=prefix-list-name,Values=com.amazonaws.<region>.s3`"
+            )
         return self
 
 
@@ -182,6 +208,10 @@ class TrainingConfig(_Strict):
     volume_size_gb: int = Field(30, ge=1, le=16384)
     max_runtime_seconds: int = Field(2 * 24 * 3600, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
     keep_alive_seconds: int = Field(0, ge=0, le=MAX_KEEP_ALIVE_SECONDS)
+    # What a run (or a job created from the notebook) may ask for at most; IAM refuses anything longer
+    # (`sagemaker:MaxRuntimeInSeconds`, `sagemaker:KeepAlivePeriod` on every role that creates jobs).
+    max_runtime_ceiling_seconds: int = Field(MAX_RUNTIME_CEILING_SECONDS, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
+    keep_alive_ceiling_seconds: int = Field(MAX_KEEP_ALIVE_SECONDS, ge=0, le=MAX_KEEP_ALIVE_SECONDS)
     spot: bool = False
     max_wait_seconds: int | None = Field(None, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
     retry_attempts: int = Field(2, ge=1, le=30)
@@ -192,6 +222,8 @@ class TrainingConfig(_Strict):
     environment: dict[str, str] = {}
     channels: dict[str, ChannelDefault] = {}
     checkpoints: bool = True
+    # How long the training log group (/aws/sagemaker/TrainingJobs) keeps job logs; set at deploy time.
+    log_retention_days: int = 365
     notification_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
 
     @field_validator("allowed_instance_families")
@@ -202,6 +234,14 @@ class TrainingConfig(_Strict):
                 raise ValueError(f"'{family}' is not an instance family like 'g5' or 'p4de'")
         if not value:
             raise ValueError("needs at least one instance family")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value not in LOG_RETENTION_DAYS:
+            allowed = ", ".join(map(str, LOG_RETENTION_DAYS))
+            raise ValueError(f"{value} is not a CloudWatch Logs retention period; one of {allowed}")
         return value
 
     @field_validator("channels")
@@ -230,6 +270,16 @@ class TrainingConfig(_Strict):
             )
         if self.spot and self.keep_alive_seconds:
             raise ValueError("warm pools (keep_alive_seconds > 0) are not available with spot training")
+        if self.max_runtime_seconds > self.max_runtime_ceiling_seconds:
+            raise ValueError(
+                f"max_runtime_seconds {self.max_runtime_seconds} exceeds max_runtime_ceiling_seconds "
+                f"{self.max_runtime_ceiling_seconds}"
+            )
+        if self.keep_alive_seconds > self.keep_alive_ceiling_seconds:
+            raise ValueError(
+                f"keep_alive_seconds {self.keep_alive_seconds} exceeds keep_alive_ceiling_seconds "
+                f"{self.keep_alive_ceiling_seconds}"
+            )
         if self.max_wait_seconds is not None and self.max_wait_seconds < self.max_runtime_seconds:
             raise ValueError("max_wait_seconds must be at least max_runtime_seconds")
         return self
@@ -313,16 +363,25 @@ class EnvironmentConfig(_Strict):
 
     @property
     def allowed_image_repositories(self) -> list[str]:
-        """Repository URIs (no tag) a run's `image` may name: the platform's ECR repository, the default
-        DLC's repository in `dlc` mode, and `image.allowed_dlc_repositories` in the region's DLC registry."""
+        """Repository URIs (no tag) a run's `image` may name: the platform's ECR repository (`repository` mode),
+        the default DLC's repository in `dlc` mode, and `image.allowed_dlc_repositories` in the region's DLC
+        registry."""
         names = ResourceNames.of(self)
         dlc = [
             *([self.image.dlc_repository] if self.image.mode is ImageMode.DLC else []),
             *self.image.allowed_dlc_repositories,
         ]
         registry = self.image.dlc_registry(self.region)
-        own = f"{self.account}.dkr.ecr.{self.region}.{registry.split('.', 4)[4]}/{names.repository}"
-        return [own, *dict.fromkeys(f"{registry}/{repository}" for repository in dlc)]
+        # The platform's own repository exists only in `repository` mode (stacks/image_stack.py).
+        own = [f"{self.account}.dkr.ecr.{self.region}.{registry.split('.', 4)[4]}/{names.repository}"]
+        if self.image.mode is not ImageMode.REPOSITORY:
+            own = []
+        return [*own, *dict.fromkeys(f"{registry}/{repository}" for repository in dlc)]
+
+    @property
+    def platform_tags(self) -> dict[str, str]:
+        """The `trainstack:*` tags: every training job must carry them with these values (IAM requires it)."""
+        return {key: value for key, value in self.all_tags.items() if key.startswith("trainstack:")}
 
     @property
     def all_tags(self) -> dict[str, str]:

@@ -184,27 +184,104 @@ def train_states(*, next_state: str, failure_state: str) -> dict[str, dict[str, 
     }
 
 
+# Tag keys only the platform sets: the state machine names the execution that created a job.
+EXECUTION_TAG = "trainstack:execution"
+
+
+def training_job_conditions(
+    config: EnvironmentConfig, target: TrainingJobTarget, *, require_inter_container_encryption: bool
+) -> dict[str, dict[str, object]]:
+    """IAM conditions every CreateTrainingJob of the environment must meet, whoever sends it.
+
+    Condition keys as the Service Authorization Reference lists them for sagemaker:CreateTrainingJob (and
+    as tests/test_iam_lint.py checks them against parliament's copy of it). The list-valued keys
+    (`VpcSubnets`, `VpcSecurityGroupIds`, `InstanceTypes`) use ForAllValues, which is also true for an
+    absent list, so each is paired with `Null: false`: a job without a VPC is refused, not waved through.
+    """
+    training = config.training
+    conditions: dict[str, dict[str, object]] = {
+        # ARN-typed keys: the request must name the key by its ARN, as the platform's requests do.
+        "ArnEquals": {"sagemaker:VolumeKmsKey": target.kms_key_arn, "sagemaker:OutputKmsKey": target.kms_key_arn},
+        **platform_tag_conditions(config),
+        "ForAllValues:StringLike": {
+            "sagemaker:InstanceTypes": [f"ml.{family}.*" for family in training.allowed_instance_families],
+        },
+        # Numbers as strings, the form the IAM reference's examples use (moto's validator refuses JSON numbers).
+        "NumericLessThanEquals": {"sagemaker:MaxRuntimeInSeconds": str(training.max_runtime_ceiling_seconds)},
+        # Absent means no warm pool, which is within any ceiling.
+        "NumericLessThanEqualsIfExists": {"sagemaker:KeepAlivePeriod": str(training.keep_alive_ceiling_seconds)},
+        # Remote debugging opens an SSM session into the job's container: not for platform jobs.
+        "BoolIfExists": {"sagemaker:EnableRemoteDebug": "false"},
+        "Null": {"sagemaker:InstanceTypes": "false"},
+    }
+    if require_inter_container_encryption:
+        conditions["Bool"] = {"sagemaker:InterContainerTrafficEncryption": "true"}
+    if target.subnet_ids:
+        conditions["ForAllValues:StringEquals"] = {
+            "sagemaker:VpcSubnets": list(target.subnet_ids),
+            "sagemaker:VpcSecurityGroupIds": list(target.security_group_ids or []),
+        }
+        conditions["Null"].update({"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"})
+    return conditions
+
+
+def platform_tag_conditions(config: EnvironmentConfig) -> dict[str, dict[str, object]]:
+    """The platform's tags, present and with the platform's values, on every tagging request."""
+    return {"StringEquals": {f"aws:RequestTag/{key}": value for key, value in config.platform_tags.items()}}
+
+
 def grant_training_jobs(
-    policy: ScopedPolicy, config: EnvironmentConfig, execution_role_arn: str, *, extra_actions: Sequence[str] = ()
+    policy: ScopedPolicy,
+    config: EnvironmentConfig,
+    target: TrainingJobTarget,
+    *,
+    extra_actions: Sequence[str] = (),
+    require_inter_container_encryption: bool = True,
+    may_tag_execution: bool = False,
 ) -> None:
-    """Create, watch and stop the environment's training jobs, passing only its execution role."""
+    """Create, watch and stop the environment's training jobs, passing only its execution role.
+
+    CreateTrainingJob is allowed only inside the platform's guard rails (`training_job_conditions`), and
+    tagging (also checked as sagemaker:AddTags when CreateTrainingJob carries tags) only with the platform's
+    tags at the platform's values, so a job cannot claim another environment, team or cost centre.
+    `may_tag_execution` is for the state machine, the only role that may set `trainstack:execution`.
+    """
     names = ResourceNames.of(config)
+    jobs = [names.arn("sagemaker", f"training-job/{config.training.job_name_prefix}*")]
+    reason = "job names start with the environment's job-name prefix and are made per run"
     policy.allow(
-        "RunTrainingJobs",
-        [
-            "sagemaker:CreateTrainingJob",
-            "sagemaker:DescribeTrainingJob",
-            "sagemaker:StopTrainingJob",
-            "sagemaker:AddTags",
-            *extra_actions,
-        ],
-        [names.arn("sagemaker", f"training-job/{config.training.job_name_prefix}*")],
-        wildcard_reason="job names start with the environment's job-name prefix and are made per run",
+        "CreateTrainingJobsInsideGuardRails",
+        ["sagemaker:CreateTrainingJob"],
+        jobs,
+        wildcard_reason=reason,
+        conditions=training_job_conditions(
+            config, target, require_inter_container_encryption=require_inter_container_encryption
+        ),
+    )
+    policy.allow(
+        "TagTrainingJobsAsThePlatform",
+        ["sagemaker:AddTags"],
+        jobs,
+        wildcard_reason=reason,
+        conditions=platform_tag_conditions(config),
+    )
+    if not may_tag_execution:
+        policy.deny(
+            "OnlyThePipelineTagsExecutions",
+            ["sagemaker:CreateTrainingJob", "sagemaker:AddTags"],
+            jobs,
+            conditions={"ForAnyValue:StringEquals": {"aws:TagKeys": [EXECUTION_TAG]}},
+        )
+    policy.allow(
+        "WatchAndStopTrainingJobs",
+        ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", *extra_actions],
+        jobs,
+        wildcard_reason=reason,
     )
     policy.allow(
         "PassExecutionRole",
         ["iam:PassRole"],
-        [execution_role_arn],
+        [target.role_arn],
         conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
     )
 

@@ -314,17 +314,18 @@ _WARM_POOL_DECISION = r"""{% (
 
 
 def grant_quota_reads(policy: ScopedPolicy, names: ResourceNames) -> None:
+    # GetServiceQuota has no resource types in the Service Authorization Reference: a statement scoped to
+    # quota ARNs (servicequotas:...:sagemaker/*) never matches it (tests/test_iam_lint.py found this).
     policy.allow(
-        "ReadSageMakerQuotas",
-        ["servicequotas:GetServiceQuota"],
-        [names.arn("servicequotas", "sagemaker/*")],
-        wildcard_reason="the quota codes depend on the instance type each run asks for",
-    )
-    policy.allow(
-        "ListQuotasAndJobs",
-        ["servicequotas:ListServiceQuotas", "servicequotas:GetAWSDefaultServiceQuota", "sagemaker:ListTrainingJobs"],
+        "ReadQuotasAndListJobs",
+        [
+            "servicequotas:GetServiceQuota",
+            "servicequotas:ListServiceQuotas",
+            "servicequotas:GetAWSDefaultServiceQuota",
+            "sagemaker:ListTrainingJobs",
+        ],
         ["*"],
-        wildcard_reason="these list and default-quota calls support no resource-level permissions",
+        wildcard_reason="these quota reads and list calls support no resource-level permissions",
     )
     policy.allow(
         "DescribeRetainedPools",

@@ -19,6 +19,11 @@ from stacks.storage_stack import ARTIFACT_PREFIXES
 from trainstack.config import ResourceNames
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+# Where SageMaker publishes a job's MetricDefinitions metrics, as the execution role.
+TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
+# Services that call KMS with this role's credentials: S3 (SSE-KMS objects read and written by the job and
+# by SageMaker's channel download and model upload) and SageMaker itself (volumes, output).
+KMS_VIA_SERVICES = ("s3", "sagemaker")
 
 
 @dataclass(frozen=True)
@@ -27,8 +32,11 @@ class ExecutionRoleProps:
     key: kms.IKey
     code_package: CodePackage
     pull_repository_arns: list[str]
-    # True when jobs run in the platform's VPC (SageMaker then creates network interfaces as this role).
-    in_vpc: bool = False
+    # Set when jobs run in the platform's VPC: SageMaker then creates network interfaces as this role, in
+    # these subnets with this group, and nowhere else.
+    vpc_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    security_group_ids: tuple[str, ...] = ()
 
 
 def training_log_group_arn(names: ResourceNames) -> str:
@@ -62,9 +70,12 @@ class SageMakerExecutionRole(Construct):
             ["s3:ListBucket", "s3:GetBucketLocation"],
             [names.bucket_arn(data), names.bucket_arn(artifacts)],
         )
+        # No s3:DeleteObject: SageMaker uploads the model and syncs checkpoints to S3 without deleting there
+        # (a checkpoint deleted locally stays in S3 until the checkpoints lifecycle rule expires it), so a job
+        # cannot erase other jobs' models.
         policy.allow(
             "WriteModelsAndCheckpoints",
-            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
+            ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
             [
                 names.bucket_arn(artifacts, f"{ARTIFACT_PREFIXES['output']}*"),
                 names.bucket_arn(artifacts, f"{ARTIFACT_PREFIXES['checkpoints']}*"),
@@ -85,9 +96,22 @@ class SageMakerExecutionRole(Construct):
             ],
         )
         policy.allow(
-            "UsePlatformKey",
-            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey", "kms:CreateGrant"],
+            "UsePlatformKeyThroughServices",
+            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
             [props.key.key_arn],
+            conditions={
+                "StringEquals": {
+                    "kms:ViaService": [f"{service}.{names.region}.amazonaws.com" for service in KMS_VIA_SERVICES]
+                }
+            },
+        )
+        # Grants let SageMaker (and EBS under it) use the key for the job's volumes; only AWS services may
+        # receive them, never a principal the job chooses.
+        policy.allow(
+            "GrantPlatformKeyToAwsServices",
+            ["kms:CreateGrant"],
+            [props.key.key_arn],
+            conditions={"Bool": {"kms:GrantIsForAWSResource": "true"}},
         )
         policy.allow(
             "PullTrainingImage",
@@ -95,31 +119,67 @@ class SageMakerExecutionRole(Construct):
             props.pull_repository_arns,
         )
         policy.allow(
-            "EcrLoginAndMetrics",
-            ["ecr:GetAuthorizationToken", "cloudwatch:PutMetricData"],
+            "EcrLogin",
+            ["ecr:GetAuthorizationToken"],
             ["*"],
-            wildcard_reason="GetAuthorizationToken and PutMetricData have no resource-level permissions",
+            wildcard_reason="GetAuthorizationToken has no resource-level permissions",
         )
         policy.allow(
+            "PublishTrainingMetrics",
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            wildcard_reason="PutMetricData has no resource-level permissions; the namespace condition scopes it",
+            conditions={"StringEquals": {"cloudwatch:namespace": TRAINING_METRICS_NAMESPACE}},
+        )
+        # No logs:CreateLogGroup: the group is created encrypted at deploy time (trainstack.training_log_group);
+        # a job must not recreate it unencrypted and kept forever.
+        policy.allow(
             "WriteTrainingLogs",
-            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
             [training_log_group_arn(names)],
             wildcard_reason="SageMaker writes one log stream per job and host inside this one log group",
         )
-        if props.in_vpc:
-            policy.allow(
-                "RunInVpc",
-                [
-                    "ec2:CreateNetworkInterface",
-                    "ec2:CreateNetworkInterfacePermission",
-                    "ec2:DeleteNetworkInterface",
-                    "ec2:DeleteNetworkInterfacePermission",
-                    "ec2:DescribeNetworkInterfaces",
-                    "ec2:DescribeVpcs",
-                    "ec2:DescribeDhcpOptions",
-                    "ec2:DescribeSubnets",
-                    "ec2:DescribeSecurityGroups",
-                ],
-                ["*"],
-                wildcard_reason="SageMaker creates the job's network interfaces, whose ids do not exist beforehand",
-            )
+        if props.vpc_id:
+            self._network_interfaces(props)
+
+    def _network_interfaces(self, props: ExecutionRoleProps) -> None:
+        """ENIs for jobs in the VPC: created only in the platform's subnets with its group, and permissions
+        and deletions only on interfaces in the platform's VPC (ec2:Vpc, a resource-level condition of the
+        network-interface resource for these actions)."""
+        names, policy = props.names, self.policy
+        interfaces = names.arn("ec2", "network-interface/*")
+        in_vpc = {"ArnEquals": {"ec2:Vpc": names.arn("ec2", f"vpc/{props.vpc_id}")}}
+        # CreateNetworkInterface is authorized on the new interface, its subnet and its groups: naming the
+        # subnets and the group confines the job's interfaces to them.
+        policy.allow(
+            "CreateJobNetworkInterfacesInPlatformSubnets",
+            ["ec2:CreateNetworkInterface"],
+            [interfaces]
+            + [names.arn("ec2", f"subnet/{subnet}") for subnet in props.subnet_ids]
+            + [names.arn("ec2", f"security-group/{group}") for group in props.security_group_ids],
+            wildcard_reason="the job's network interfaces get their ids when SageMaker creates them",
+        )
+        policy.allow(
+            "ManageJobNetworkInterfaces",
+            [
+                "ec2:CreateNetworkInterfacePermission",
+                "ec2:DeleteNetworkInterface",
+                "ec2:DeleteNetworkInterfacePermission",
+            ],
+            [interfaces],
+            wildcard_reason="the job's network interfaces get their ids when SageMaker creates them; ec2:Vpc "
+            "limits them to the platform's VPC",
+            conditions=in_vpc,
+        )
+        policy.allow(
+            "DescribeNetwork",
+            [
+                "ec2:DescribeNetworkInterfaces",
+                "ec2:DescribeVpcs",
+                "ec2:DescribeDhcpOptions",
+                "ec2:DescribeSubnets",
+                "ec2:DescribeSecurityGroups",
+            ],
+            ["*"],
+            wildcard_reason="EC2 Describe calls have no resource-level permissions",
+        )

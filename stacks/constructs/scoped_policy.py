@@ -40,3 +40,17 @@ class ScopedPolicy(iam.Policy):
             if Token.is_unresolved(resource):
                 raise ValueError(f"{sid}: wildcard resource must be a literal ARN to be acknowledged, got a token")
             acknowledge(self, f"AwsSolutions-IAM5[Resource::{resource}]", f"{sid}: {wildcard_reason}")
+
+    def deny(
+        self, sid: str, actions: list[str], resources: list[str], *, conditions: dict[str, dict[str, object]]
+    ) -> None:
+        """An explicit deny: it holds even where another policy allows. Always conditional (an unconditional
+        deny is a missing allow)."""
+        for action in actions:
+            if "*" in action:
+                raise ValueError(f"{sid}: list actions explicitly instead of {action!r}")
+        self.add_statements(
+            iam.PolicyStatement(
+                sid=sid, effect=iam.Effect.DENY, actions=actions, resources=resources, conditions=conditions
+            )
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
@@ -20,10 +21,12 @@ def secure_bucket(
     incomplete_upload_expiry_days: int = 7,
     noncurrent_version_expiry_days: int = 30,
 ) -> s3.Bucket:
-    """TLS only, no public access, versioned, retained on stack deletion, KMS (or S3-managed for logs).
+    """TLS 1.2+ only, no public access, versioned, retained on stack deletion, KMS (or S3-managed for logs).
 
     S3 server access logs cannot be delivered to a KMS-encrypted bucket, so the access-log bucket passes
-    `encryption_key=None` and gets S3-managed encryption instead.
+    `encryption_key=None` and gets S3-managed encryption instead. A KMS bucket refuses objects written
+    under any other key or encryption; a PutObject without encryption headers gets the bucket's default,
+    the platform key (the documented pattern: the conditions are `...IfExists`).
     """
     rules = [
         s3.LifecycleRule(
@@ -36,7 +39,7 @@ def secure_bucket(
         ),
         *(lifecycle_rules or []),
     ]
-    return s3.Bucket(
+    bucket = s3.Bucket(
         scope,
         construct_id,
         bucket_name=bucket_name,
@@ -54,3 +57,45 @@ def secure_bucket(
         removal_policy=RemovalPolicy.RETAIN,
         auto_delete_objects=False,
     )
+    for statement in _bucket_guard_rails(bucket, encryption_key):
+        bucket.add_to_resource_policy(statement)
+    return bucket
+
+
+def _bucket_guard_rails(bucket: s3.IBucket, encryption_key: kms.IKey | None) -> list[iam.PolicyStatement]:
+    objects = bucket.arn_for_objects("*")
+    statements = [
+        # enforce_ssl refuses plain HTTP; this refuses TLS 1.0 and 1.1 as well.
+        iam.PolicyStatement(
+            sid="DenyTlsBelow12",
+            effect=iam.Effect.DENY,
+            principals=[iam.AnyPrincipal()],
+            actions=["s3:*"],
+            resources=[bucket.bucket_arn, objects],
+            conditions={"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+        )
+    ]
+    if encryption_key is not None:
+        statements += [
+            iam.PolicyStatement(
+                sid="DenyOtherEncryption",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[objects],
+                conditions={"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+            ),
+            iam.PolicyStatement(
+                sid="DenyOtherKmsKeys",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[objects],
+                conditions={
+                    "StringNotEqualsIfExists": {
+                        "s3:x-amz-server-side-encryption-aws-kms-key-id": encryption_key.key_arn
+                    }
+                },
+            ),
+        ]
+    return statements

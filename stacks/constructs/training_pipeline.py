@@ -168,7 +168,9 @@ class TrainingPipeline(Construct):
             description=f"trainstack {config.name}: the training state machine",
         )
         policy = ScopedPolicy(self, "Policy", roles=[self.role])
-        grant_training_jobs(policy, config, target.role_arn)
+        # The request enables inter-container encryption for multi-instance jobs only (`$n > 1`), which IAM
+        # cannot tell apart; the notebook role requires it for every job.
+        grant_training_jobs(policy, config, target, require_inter_container_encryption=False, may_tag_execution=True)
         grant_sync_events(policy, config)
         grant_quota_reads(policy, names)
         policy.allow("Notify", ["sns:Publish"], [self.topic.topic_arn])

@@ -12,12 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainstack.config import (
-    MAX_KEEP_ALIVE_SECONDS,
-    MAX_RUNTIME_CEILING_SECONDS,
-    EnvironmentConfig,
-    ResourceNames,
-)
+from trainstack.config import EnvironmentConfig, ResourceNames
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "training-run-input.schema.json"
 # SageMaker allows 100 hyperparameters; script mode adds five sagemaker_* entries of its own.
@@ -69,8 +64,9 @@ def run_limits(config: EnvironmentConfig) -> dict[str, Any]:
         "code_prefix": code_prefix_uri(config),
         "images": config.allowed_image_repositories,
         "job_name_prefix": training.job_name_prefix,
-        "max_keep_alive": MAX_KEEP_ALIVE_SECONDS,
-        "max_runtime": MAX_RUNTIME_CEILING_SECONDS,
+        # The environment's ceilings, which IAM enforces too (create_training_job_state.grant_training_jobs).
+        "max_keep_alive": training.keep_alive_ceiling_seconds,
+        "max_runtime": training.max_runtime_ceiling_seconds,
         "max_hyperparameters": MAX_USER_HYPERPARAMETERS,
         "max_hyperparameter_length": MAX_HYPERPARAMETER_LENGTH,
     }

@@ -24,10 +24,12 @@ from . import (
     aws_sdk_service_names,
     cloudformation_change_sets,
     cloudformation_kms_tags,
+    cloudformation_ssm_parameter_tags,
     cloudformation_state_machines,
     cloudformation_template_url,
     execution_names,
     jsonata_evaluator,
+    logs_kms_keys,
     sagemaker_sync_integration,
 )
 from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler, endpoint_client
@@ -53,9 +55,11 @@ def apply_adapters() -> None:
     aws_sdk_service_names.apply()
     cloudformation_change_sets.apply()
     cloudformation_kms_tags.apply()
+    cloudformation_ssm_parameter_tags.apply()
     cloudformation_state_machines.apply()
     cloudformation_template_url.apply()
     execution_names.apply()
+    logs_kms_keys.apply()
     sagemaker_sync_integration.apply()
     _applied = True
 

@@ -121,6 +121,7 @@ def _probe_cloudformation(url: str) -> dict[str, Any]:
     )
     cfn.execute_change_set(StackName="probe-exports", ChangeSetName="c")
     key = {"Type": "AWS::KMS::Key", "Properties": {"KeyPolicy": {}, "Tags": [{"Key": "k", "Value": "v"}]}}
+    parameter = {"Type": "AWS::SSM::Parameter", "Properties": {"Type": "String", "Value": "v", "Tags": {"k": "v"}}}
     return {
         "template_url_errors": template_url_errors,
         "cfn_state_machine_start_error": _error(
@@ -130,6 +131,18 @@ def _probe_cloudformation(url: str) -> dict[str, Any]:
         "kms_key_tags_error": _error(
             lambda: cfn.create_stack(StackName="probe-kms", TemplateBody=json.dumps({"Resources": {"K": key}}))
         ),
+        "ssm_parameter_tags_error": _error(
+            lambda: cfn.create_stack(StackName="probe-ssm", TemplateBody=json.dumps({"Resources": {"P": parameter}}))
+        ),
+    }
+
+
+def _probe_logs(url: str) -> dict[str, Any]:
+    logs, kms = _client(url, "logs"), _client(url, "kms")
+    key = kms.create_key()["KeyMetadata"]["Arn"]  # the default key policy: CloudWatch Logs may not use it
+    return {
+        "logs_unusable_key_error": _error(lambda: logs.create_log_group(logGroupName="/probe/a", kmsKeyId=key)),
+        "logs_associate_kms_key_error": _error(lambda: logs.associate_kms_key(logGroupName="/probe/a", kmsKeyId=key)),
     }
 
 
@@ -141,7 +154,12 @@ def probe() -> dict[str, Any]:
     url = f"http://{host}:{port}"
     os.environ["MOTO_PORT"] = str(port)
     try:
-        return {**_probe_step_functions(url), **_probe_sagemaker(url), **_probe_cloudformation(url)}
+        return {
+            **_probe_step_functions(url),
+            **_probe_sagemaker(url),
+            **_probe_cloudformation(url),
+            **_probe_logs(url),
+        }
     finally:
         server.stop()
 
