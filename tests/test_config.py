@@ -56,17 +56,21 @@ def test_dlc_uri_uses_the_regions_registry() -> None:
 
 
 def test_allowed_image_repositories_are_the_platforms_and_the_configured_dlcs() -> None:
+    # The platform's own repository exists only in `repository` mode (stacks/image_stack.py): never elsewhere.
     assert load_environment("local").allowed_image_repositories == [
-        "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainstack-local/training",
         "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-training",  # the dlc-mode default
         "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training",
     ]
-    # asset mode: the default image is built; only the platform's repository and the listed DLCs.
-    assert load_environment("dev").allowed_image_repositories == [
-        "111111111111.dkr.ecr.us-west-2.amazonaws.com/trainstack-dev/training",
+    # asset mode: the default image is built; only the listed DLCs.
+    dev = load_environment("dev")
+    assert dev.allowed_image_repositories == [
         "763104351884.dkr.ecr.us-west-2.amazonaws.com/huggingface-pytorch-training",
         "763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-training",
     ]
+    repository_mode = dev.model_copy(update={"image": dev.image.model_copy(update={"mode": ImageMode.REPOSITORY})})
+    assert repository_mode.allowed_image_repositories[0] == (
+        "111111111111.dkr.ecr.us-west-2.amazonaws.com/trainstack-dev/training"
+    )
 
 
 def test_resource_names_fit_s3_and_carry_account_and_region() -> None:

@@ -234,8 +234,9 @@ def test_spot_single_node_and_no_compression_render_as_expected(definitions) -> 
         ({"image": "docker.io/library/python:3.11"}, 'image: "docker.io/library/python:3.11" is not an allowed image'),
         (
             {"image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training-nightly:1"},
+            # local runs DLCs: the platform's own repository exists only in `repository` mode.
             "is not an allowed image; expected <repository>:<tag> or <repository>@sha256:<digest> of one of "
-            "123456789012.dkr.ecr.us-east-1.amazonaws.com/trainstack-local/training, ",
+            "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-training",
         ),
         ({"image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training"}, "is not an allowed image"),
         ({"replace_channels": 1}, "replace_channels: expected true or false, got 1"),
@@ -272,9 +273,12 @@ def test_a_runs_own_code_and_image_replace_the_packaged_ones(definitions) -> Non
         other["HyperParameters"]["sagemaker_submit_directory"]
         == default["HyperParameters"]["sagemaker_submit_directory"]
     )
-    # Any tag or digest of the platform's own repository is allowed too.
+    # A digest of an allowed repository is allowed too; the platform's own repository is not: local runs DLCs,
+    # and that repository exists only in `repository` mode.
+    pinned = f"763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training@sha256:{'a' * 64}"
+    assert preview(definitions["local"], {"image": pinned}, quotas=QUOTAS).problems == []
     own = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/trainstack-local/training@sha256:{'a' * 64}"
-    assert preview(definitions["local"], {"image": own}, quotas=QUOTAS).problems == []
+    assert preview(definitions["local"], {"image": own}, quotas=QUOTAS).problems != []
 
 
 def test_channels_can_be_dropped_or_replaced_to_give_the_seeds_two_channels(definitions) -> None:
