@@ -69,8 +69,10 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def embedded_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A started `trainstack.embedded_aws.EmbeddedAws` for the `local` environment."""
     from trainstack.embedded_aws import EmbeddedAws
+    from trainstack.embedded_aws.testing import create_test_role
 
     with EmbeddedAws(work_dir=tmp_path_factory.mktemp("embedded-aws-jobs")) as aws:
+        create_test_role(aws.client("iam"))
         yield aws
 
 

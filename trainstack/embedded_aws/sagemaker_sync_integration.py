@@ -40,8 +40,13 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
+from .step_functions_task_credentials import boto_client_for
+
+SYNC_EVENTS_RULE: Final[str] = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+SYNC_EVENT_PATTERN: Final[str] = json.dumps(
+    {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Training Job State Change"]}
+)
 ERROR_REQUEST_REJECTED: Final[str] = "SageMaker.AmazonSageMakerException"
 TERMINAL_FAILURES: Final[set[str]] = {"Failed", "Stopped"}
 # Actions Step Functions offers for SageMaker; `.sync` is implemented for training jobs only.
@@ -129,8 +134,24 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
         client = boto_client_for(
             service="sagemaker", region=resource_runtime_part.region, state_credentials=state_credentials
         )
-        env.stack.pop()  # CreateTrainingJob's answer: only the ARN, superseded by DescribeTrainingJob.
+        created = env.stack.pop()  # CreateTrainingJob's answer: only the ARN, superseded by DescribeTrainingJob.
         job_name = normalised_parameters["TrainingJobName"]
+        # What `.sync` does besides polling, as the state machine's role (AWS: "IAM policies for SageMaker AI"):
+        # the managed EventBridge rule for job state changes, and the job's tags.
+        region = resource_runtime_part.region
+        events = boto_client_for(region=region, service="events", state_credentials=state_credentials)
+        events.put_rule(Name=SYNC_EVENTS_RULE, EventPattern=SYNC_EVENT_PATTERN, State="ENABLED")
+        events.put_targets(
+            Rule=SYNC_EVENTS_RULE,
+            Targets=[
+                {
+                    "Id": "StepFunctions",
+                    "Arn": f"arn:aws:events:{region}:{resource_runtime_part.account}:event-bus/default",
+                }
+            ],
+        )
+        events.describe_rule(Name=SYNC_EVENTS_RULE)
+        client.list_tags(ResourceArn=created["TrainingJobArn"])
 
         def resolve() -> dict[str, Any] | None:
             described = client.describe_training_job(TrainingJobName=job_name)

@@ -29,7 +29,10 @@ from . import (
     execution_names,
     jsonata_evaluator,
     sagemaker_sync_integration,
+    step_functions_task_credentials,
 )
+from .assumed_role_credentials import forget_sessions
+from .iam_enforcement import IamEnforcement
 from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler, endpoint_client
 from .sagemaker_quotas import SageMakerQuotaHandler, SageMakerQuotaTable
 from .sagemaker_training_api import SageMakerTrainingHandler
@@ -55,6 +58,7 @@ def apply_adapters() -> None:
     cloudformation_template_url.apply()
     execution_names.apply()
     sagemaker_sync_integration.apply()
+    step_functions_task_credentials.apply()
     _applied = True
 
 
@@ -76,6 +80,7 @@ class EmbeddedAws:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.executor: TrainingExecutor | None = None
+        self.iam: IamEnforcement | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -89,7 +94,11 @@ class EmbeddedAws:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
         handlers: list[JsonHandler] = []
-        app = AdapterApplication(DomainDispatcherApplication(create_backend_app), handlers)
+        # IAM is evaluated before anything answers: our handlers and moto see only allowed requests.
+        self.iam = IamEnforcement(
+            AdapterApplication(DomainDispatcherApplication(create_backend_app), handlers), self.account, self.region
+        )
+        app = self.iam
 
         class QuietHandler(MotoRequestHandler):
             # One access-log line per request drowns test and CLI output; errors still reach the client.
@@ -109,6 +118,7 @@ class EmbeddedAws:
         # A fresh account: moto's state is process-global and may hold a previous run's resources.
         reset = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
         urllib.request.urlopen(reset).close()  # noqa: S310 - our own http:// endpoint, never a file: URL
+        forget_sessions()
         return self
 
     def stop(self) -> None:
