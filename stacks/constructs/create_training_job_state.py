@@ -157,6 +157,8 @@ def grant_training_jobs(
             "sagemaker:DescribeTrainingJob",
             "sagemaker:StopTrainingJob",
             "sagemaker:AddTags",
+            # `.sync` reads the job's tags (AWS "IAM policies for SageMaker AI"); the embedded AWS refuses without it.
+            "sagemaker:ListTags",
             *extra_actions,
         ],
         [names.arn("sagemaker", f"training-job/{config.training.job_name_prefix}*")],

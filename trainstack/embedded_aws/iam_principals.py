@@ -4,7 +4,9 @@ An adapter (it reads moto's IAM, STS, S3, KMS and SNS backends; nothing else in 
 - the dummy credentials (`DUMMY_CREDENTIAL`) are the account's unrestricted caller, as before;
 - keys from STS AssumeRole against the embedded endpoint are `arn:aws:sts::<acct>:assumed-role/<role>/<session>`,
   evaluated with the role's inline and managed policies and its permissions boundary;
-- an IAM user's access keys are that user, with its policies and boundary.
+- an IAM user's access keys are that user, with its policies and boundary;
+- sessions of the CDK bootstrap roles (`cdk-hnb659fds-*`, what `cdk deploy` assumes) are the deployer's and,
+  like the dummy credentials, not evaluated.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .iam_policy_evaluation import Policy, Principal
 from .json_protocol import DUMMY_CREDENTIAL
 
 _PARTITION = "aws"
+CDK_BOOTSTRAP_ROLE_PREFIX = "cdk-hnb659fds-"
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,11 @@ class MotoIamState:
             return Caller(Principal(root, self.account, (root,)), unrestricted=True, entity_arn=root)
         session = sts_backends[self.account][_PARTITION].get_assumed_role_from_access_key(access_key_id)
         if session is not None:
-            return Caller(
-                Principal(session.arn, self.account, (session.arn, session.role_arn)), entity_arn=session.role_arn
-            )
+            principal = Principal(session.arn, self.account, (session.arn, session.role_arn))
+            # `cdk deploy` works through the bootstrap roles (lookup, deploy, publishing, CloudFormation execution);
+            # they are the deployer's, not the platform's, and AWS-managed broad policies govern them: not evaluated.
+            bootstrap = session.role_arn.rsplit("/", 1)[-1].startswith(CDK_BOOTSTRAP_ROLE_PREFIX)
+            return Caller(principal, unrestricted=bootstrap, entity_arn=session.role_arn)
         try:
             user = self._iam.get_user_from_access_key_id(access_key_id)
         except Exception:  # moto raises its own not-found types
