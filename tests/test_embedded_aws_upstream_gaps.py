@@ -76,3 +76,21 @@ def test_moto_change_sets_register_no_exports(upstream: dict[str, Any]) -> None:
 
 def test_moto_cloudformation_kms_keys_reject_tags(upstream: dict[str, Any]) -> None:  # cloudformation_kms_tags.py
     assert upstream["kms_key_tags_error"] is not None
+
+
+def test_moto_allows_a_policyless_role_everything(upstream: dict[str, Any]) -> None:  # iam_enforcement.py
+    assert upstream["policyless_role_list_buckets_error"] is None
+
+
+def test_moto_runs_tasks_as_nobody_in_particular(upstream: dict[str, Any]) -> None:
+    # step_functions_task_credentials.py: a task should call as the state machine's role (assumed-role/probe/...)
+    caller = upstream["task_caller"]
+    assert caller["status"] == "SUCCEEDED", caller
+    assert '"Arn"' in caller["output"] and ":assumed-role/probe/" not in caller["output"]
+
+
+def test_moto_cloudformation_skips_bucket_and_topic_policies(upstream: dict[str, Any]) -> None:
+    # cloudformation_resource_policies.py
+    assert upstream["cfn_bucket_policy_error"].startswith("ClientError")
+    assert "NoSuchBucketPolicy" in upstream["cfn_bucket_policy_error"]
+    assert "__default_policy_ID" in upstream["cfn_topic_policy"]

@@ -24,8 +24,10 @@ from . import (
     aws_sdk_service_names,
     cloudformation_change_sets,
     cloudformation_kms_tags,
+    cloudformation_resource_policies,
     cloudformation_state_machines,
     cloudformation_template_url,
+    cloudformation_unsupported_types,
     execution_names,
     jsonata_evaluator,
     sagemaker_sync_integration,
@@ -54,6 +56,8 @@ def apply_adapters() -> None:
     aws_sdk_service_names.apply()
     cloudformation_change_sets.apply()
     cloudformation_kms_tags.apply()
+    cloudformation_resource_policies.apply()
+    cloudformation_unsupported_types.apply()
     cloudformation_state_machines.apply()
     cloudformation_template_url.apply()
     execution_names.apply()

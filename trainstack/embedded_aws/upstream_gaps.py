@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
@@ -51,7 +52,14 @@ def _run_machine(url: str, definition: dict[str, Any], name: str | None = "probe
     while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
         time.sleep(0.1)
     cause = (described.get("cause") or "")[:300]
-    return {"arn": execution, "status": described["status"], "error": described.get("error"), "cause": cause}
+    output = (described.get("output") or "")[:300]
+    return {
+        "arn": execution,
+        "status": described["status"],
+        "error": described.get("error"),
+        "cause": cause,
+        "output": output,
+    }
 
 
 def _probe_step_functions(url: str) -> dict[str, Any]:
@@ -130,6 +138,47 @@ def _probe_cloudformation(url: str) -> dict[str, Any]:
     }
 
 
+def _probe_iam(url: str) -> dict[str, Any]:
+    """A role with no policy at all may still do anything; Step Functions tasks call as nobody in particular."""
+    iam = _client(url, "iam")
+    iam.create_role(RoleName="probe-empty", AssumeRolePolicyDocument="{}")
+    keys = _client(url, "sts").assume_role(RoleArn=f"arn:aws:iam::{_ACCOUNT}:role/probe-empty", RoleSessionName="probe")
+    credentials = keys["Credentials"]
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    caller = _task("arn:aws:states:::aws-sdk:sts:getCallerIdentity", {})
+    return {
+        "policyless_role_list_buckets_error": _error(s3.list_buckets),
+        "task_caller": _run_machine(url, caller, name="caller"),
+    }
+
+
+def _probe_resource_policies(url: str) -> dict[str, Any]:
+    cfn = _client(url, "cloudformation")
+    policy = {"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*"}]}
+    template = {
+        "Resources": {
+            "B": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "probe-policy-bucket"}},
+            "BP": {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": {"Ref": "B"}, "PolicyDocument": policy}},
+            "T": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "probe-policy-topic"}},
+            "TP": {"Type": "AWS::SNS::TopicPolicy", "Properties": {"Topics": [{"Ref": "T"}], "PolicyDocument": policy}},
+        }
+    }
+    cfn.create_stack(StackName="probe-policies", TemplateBody=json.dumps(template))
+    topic = f"arn:aws:sns:us-east-1:{_ACCOUNT}:probe-policy-topic"
+    attributes = _client(url, "sns").get_topic_attributes(TopicArn=topic)["Attributes"]
+    return {
+        "cfn_bucket_policy_error": _error(lambda: _client(url, "s3").get_bucket_policy(Bucket="probe-policy-bucket")),
+        "cfn_topic_policy": attributes.get("Policy", ""),
+    }
+
+
 def probe() -> dict[str, Any]:
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -138,7 +187,13 @@ def probe() -> dict[str, Any]:
     url = f"http://{host}:{port}"
     os.environ["MOTO_PORT"] = str(port)
     try:
-        return {**_probe_step_functions(url), **_probe_sagemaker(url), **_probe_cloudformation(url)}
+        return {
+            **_probe_step_functions(url),
+            **_probe_sagemaker(url),
+            **_probe_cloudformation(url),
+            **_probe_iam(url),
+            **_probe_resource_policies(url),
+        }
     finally:
         server.stop()
 
