@@ -242,6 +242,8 @@ class IamEnforcement:
             resource = payload.get("stateMachineArn") or payload.get("executionArn")
             if resource:
                 return [Check(action, str(resource), context)]
+            if operation in ("ListStateMachines", "ListActivities"):
+                return [Check(action, "*", context)]
         elif service == "servicequotas":
             if operation in ("GetServiceQuota", "GetAWSDefaultServiceQuota") and payload.get("QuotaCode"):
                 quota = f"{payload.get('ServiceCode')}/{payload['QuotaCode']}"
