@@ -94,3 +94,10 @@ def test_moto_cloudformation_skips_bucket_and_topic_policies(upstream: dict[str,
     assert upstream["cfn_bucket_policy_error"].startswith("ClientError")
     assert "NoSuchBucketPolicy" in upstream["cfn_bucket_policy_error"]
     assert "__default_policy_ID" in upstream["cfn_topic_policy"]
+
+
+def test_moto_bucket_policies_ignore_conditions(upstream: dict[str, Any]) -> None:
+    # cloudformation_resource_policies.py turns moto's check off; iam_enforcement.py evaluates conditions
+    assert "AccessDenied" in (upstream["tls_only_bucket_put_error"] or "") or "403" in (
+        upstream["tls_only_bucket_put_error"] or ""
+    )

@@ -274,3 +274,39 @@ def test_an_operator_the_evaluator_does_not_know_is_refused_loudly() -> None:
     """An unknown operator must not be silently treated as a match or a miss."""
     with pytest.raises(ValueError, match="DateGreaterThan"):
         condition_matches({"DateGreaterThan": {"aws:CurrentTime": "2020-01-01T00:00:00Z"}}, {"aws:CurrentTime": "x"})
+
+
+def test_create_training_job_condition_keys_come_from_the_request() -> None:
+    """Key names as the Service Authorization Reference lists them for sagemaker:CreateTrainingJob; absent
+    fields give absent keys, so `Null` and `...IfExists` guard rails behave as on AWS."""
+    from trainstack.embedded_aws.sagemaker_condition_keys import create_training_job_context
+
+    request = {
+        "ResourceConfig": {
+            "InstanceType": "ml.p4d.24xlarge",
+            "InstanceCount": 2,
+            "VolumeKmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/v",
+            "KeepAlivePeriodInSeconds": 600,
+        },
+        "VpcConfig": {"Subnets": ["subnet-1", "subnet-2"], "SecurityGroupIds": ["sg-1"]},
+        "OutputDataConfig": {"S3OutputPath": "s3://b/o", "KmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/o"},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 172800},
+        "EnableInterContainerTrafficEncryption": True,
+        "Tags": [{"Key": "team", "Value": "ml"}],
+    }
+    assert create_training_job_context(request) == {
+        "sagemaker:InstanceTypes": ["ml.p4d.24xlarge"],
+        "sagemaker:VpcSubnets": ["subnet-1", "subnet-2"],
+        "sagemaker:VpcSecurityGroupIds": ["sg-1"],
+        "sagemaker:VolumeKmsKey": "arn:aws:kms:us-east-1:123456789012:key/v",
+        "sagemaker:OutputKmsKey": "arn:aws:kms:us-east-1:123456789012:key/o",
+        "sagemaker:InterContainerTrafficEncryption": True,
+        "sagemaker:NetworkIsolation": False,
+        "sagemaker:MaxRuntimeInSeconds": 172800,
+        "sagemaker:KeepAlivePeriod": 600,
+        "aws:RequestTag/team": "ml",
+        "aws:TagKeys": ["team"],
+    }
+    bare = create_training_job_context({"ResourceConfig": {"InstanceType": "ml.m5.large"}})
+    assert condition_matches({"Null": {"sagemaker:VolumeKmsKey": "true"}}, bare)
+    assert not condition_matches({"Null": {"sagemaker:VolumeKmsKey": "true"}}, create_training_job_context(request))

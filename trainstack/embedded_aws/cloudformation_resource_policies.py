@@ -5,6 +5,11 @@ delivery policy and the topic's TLS-only policy never exist locally.
 We register CloudFormation models for both that store the policy where moto's S3 and SNS keep it
 (`put_bucket_policy`, the topic's `Policy` attribute); the IAM enforcement (`iam_enforcement.py`) then
 evaluates them as resource policies. Delete removes the bucket policy / restores moto's default topic policy.
+
+Once a bucket has a policy, moto's S3 checks it itself, ignoring every Condition: the TLS-only statement
+(Deny s3:* when aws:SecureTransport is false) then refuses every object request, `cdk deploy`'s included. We
+turn that check off; the IAM enforcement evaluates bucket policies with their conditions instead (for roles
+and users; the account's dummy keys are not evaluated at all).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from typing import Any
 
 from moto.cloudformation import parsing
 from moto.core.common_models import CloudFormationModel
-from moto.s3.models import s3_backends
+from moto.iam.access_control import PermissionResult
+from moto.s3.models import FakeBucket, s3_backends
 from moto.sns.models import sns_backends
 
 
@@ -113,7 +119,12 @@ class TopicPolicy(CloudFormationModel):
             found.policy = json.dumps(found._create_default_topic_policy(region_name, account_id, found.name))
 
 
+def _no_condition_blind_check(self: FakeBucket, action: str, resource: str) -> PermissionResult:
+    return PermissionResult.NEUTRAL
+
+
 def apply() -> None:
+    FakeBucket.get_permission = _no_condition_blind_check  # type: ignore[method-assign]
     # moto builds its type map from CloudFormationModel.__subclasses__() once (lru_cache): rebuild it.
     for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
         cached.cache_clear()

@@ -171,11 +171,27 @@ def _probe_resource_policies(url: str) -> dict[str, Any]:
         }
     }
     cfn.create_stack(StackName="probe-policies", TemplateBody=json.dumps(template))
+    s3 = _client(url, "s3")
+    s3.create_bucket(Bucket="probe-tls-only")
+    tls_only = {
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": "s3:*",
+                "Resource": ["arn:aws:s3:::probe-tls-only", "arn:aws:s3:::probe-tls-only/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ]
+    }
+    s3.put_bucket_policy(Bucket="probe-tls-only", Policy=json.dumps(tls_only))
     topic = f"arn:aws:sns:us-east-1:{_ACCOUNT}:probe-policy-topic"
     attributes = _client(url, "sns").get_topic_attributes(TopicArn=topic)["Attributes"]
     return {
         "cfn_bucket_policy_error": _error(lambda: _client(url, "s3").get_bucket_policy(Bucket="probe-policy-bucket")),
         "cfn_topic_policy": attributes.get("Policy", ""),
+        # Signed requests over "TLS" are refused: moto ignores the Condition of the TLS-only statement.
+        "tls_only_bucket_put_error": _error(lambda: s3.put_object(Bucket="probe-tls-only", Key="k", Body=b"x")),
     }
 
 
