@@ -8,6 +8,10 @@ createTrainingJob the task polls DescribeTrainingJob until the job is terminal. 
   Catch can parse `FailureReason` from `$states.errorOutput.Cause`.
 - A rejected request (ValidationException, ResourceLimitExceeded...): `SageMaker.AmazonSageMakerException`
   with the service message in Cause.
+Every call is made as the state machine's role (`step_functions_task_credentials.py`), including what `.sync`
+does besides the request, as AWS documents it ("IAM policies for SageMaker AI"): PutRule, PutTargets and
+DescribeRule on the managed rule `StepFunctionsGetEventsForSageMakerTrainingJobsRule`, ListTags on the job, and
+DescribeTrainingJob while polling; so a policy missing one of them fails here as it fails on AWS.
 """
 
 from __future__ import annotations
