@@ -315,3 +315,37 @@ def test_an_operator_only_user_reads_runs_but_cannot_start_one(aws: Any) -> None
     assert started.exit_code == 1, started.output
     assert "Access denied on StartExecution: User: arn:aws:iam::" in started.output
     assert f":user/{user} is not authorized to perform: states:StartExecution" in started.output.replace("\n", "")
+
+
+def test_the_deployed_bucket_policy_is_enforced_as_a_resource_policy(aws: Any) -> None:
+    """The data bucket's policy comes from CloudFormation (cloudformation_resource_policies.py); a Deny added
+    to it refuses the notebook role's read, naming the resource-based policy, as S3 does."""
+    s3 = aws.client("s3")
+    original = s3.get_bucket_policy(Bucket=NAMES.data_bucket)["Policy"]
+    policy = json.loads(original)
+    assert any(
+        s.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false" for s in policy["Statement"]
+    )
+    key = "iam-test/object.txt"
+    s3.put_object(Bucket=NAMES.data_bucket, Key=key, Body=b"x")
+    notebook = role_client(aws.endpoint_url, aws.region, "s3", role_arn(NAMES.notebook_role), "notebook")
+    assert notebook.get_object(Bucket=NAMES.data_bucket, Key=key)["Body"].read() == b"x"
+    policy["Statement"].append(
+        {
+            "Effect": "Deny",
+            "Principal": {"AWS": role_arn(NAMES.notebook_role)},
+            "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{NAMES.data_bucket}/iam-test/*",
+        }
+    )
+    s3.put_bucket_policy(Bucket=NAMES.data_bucket, Policy=json.dumps(policy))
+    try:
+        with pytest.raises(ClientError) as denied:
+            notebook.get_object(Bucket=NAMES.data_bucket, Key=key)
+    finally:
+        s3.put_bucket_policy(Bucket=NAMES.data_bucket, Policy=original)
+        s3.delete_object(Bucket=NAMES.data_bucket, Key=key)
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert "s3:GetObject" in str(denied.value) and "with an explicit deny in a resource-based policy" in str(
+        denied.value
+    )
