@@ -364,18 +364,6 @@ def evaluate(
     return Decision(False, PolicyKind.IDENTITY)
 
 
-def matching_statements(policies: Sequence[Policy], action: str) -> list[tuple[Policy, Mapping[str, Any]]]:
-    """The Allow statements that grant `action` (for the least-privilege report)."""
-    found = []
-    for policy in policies:
-        for statement in _statements(policy.document):
-            if statement.get("Effect") == "Allow" and any(
-                action_matches(p, action) for p in _as_list(statement.get("Action"))
-            ):
-                found.append((policy, statement))
-    return found
-
-
 __all__ = [
     "AuthorizationRequest",
     "Decision",
