@@ -21,7 +21,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from trainstack.embedded_aws import EmbeddedAws, subprocess_env  # noqa: E402
-from trainstack.embedded_aws.testing import job_request, log_lines, unique, upload_script, wait_for_job  # noqa: E402
+from trainstack.embedded_aws.testing import (  # noqa: E402
+    create_test_role,
+    job_request,
+    log_lines,
+    unique,
+    upload_script,
+    wait_for_job,
+)
 
 # The script stamps wall-clock time on its first and last lines; logs carry them back.
 SCRIPT = """
@@ -75,6 +82,7 @@ def main() -> None:
     started = time.monotonic()
     with EmbeddedAws() as aws:
         print(f"embedded AWS start-up: {time.monotonic() - started:.1f} s ({aws.endpoint_url})")
+        create_test_role(aws.client("iam"))  # the jobs run as testing.ROLE, which IAM evaluation needs to exist
         if not args.skip_deploy:
             for step, seconds in deploy(aws).items():
                 print(f"{step}: {seconds:.1f} s")

@@ -143,7 +143,8 @@ class NotebookStack(Stack):
         )
         policy.allow(
             "UsePlatformKey",
-            ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
+            # SSE-KMS through S3 only: GenerateDataKey to upload, Decrypt to read (nothing calls KMS directly).
+            ["kms:Decrypt", "kms:GenerateDataKey"],
             [storage.key.key_arn],
         )
         policy.allow("StartRuns", ["states:StartExecution", "states:ListExecutions"], [training.state_machine_arn])

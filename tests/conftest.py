@@ -69,9 +69,52 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def embedded_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     """A started `trainstack.embedded_aws.EmbeddedAws` for the `local` environment."""
     from trainstack.embedded_aws import EmbeddedAws
+    from trainstack.embedded_aws.testing import create_test_role
 
     with EmbeddedAws(work_dir=tmp_path_factory.mktemp("embedded-aws-jobs")) as aws:
+        create_test_role(aws.client("iam"))
         yield aws
+        # While the account still exists: what the session's tests exercised of each platform role's grants.
+        tables = least_privilege_tables(aws)
+        if tables:
+            from stacks.unexercised_grants import UNEXERCISED_GRANTS
+            from trainstack.embedded_aws.least_privilege import markdown
+
+            report = REPO_ROOT / ".bench" / "least-privilege.md"
+            report.parent.mkdir(exist_ok=True)
+            report.write_text(markdown(tables, UNEXERCISED_GRANTS), encoding="utf-8")
+
+
+def platform_roles(aws: object) -> dict[str, str]:
+    """The deployed platform's roles by the key `stacks/unexercised_grants.py` uses; {} when not deployed."""
+    from trainstack.config import ResourceNames, load_environment
+
+    names = ResourceNames.of(load_environment("local"))
+    cloudformation = aws.client("cloudformation")  # type: ignore[attr-defined]
+    try:
+        stack = cloudformation.describe_stacks(StackName=names.stack("training"))["Stacks"][0]
+    except Exception:  # botocore's ValidationError: the platform was not deployed in this session
+        return {}
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
+    machine = aws.client("stepfunctions").describe_state_machine(stateMachineArn=outputs["StateMachineArn"])  # type: ignore[attr-defined]
+    return {
+        "state machine": machine["roleArn"].rsplit("/", 1)[-1],
+        "execution role": names.execution_role,
+        "notebook role": names.notebook_role,
+    }
+
+
+def least_privilege_tables(aws: object) -> dict:
+    from trainstack.embedded_aws.least_privilege import grants
+
+    iam = aws.client("iam")  # type: ignore[attr-defined]
+    log = aws.iam.log.snapshot()  # type: ignore[attr-defined]
+    return {key: grants(iam, aws.account, role, log) for key, role in platform_roles(aws).items()}  # type: ignore[attr-defined]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Tests that read what the whole session exercised run last.
+    items.sort(key=lambda item: item.get_closest_marker("after_platform_runs") is not None)
 
 
 @dataclass

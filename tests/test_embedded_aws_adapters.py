@@ -372,3 +372,19 @@ def test_validate_state_machine_definition_reports_what_it_can_check(embedded_aw
     assert sfn.validate_state_machine_definition(definition="{not json")["diagnostics"][0]["code"] == (
         "INVALID_JSON_DESCRIPTION"
     )
+
+
+def test_an_unsupported_resource_type_is_named_once_in_plain_words(
+    embedded_aws: Any, caplog: pytest.LogCaptureFixture
+) -> None:  # cloudformation_unsupported_types.py
+    template = {"Resources": {f"T{i}": {"Type": "AWS::Bedrock::Agent", "Properties": {}} for i in range(3)}}
+    cfn = embedded_aws.client("cloudformation")
+    with caplog.at_level("WARNING"):
+        for index in range(2):
+            cfn.create_stack(StackName=unique(f"unsupported-{index}"), TemplateBody=json.dumps(template))
+    lines = [r.getMessage() for r in caplog.records if "AWS::Bedrock::Agent" in r.getMessage()]
+    assert lines == [
+        "embedded AWS: AWS::Bedrock::Agent resources are accepted but not created (no local equivalent); "
+        "see trainstack/embedded_aws/README.md"
+    ]
+    assert not any("No Moto CloudFormation support" in r.getMessage() for r in caplog.records)

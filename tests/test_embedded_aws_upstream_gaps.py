@@ -90,3 +90,28 @@ def test_moto_logs_takes_any_key_and_cannot_associate_one(upstream: dict[str, An
 def test_moto_cloudformation_ssm_parameters_reject_tags(upstream: dict[str, Any]) -> None:
     # cloudformation_ssm_parameter_tags.py
     assert "Internal Server Error" in upstream["ssm_parameter_tags_error"]  # TypeError in moto's handler
+
+
+def test_moto_allows_a_policyless_role_everything(upstream: dict[str, Any]) -> None:  # iam_enforcement.py
+    assert upstream["policyless_role_list_buckets_error"] is None
+
+
+def test_moto_runs_tasks_as_nobody_in_particular(upstream: dict[str, Any]) -> None:
+    # step_functions_task_credentials.py: a task should call as the state machine's role (assumed-role/probe/...)
+    caller = upstream["task_caller"]
+    assert caller["status"] == "SUCCEEDED", caller
+    assert '"Arn"' in caller["output"] and ":assumed-role/probe/" not in caller["output"]
+
+
+def test_moto_cloudformation_skips_bucket_and_topic_policies(upstream: dict[str, Any]) -> None:
+    # cloudformation_resource_policies.py
+    assert upstream["cfn_bucket_policy_error"].startswith("ClientError")
+    assert "NoSuchBucketPolicy" in upstream["cfn_bucket_policy_error"]
+    assert "__default_policy_ID" in upstream["cfn_topic_policy"]
+
+
+def test_moto_bucket_policies_ignore_conditions(upstream: dict[str, Any]) -> None:
+    # cloudformation_resource_policies.py turns moto's check off; iam_enforcement.py evaluates conditions
+    assert "AccessDenied" in (upstream["tls_only_bucket_put_error"] or "") or "403" in (
+        upstream["tls_only_bucket_put_error"] or ""
+    )

@@ -20,6 +20,7 @@ from nbformat.v4 import new_code_cell
 
 from trainstack.config import ResourceNames, load_environment
 from trainstack.embedded_aws import subprocess_env
+from trainstack.embedded_aws.assumed_role_credentials import assume_role
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -111,6 +112,10 @@ def last_json_line(notebook: nbformat.NotebookNode) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def kernel_env(embedded_aws, resources_file: Path) -> dict[str, str]:
     env = subprocess_env(embedded_aws.env)
+    # The kernel runs as the notebook instance's role, as on SageMaker: every call it makes is evaluated
+    # against that role's policies (the helpers use boto3's normal credential chain).
+    role = f"arn:aws:iam::{embedded_aws.account}:role/{NAMES.notebook_role}"
+    env.update(assume_role(embedded_aws.endpoint_url, embedded_aws.region, role, "notebook").environment())
     env["TRAINSTACK_RESOURCES"] = str(resources_file)
     # Nothing in a test may reach a model hub.
     env["HF_HUB_OFFLINE"] = "1"

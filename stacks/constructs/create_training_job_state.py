@@ -274,7 +274,13 @@ def grant_training_jobs(
         )
     policy.allow(
         "WatchAndStopTrainingJobs",
-        ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", *extra_actions],
+        [
+            "sagemaker:DescribeTrainingJob",
+            "sagemaker:StopTrainingJob",
+            # `.sync` reads the job's tags (AWS "IAM policies for SageMaker AI"); the embedded AWS refuses without it.
+            "sagemaker:ListTags",
+            *extra_actions,
+        ],
         jobs,
         wildcard_reason=reason,
     )

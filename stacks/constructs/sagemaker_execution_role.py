@@ -61,7 +61,8 @@ class SageMakerExecutionRole(Construct):
 
         policy.allow(
             "ReadTrainingData",
-            ["s3:GetObject", "s3:GetObjectVersion"],
+            # Current objects only: a channel is an S3 prefix, SageMaker reads no object versions.
+            ["s3:GetObject"],
             [names.bucket_arn(data, "*")],
             wildcard_reason="jobs read any dataset or base model in the platform's data bucket; channels vary per run",
         )

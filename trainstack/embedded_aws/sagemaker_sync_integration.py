@@ -12,6 +12,10 @@ createTrainingJob the task polls DescribeTrainingJob until the job is terminal. 
   (ValidationException, ThrottlingException, AccessDeniedException) as the service's base exception,
   `SageMaker.AmazonSageMakerException`. Cause: the message and "(Service: AmazonSageMaker; Status Code: 400;
   Error Code: <code>; Request ID: ...; Proxy: null)". Evidence for each name: the embedded AWS README.
+Every call is made as the state machine's role (`step_functions_task_credentials.py`), including what `.sync`
+does besides the request, as AWS documents it ("IAM policies for SageMaker AI"): PutRule, PutTargets and
+DescribeRule on the managed rule `StepFunctionsGetEventsForSageMakerTrainingJobsRule`, ListTags on the job, and
+DescribeTrainingJob while polling; so a policy missing one of them fails here as it fails on AWS.
 """
 
 from __future__ import annotations
@@ -45,8 +49,13 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
-from moto.stepfunctions.parser.asl.utils.boto_client import boto_client_for
 
+from .step_functions_task_credentials import boto_client_for
+
+SYNC_EVENTS_RULE: Final[str] = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
+SYNC_EVENT_PATTERN: Final[str] = json.dumps(
+    {"source": ["aws.sagemaker"], "detail-type": ["SageMaker Training Job State Change"]}
+)
 ERROR_REQUEST_REJECTED: Final[str] = "SageMaker.AmazonSageMakerException"
 
 
@@ -152,8 +161,24 @@ class StateTaskServiceSageMaker(StateTaskServiceCallback):
         client = boto_client_for(
             service="sagemaker", region=resource_runtime_part.region, state_credentials=state_credentials
         )
-        env.stack.pop()  # CreateTrainingJob's answer: only the ARN, superseded by DescribeTrainingJob.
+        created = env.stack.pop()  # CreateTrainingJob's answer: only the ARN, superseded by DescribeTrainingJob.
         job_name = normalised_parameters["TrainingJobName"]
+        # What `.sync` does besides polling, as the state machine's role (AWS: "IAM policies for SageMaker AI"):
+        # the managed EventBridge rule for job state changes, and the job's tags.
+        region = resource_runtime_part.region
+        events = boto_client_for(region=region, service="events", state_credentials=state_credentials)
+        events.put_rule(Name=SYNC_EVENTS_RULE, EventPattern=SYNC_EVENT_PATTERN, State="ENABLED")
+        events.put_targets(
+            Rule=SYNC_EVENTS_RULE,
+            Targets=[
+                {
+                    "Id": "StepFunctions",
+                    "Arn": f"arn:aws:events:{region}:{resource_runtime_part.account}:event-bus/default",
+                }
+            ],
+        )
+        events.describe_rule(Name=SYNC_EVENTS_RULE)
+        client.list_tags(ResourceArn=created["TrainingJobArn"])
 
         def resolve() -> dict[str, Any] | None:
             described = client.describe_training_job(TrainingJobName=job_name)

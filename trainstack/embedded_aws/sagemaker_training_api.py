@@ -29,6 +29,8 @@ class SageMakerTrainingHandler:
             return self.executor.list(payload)
         if operation == "StopTrainingJob":
             return self.executor.stop(payload.get("TrainingJobName", ""))
+        if operation == "ListTags" and ":training-job/" in str(payload.get("ResourceArn", "")):
+            return self.executor.tags(payload["ResourceArn"])
         if operation == "UpdateTrainingJob":
             return self.executor.update(payload)
         return None

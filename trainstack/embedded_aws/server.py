@@ -24,14 +24,19 @@ from . import (
     aws_sdk_service_names,
     cloudformation_change_sets,
     cloudformation_kms_tags,
+    cloudformation_resource_policies,
     cloudformation_ssm_parameter_tags,
     cloudformation_state_machines,
     cloudformation_template_url,
+    cloudformation_unsupported_types,
     execution_names,
     jsonata_evaluator,
     logs_kms_keys,
     sagemaker_sync_integration,
+    step_functions_task_credentials,
 )
+from .assumed_role_credentials import forget_sessions
+from .iam_enforcement import IamEnforcement
 from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler, endpoint_client
 from .sagemaker_quotas import SageMakerQuotaHandler, SageMakerQuotaTable
 from .sagemaker_training_api import SageMakerTrainingHandler
@@ -56,11 +61,14 @@ def apply_adapters() -> None:
     cloudformation_change_sets.apply()
     cloudformation_kms_tags.apply()
     cloudformation_ssm_parameter_tags.apply()
+    cloudformation_resource_policies.apply()
+    cloudformation_unsupported_types.apply()
     cloudformation_state_machines.apply()
     cloudformation_template_url.apply()
     execution_names.apply()
     logs_kms_keys.apply()
     sagemaker_sync_integration.apply()
+    step_functions_task_credentials.apply()
     _applied = True
 
 
@@ -83,6 +91,7 @@ class EmbeddedAws:
         self._thread: threading.Thread | None = None
         self.executor: TrainingExecutor | None = None
         self.throttle = Throttle()
+        self.iam: IamEnforcement | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -98,7 +107,10 @@ class EmbeddedAws:
         # The test switch answers first: a throttled call never reaches the handler that would serve it.
         handlers: list[JsonHandler] = [self.throttle]
         adapters = AdapterApplication(DomainDispatcherApplication(create_backend_app), handlers)
-        app = ThrottleControl(adapters, self.throttle)
+        # IAM is evaluated before anything answers: the throttle switch, our handlers and moto see only
+        # allowed requests.
+        self.iam = IamEnforcement(ThrottleControl(adapters, self.throttle), self.account, self.region)
+        app = self.iam
 
         class QuietHandler(MotoRequestHandler):
             # One access-log line per request drowns test and CLI output; errors still reach the client.
@@ -119,6 +131,7 @@ class EmbeddedAws:
         # A fresh account: moto's state is process-global and may hold a previous run's resources.
         reset = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")  # noqa: S310
         urllib.request.urlopen(reset).close()  # noqa: S310 - our own http:// endpoint, never a file: URL
+        forget_sessions()
         return self
 
     def stop(self) -> None:

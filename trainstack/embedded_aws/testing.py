@@ -14,6 +14,30 @@ ROLE = "arn:aws:iam::123456789012:role/test-training"
 TERMINAL = ("Completed", "Failed", "Stopped")
 
 
+def create_test_role(iam: Any) -> str:
+    """The role the embedded AWS's own tests pass to jobs and state machines (ROLE).
+
+    The embedded AWS evaluates IAM for every role, so the role must exist with a policy. This one may do
+    anything: it stands in for "whatever the adapter under test needs"; the platform's own roles, which
+    are least-privilege, are exercised through the deployed stacks.
+    """
+    name = ROLE.rsplit("/", 1)[-1]
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": ["sagemaker.amazonaws.com", "states.amazonaws.com"]},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    anything = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+    iam.put_role_policy(RoleName=name, PolicyName="tests-may-do-anything", PolicyDocument=json.dumps(anything))
+    return ROLE
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from trainstack.config import MAX_KEEP_ALIVE_SECONDS, EmbeddedQuotas
 from trainstack.toolkit_host import (
@@ -35,8 +36,9 @@ from trainstack.toolkit_host import (
     write_host_config,
 )
 
+from .assumed_role_credentials import RoleCredentials, assume_role, role_client
 from .job_container import JobContainer
-from .json_protocol import DUMMY_CREDENTIAL, AwsError, endpoint_client
+from .json_protocol import AwsError
 from .sagemaker_quotas import quota_name
 from .sagemaker_request_rules import validate_create_training_job
 
@@ -47,6 +49,9 @@ _POLL_SECONDS = 0.2
 _CHECKPOINT_SYNC_SECONDS = 5.0
 _FAILURE_REASON_LIMIT = 1024
 TERMINAL = frozenset({"Completed", "Failed", "Stopped"})
+
+# SageMaker assumes a job's role with this session name (CloudTrail shows assumed-role/<role>/SageMaker).
+JOB_SESSION_NAME = "SageMaker"
 
 _STATUS_MESSAGES = {
     "Starting": "Preparing the instances for training",
@@ -304,6 +309,14 @@ class TrainingExecutor:
     def _arn(self, name: str) -> str:
         return f"arn:aws:sagemaker:{self.region}:{self.account}:training-job/{name.lower()}"
 
+    def tags(self, arn: str) -> dict[str, Any]:
+        """ListTags for a training job's ARN: the tags it was created with."""
+        with self._lock:
+            job = next((j for j in self._jobs.values() if j.arn == arn), None)
+            if job is None:
+                raise AwsError("ValidationException", f"Requested resource not found: {arn}")
+            return {"Tags": list(job.request.get("Tags", []))}
+
     def _get(self, name: str) -> TrainingJob:
         job = self._jobs.get(name)
         if job is None:
@@ -492,8 +505,16 @@ class TrainingExecutor:
 
     # ----------------------------------------------------------------- the run (job thread)
 
-    def _client(self, service: str) -> Any:
-        return endpoint_client(self.endpoint_url, self.region, service, config=Config(retries={"max_attempts": 3}))
+    def _client(self, job: TrainingJob, service: str) -> Any:
+        # SageMaker works as the job's RoleArn: every download, upload and log line is checked against it.
+        return role_client(
+            self.endpoint_url,
+            self.region,
+            service,
+            job.request["RoleArn"],
+            JOB_SESSION_NAME,
+            config=Config(retries={"max_attempts": 3}),
+        )
 
     def _set(self, job: TrainingJob, secondary: str, status: str | None = None) -> None:
         with self._lock:
@@ -506,10 +527,26 @@ class TrainingExecutor:
 
     def _run(self, job: TrainingJob) -> None:
         job_dir = self.work_dir / job.name
-        run = _JobRun(
-            job, job_dir, self._client("s3"), self._client("logs"), self.region, self.endpoint_url, self._container(job)
-        )
         outcome: str
+        try:
+            credentials = assume_role(self.endpoint_url, self.region, job.request["RoleArn"], JOB_SESSION_NAME)
+            run = _JobRun(
+                job,
+                job_dir,
+                self._client(job, "s3"),
+                self._client(job, "logs"),
+                self.region,
+                self.endpoint_url,
+                self._container(job),
+            )
+            run.credentials = credentials
+        except Exception as error:
+            with self._lock:
+                job.failure_reason = f"ClientError: could not assume the job's RoleArn: {error}"[:_FAILURE_REASON_LIMIT]
+                job.training_end = utcnow()
+                job.status = "Failed"
+                self._transition(job, "Failed")
+            return
         try:
             self._set(job, "Downloading")
             with self._lock:
@@ -526,6 +563,10 @@ class TrainingExecutor:
         except AwsError as error:
             outcome = "Failed"
             job.failure_reason = f"ClientError: {error.message}"[:_FAILURE_REASON_LIMIT]
+        except ClientError as error:
+            # An AWS call of the job's role was refused (AccessDenied on the data, the output key ...).
+            outcome = "Failed"
+            job.failure_reason = f"ClientError: {error}"[:_FAILURE_REASON_LIMIT]
         except Exception as error:
             outcome = "Failed"
             job.failure_reason = f"InternalServerError: {type(error).__name__}: {error}"[:_FAILURE_REASON_LIMIT]
@@ -572,6 +613,7 @@ class _JobRun:
         self.region = region
         self.endpoint_url = endpoint_url
         self.hosts = [host_name(index) for index in range(job.instance_count)]
+        self.credentials: RoleCredentials | None = None
         self.log_streams: list[str] = []
         self._checkpoint_state: dict[Path, tuple[float, int]] = {}
         self._log_threads: list[threading.Thread] = []
@@ -672,8 +714,8 @@ class _JobRun:
                 "TRAINING_JOB_ARN": self.job.arn,
                 # The job talks to the embedded AWS, never to whatever account the caller is signed in to.
                 "AWS_ENDPOINT_URL": self.endpoint_url,
-                "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIAL,
-                "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIAL,
+                # The job's code calls AWS as its RoleArn, as on SageMaker (the container's role credentials).
+                **(self.credentials.environment() if self.credentials else {}),
                 "AWS_REGION": self.region,
                 "AWS_DEFAULT_REGION": self.region,
             },
@@ -788,22 +830,29 @@ class _JobRun:
         """model.tar.gz (or the model folder with CompressionType NONE) and output.tar.gz from algo-1."""
         output = self.job.request["OutputDataConfig"]
         bucket, prefix = _split_s3(output["S3OutputPath"])
+        # SageMaker encrypts the outputs with OutputDataConfig.KmsKeyId (SSE-KMS), as the job's role.
+        extra = (
+            {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": output["KmsKeyId"]} if output.get("KmsKeyId") else None
+        )
         base_key = f"{prefix.rstrip('/')}/{self.job.name}/output".lstrip("/")
         master = self.host_dir(self.hosts[0])
         if output.get("CompressionType") == "NONE":
             for path in sorted(p for p in (master / "model").rglob("*") if p.is_file()):
                 self.s3.upload_file(
-                    str(path), bucket, f"{base_key}/model/{path.relative_to(master / 'model').as_posix()}"
+                    str(path),
+                    bucket,
+                    f"{base_key}/model/{path.relative_to(master / 'model').as_posix()}",
+                    ExtraArgs=extra,
                 )
             artifact = f"s3://{bucket}/{base_key}/model/"
         else:
             archive = self.job_dir / "model.tar.gz"
             _tar(master / "model", archive)
-            self.s3.upload_file(str(archive), bucket, f"{base_key}/model.tar.gz")
+            self.s3.upload_file(str(archive), bucket, f"{base_key}/model.tar.gz", ExtraArgs=extra)
             artifact = f"s3://{bucket}/{base_key}/model.tar.gz"
         data_archive = self.job_dir / "output.tar.gz"
         _tar(master / "output" / "data", data_archive)
-        self.s3.upload_file(str(data_archive), bucket, f"{base_key}/output.tar.gz")
+        self.s3.upload_file(str(data_archive), bucket, f"{base_key}/output.tar.gz", ExtraArgs=extra)
         return artifact
 
     def close(self) -> None:

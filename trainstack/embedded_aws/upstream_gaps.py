@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
@@ -51,7 +52,14 @@ def _run_machine(url: str, definition: dict[str, Any], name: str | None = "probe
     while (described := sfn.describe_execution(executionArn=execution))["status"] == "RUNNING":
         time.sleep(0.1)
     cause = (described.get("cause") or "")[:300]
-    return {"arn": execution, "status": described["status"], "error": described.get("error"), "cause": cause}
+    output = (described.get("output") or "")[:300]
+    return {
+        "arn": execution,
+        "status": described["status"],
+        "error": described.get("error"),
+        "cause": cause,
+        "output": output,
+    }
 
 
 def _probe_step_functions(url: str) -> dict[str, Any]:
@@ -146,6 +154,63 @@ def _probe_logs(url: str) -> dict[str, Any]:
     }
 
 
+def _probe_iam(url: str) -> dict[str, Any]:
+    """A role with no policy at all may still do anything; Step Functions tasks call as nobody in particular."""
+    iam = _client(url, "iam")
+    iam.create_role(RoleName="probe-empty", AssumeRolePolicyDocument="{}")
+    keys = _client(url, "sts").assume_role(RoleArn=f"arn:aws:iam::{_ACCOUNT}:role/probe-empty", RoleSessionName="probe")
+    credentials = keys["Credentials"]
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id=credentials["AccessKeyId"],
+        aws_secret_access_key=credentials["SecretAccessKey"],
+        aws_session_token=credentials["SessionToken"],
+    )
+    caller = _task("arn:aws:states:::aws-sdk:sts:getCallerIdentity", {})
+    return {
+        "policyless_role_list_buckets_error": _error(s3.list_buckets),
+        "task_caller": _run_machine(url, caller, name="caller"),
+    }
+
+
+def _probe_resource_policies(url: str) -> dict[str, Any]:
+    cfn = _client(url, "cloudformation")
+    policy = {"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "*", "Resource": "*"}]}
+    template = {
+        "Resources": {
+            "B": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": "probe-policy-bucket"}},
+            "BP": {"Type": "AWS::S3::BucketPolicy", "Properties": {"Bucket": {"Ref": "B"}, "PolicyDocument": policy}},
+            "T": {"Type": "AWS::SNS::Topic", "Properties": {"TopicName": "probe-policy-topic"}},
+            "TP": {"Type": "AWS::SNS::TopicPolicy", "Properties": {"Topics": [{"Ref": "T"}], "PolicyDocument": policy}},
+        }
+    }
+    cfn.create_stack(StackName="probe-policies", TemplateBody=json.dumps(template))
+    s3 = _client(url, "s3")
+    s3.create_bucket(Bucket="probe-tls-only")
+    tls_only = {
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": "s3:*",
+                "Resource": ["arn:aws:s3:::probe-tls-only", "arn:aws:s3:::probe-tls-only/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ]
+    }
+    s3.put_bucket_policy(Bucket="probe-tls-only", Policy=json.dumps(tls_only))
+    topic = f"arn:aws:sns:us-east-1:{_ACCOUNT}:probe-policy-topic"
+    attributes = _client(url, "sns").get_topic_attributes(TopicArn=topic)["Attributes"]
+    return {
+        "cfn_bucket_policy_error": _error(lambda: _client(url, "s3").get_bucket_policy(Bucket="probe-policy-bucket")),
+        "cfn_topic_policy": attributes.get("Policy", ""),
+        # Signed requests over "TLS" are refused: moto ignores the Condition of the TLS-only statement.
+        "tls_only_bucket_put_error": _error(lambda: s3.put_object(Bucket="probe-tls-only", Key="k", Body=b"x")),
+    }
+
+
 def probe() -> dict[str, Any]:
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -159,6 +224,8 @@ def probe() -> dict[str, Any]:
             **_probe_sagemaker(url),
             **_probe_cloudformation(url),
             **_probe_logs(url),
+            **_probe_iam(url),
+            **_probe_resource_policies(url),
         }
     finally:
         server.stop()

@@ -1,0 +1,78 @@
+"""Credentials of a role, assumed through the embedded endpoint's STS, for calls AWS makes as that role.
+
+Step Functions calls task APIs as the state machine's role; SageMaker runs a job as its RoleArn. Both
+assume the role (`sts:AssumeRole` as the account's service), so every call they make here carries an
+`assumed-role/<role>/<session>` identity that the IAM enforcement evaluates. Sessions are cached per
+(role, session name) and renewed ten minutes before they expire.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from .json_protocol import endpoint_client
+
+_RENEW_BEFORE = dt.timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class RoleCredentials:
+    access_key_id: str
+    secret_access_key: str
+    session_token: str
+    expiration: dt.datetime
+
+    def client_kwargs(self) -> dict[str, str]:
+        return {
+            "aws_access_key_id": self.access_key_id,
+            "aws_secret_access_key": self.secret_access_key,
+            "aws_session_token": self.session_token,
+        }
+
+    def environment(self) -> dict[str, str]:
+        """What a process needs to use them through the default credential chain."""
+        return {
+            "AWS_ACCESS_KEY_ID": self.access_key_id,
+            "AWS_SECRET_ACCESS_KEY": self.secret_access_key,
+            "AWS_SESSION_TOKEN": self.session_token,
+        }
+
+
+_cache: dict[tuple[str, str, str], RoleCredentials] = {}
+_lock = threading.Lock()
+
+
+def assume_role(endpoint_url: str, region: str, role_arn: str, session_name: str) -> RoleCredentials:
+    """Assume `role_arn` as the AWS service that uses it (the dummy, unrestricted caller), cached."""
+    key = (endpoint_url, role_arn, session_name)
+    now = dt.datetime.now(dt.UTC)
+    with _lock:
+        cached = _cache.get(key)
+        if cached is not None and cached.expiration - _RENEW_BEFORE > now:
+            return cached
+    answer = endpoint_client(endpoint_url, region, "sts").assume_role(
+        RoleArn=role_arn, RoleSessionName=session_name, DurationSeconds=3600
+    )["Credentials"]
+    credentials = RoleCredentials(
+        answer["AccessKeyId"], answer["SecretAccessKey"], answer["SessionToken"], answer["Expiration"]
+    )
+    with _lock:
+        _cache[key] = credentials
+    return credentials
+
+
+def role_client(endpoint_url: str, region: str, service: str, role_arn: str, session_name: str, **kwargs: Any) -> Any:
+    """A boto3 client for the embedded endpoint that calls as `role_arn`."""
+    import boto3
+
+    credentials = assume_role(endpoint_url, region, role_arn, session_name)
+    return boto3.client(service, endpoint_url=endpoint_url, region_name=region, **credentials.client_kwargs(), **kwargs)
+
+
+def forget_sessions() -> None:
+    """moto's reset drops its STS sessions; so must we."""
+    with _lock:
+        _cache.clear()
