@@ -39,7 +39,8 @@ def test_cdk_app_fails_synth_when_the_image_ships_an_older_transformers(tmp_path
     assert result.returncode == 1
     assert f"trainstack: {path}: invalid environment configuration" in result.stderr
     # Both versions: what the image has and what the code needs.
-    assert f"image {HF}:{OLD_DLC} ships torch 2.5.1, but training_code/requirements.txt needs torch>=2.6" in result.stderr
+    expected = f"image {HF}:{OLD_DLC} ships torch 2.5.1, but training_code/requirements.txt needs torch>=2.6"
+    assert expected in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -56,11 +57,13 @@ def test_asset_mode_counts_the_dockerfiles_pins_over_the_base(tmp_path: Path) ->
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text(DOCKERFILE_PATH.read_text().replace('"trl==1.16.0"', '"trl==0.9.6"'))
     with pytest.raises(ImageMismatch, match=r"Dockerfile \(FROM .*\) ships trl 0\.9\.6, but .* needs trl<2,>=1\.16"):
-        check_image(mode="asset", repository=HF, tag=NEW_DLC, embedded=False, internet=False, dockerfile_path=dockerfile)
+        check_image(
+            mode="asset", repository=HF, tag=NEW_DLC, embedded=False, internet=False, dockerfile_path=dockerfile
+        )
 
 
 def test_a_dlc_without_the_hf_extras_needs_internet_or_the_asset_image() -> None:
-    with pytest.raises(ImageMismatch, match="does not ship accelerate.*private VPC cannot install it"):
+    with pytest.raises(ImageMismatch, match=r"does not ship accelerate.*private VPC cannot install it"):
         check_image(mode="dlc", repository=HF, tag=NEW_DLC, embedded=False, internet=False)
     check_image(mode="dlc", repository=HF, tag=NEW_DLC, embedded=False, internet=True)
     # The embedded AWS runs jobs in the project's environment, pinned by requirements-dev.txt.
