@@ -678,3 +678,21 @@ def test_efa_instances_get_the_toolkits_efa_and_nccl_settings(monkeypatch: pytes
     for name in changed:
         monkeypatch.delenv(name, raising=False)
     assert "FI_PROVIDER" not in launcher.efa_environment({"SM_CURRENT_INSTANCE_TYPE": "ml.g5.2xlarge"})
+
+
+def test_packed_examples_attend_only_within_their_own_document(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # bfd packing flattens a batch into one row; position_ids restart at each example, and with the KV cache
+    # off (SFTTrainer's compute_loss) transformers turns them into a block-diagonal mask.
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    batch, _ = first_training_batch(SAMPLE / "train", tiny_model_dir, tmp_path)
+    ids, positions = batch["input_ids"], batch["position_ids"]
+    starts = (positions[0] == 0).nonzero().flatten().tolist()
+    assert len(starts) > 2  # several examples share the row
+    first, second = starts[1], starts[2]
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa").eval()
+    with torch.no_grad():
+        packed = model(input_ids=ids, position_ids=positions, use_cache=False).logits[0, first:second]
+        alone = model(input_ids=ids[:, first:second], use_cache=False).logits[0]
+    torch.testing.assert_close(packed, alone, atol=1e-4, rtol=1e-4)
