@@ -1,4 +1,4 @@
-"""Causal-LM fine-tuning entry point for SageMaker script mode (`entry_point="run_train.py"`).
+"""Causal-LM supervised fine-tuning (TRL SFTTrainer) for SageMaker script mode (`entry_point="run_train.py"`).
 
 The SageMaker training toolkit downloads this folder to /opt/ml/code, installs requirements.txt and
 runs `python run_train.py --hyperparameter value ...`. On one host with at most one GPU the script
@@ -6,7 +6,8 @@ trains in-process; otherwise it relaunches itself under torchrun (see launcher.p
 
     args -> data -> model -> trainer -> train (resuming) -> evaluate -> save
 
-Inputs: the `model` channel (or `model_s3_uri`), the `train` channel, optionally `val`.
+Inputs: the `model` channel (or `model_s3_uri`), the `train` channel (raw text, chat or prompt/completion
+records, sft_data.py), optionally `val`.
 Outputs: the fine-tuned model and tokenizer in SM_MODEL_DIR (world rank 0 only), final figures in
 SM_OUTPUT_DATA_DIR/metrics.json, checkpoints in
 `checkpoint_dir` / $SM_CHECKPOINT_DIR / /opt/ml/checkpoints, metric lines (metrics.py) on stdout, and on
