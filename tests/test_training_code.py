@@ -613,6 +613,7 @@ def lora_chat(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path
         merge_lora=True,
         eval_steps=SAVE_STEPS,
         validation_split=0.1,
+        save_minutes=1e-4,  # a timed save after every step, besides save_steps
     )
 
 
@@ -634,6 +635,12 @@ def test_lora_run_saves_a_merged_model_that_loads_without_peft(lora_chat: HostRu
     assert not (model_dir / "adapter_config.json").exists()
     merged = AutoModelForCausalLM.from_pretrained(model_dir)
     assert not any("lora" in name for name, _ in merged.named_parameters())
+
+
+@pytest.mark.slow
+def test_save_minutes_checkpoints_between_save_steps(lora_chat: HostRun) -> None:
+    assert "checkpoint-1 complete:" in lora_chat.log and "checkpoint-7 complete:" in lora_chat.log
+    assert lora_chat.checkpoints() == {f"checkpoint-{MAX_STEPS - 1}", f"checkpoint-{MAX_STEPS}"}  # save_total_limit
 
 
 @pytest.mark.slow
@@ -696,3 +703,31 @@ def test_packed_examples_attend_only_within_their_own_document(tmp_path: Path, t
         packed = model(input_ids=ids, position_ids=positions, use_cache=False).logits[0, first:second]
         alone = model(input_ids=ids[:, first:second], use_cache=False).logits[0]
     torch.testing.assert_close(packed, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_warm_pool_cache_keys_the_model_by_etag_and_skips_the_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+    from moto import mock_aws
+
+    weights = code_module("weights")
+    monkeypatch.setattr(weights.shutil, "which", lambda _name: None)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    environ = {weights.WARM_POOL_CACHE_ENV: str(tmp_path / "warmpoolcache")}
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="weights")
+        s3.put_object(Bucket="weights", Key="models/tiny/config.json", Body=b"{}")
+        first = weights.fetch_model("s3://weights/models/tiny", tmp_path / "input", environ)
+        assert "warm-pool cache miss" in capsys.readouterr().out
+        assert (first / "config.json").read_bytes() == b"{}"
+        # The next job of the pool: same objects, so no download.
+        again = weights.fetch_model("s3://weights/models/tiny", tmp_path / "input", environ)
+        assert again == first and "warm-pool cache hit" in capsys.readouterr().out
+        # A changed object has a new ETag: a new key, a fresh download.
+        s3.put_object(Bucket="weights", Key="models/tiny/config.json", Body=b'{"changed": true}')
+        changed = weights.fetch_model("s3://weights/models/tiny", tmp_path / "input", environ)
+        assert changed != first and (changed / "config.json").read_bytes() == b'{"changed": true}'
+        assert "warm-pool cache miss" in capsys.readouterr().out
+    assert first.parent == tmp_path / "warmpoolcache" / "models"
