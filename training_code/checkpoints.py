@@ -142,7 +142,7 @@ class SaveTriggersCallback(TrainerCallback):
 
     def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
         due = self.save_seconds > 0 and time.monotonic() - self.last_save >= self.save_seconds
-        terminating, due = _any_rank(self.terminating), _any_rank(due)
+        terminating, due = _any_rank(self.terminating, due)
         if terminating:
             if state.is_world_process_zero:
                 print(f"SIGTERM: saving checkpoint-{state.global_step} and stopping", flush=True)
@@ -153,14 +153,15 @@ class SaveTriggersCallback(TrainerCallback):
             control.should_save = True
 
 
-def _any_rank(flag: bool) -> bool:
+def _any_rank(*flags: bool) -> tuple[bool, ...]:
+    """Each flag OR-ed over all ranks, in one small all-reduce per step."""
     import torch
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()):
-        return flag
+        return flags
     backend = dist.get_backend()
     device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
-    value = torch.tensor([1 if flag else 0], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    values = torch.tensor([1 if flag else 0 for flag in flags], device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return tuple(bool(v) for v in values.tolist())
