@@ -17,11 +17,16 @@ pytestmark = pytest.mark.slow
 
 
 def job_log(deployed: Platform, job_name: str) -> str:
-    logs = deployed.client("logs")
-    pages = logs.get_paginator("filter_log_events").paginate(
-        logGroupName="/aws/sagemaker/TrainingJobs", logStreamNamePrefix=job_name
+    """Every line the job's hosts logged (its streams are `<job>/<host>-<epoch>`)."""
+    logs, group = deployed.client("logs"), "/aws/sagemaker/TrainingJobs"
+    # By stream name: moto's FilterLogEvents ignores logStreamNamePrefix and would mix in other jobs' lines.
+    streams = logs.describe_log_streams(logGroupName=group, logStreamNamePrefix=f"{job_name}/")["logStreams"]
+    assert streams, f"no log streams for {job_name}"
+    return "\n".join(
+        event["message"]
+        for stream in streams
+        for event in logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])["events"]
     )
-    return "\n".join(event["message"] for page in pages for event in page["events"])
 
 
 def test_second_run_on_a_reused_pool_does_not_download_the_model_again(platform: Platform) -> None:  # noqa: F811
