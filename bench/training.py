@@ -54,6 +54,7 @@ def hyperparameters(steps: int) -> dict[str, str]:
 
 def report(label: str, wall_s: float, log: str, codes: list[int], world_size: int, steps: int) -> dict[str, object]:
     metrics = parse_metric_lines(log)
+    # An upper bound: packed rows (TRL best-fit packing) hold at most BLOCK_SIZE tokens, whole examples only.
     tokens = steps * BATCH_SIZE * BLOCK_SIZE * world_size
     losses = metrics.get("train_loss", [])
     figures = {

@@ -13,6 +13,7 @@ import math
 import re
 import shutil
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,8 @@ from trainstack.toolkit_host import (
     host_environment,
     run_host,
     start_cluster,
+    start_host,
+    stop_host,
     wait_cluster,
     write_host_config,
 )
@@ -78,6 +81,9 @@ class HostRun:
     def files(self, folder: str) -> set[str]:
         path = self.base_dir / folder
         return {p.name for p in path.iterdir()} if path.is_dir() else set()
+
+    def checkpoints(self) -> set[str]:
+        return {name for name in self.files("checkpoints") if name.startswith("checkpoint-")}
 
 
 def run_one_host(base_dir: Path, channels: dict[str, Path], **overrides: object) -> HostRun:
@@ -137,7 +143,9 @@ def resumed(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path],
 @pytest.fixture(scope="module")
 def two_hosts(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> list[HostRun]:
     root = tmp_path_factory.mktemp("two-hosts")
-    hosts = start_cluster(root, instance_count=2, hyperparameters=hyperparameters(), channels=channels)
+    # Gradient checkpointing turns the KV cache off while training; the saved model must have it on.
+    more = hyperparameters(gradient_checkpointing=True)
+    hosts = start_cluster(root, instance_count=2, hyperparameters=more, channels=channels)
     codes = wait_cluster(hosts, timeout=RUN_TIMEOUT_S)
     return [
         HostRun(host.base_dir, code, host.log_file.read_text(errors="replace"))
@@ -185,7 +193,11 @@ def test_single_host_prints_metric_lines_that_metric_definitions_read(single_hos
 @pytest.mark.slow
 def test_single_host_checkpoints_go_to_the_overridden_checkpoint_dir(single_host: HostRun) -> None:
     # toolkit_host sets SM_CHECKPOINT_DIR=<base>/checkpoints; SageMaker would use /opt/ml/checkpoints.
-    assert single_host.files("checkpoints") == {f"checkpoint-{SAVE_STEPS}", f"checkpoint-{MAX_STEPS}"}
+    assert single_host.checkpoints() == {f"checkpoint-{SAVE_STEPS}", f"checkpoint-{MAX_STEPS}"}
+    checkpoints = code_module("checkpoints")
+    assert checkpoints.is_complete(single_host.base_dir / "checkpoints" / f"checkpoint-{MAX_STEPS}")
+    # Written last, so it is the newest file of the folder.
+    assert f"checkpoint-{MAX_STEPS} complete:" in single_host.log
 
 
 @pytest.mark.slow
@@ -234,6 +246,7 @@ def test_two_hosts_save_one_model_from_rank_zero(two_hosts: list[HostRun]) -> No
     first, second = two_hosts
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= first.files("model")
     assert second.files("model") == set()
+    assert json.loads((first.base_dir / "model" / "config.json").read_text())["use_cache"] is True
     # Only rank 0 prints metric lines, so SageMaker reads each data point once.
     assert "train_loss=" not in second.log
 
@@ -326,11 +339,16 @@ def test_model_s3_uri_may_be_a_prefix_in_the_model_s3_bucket() -> None:
 
 def test_an_interrupted_checkpoint_is_not_resumed_from(tmp_path: Path) -> None:
     checkpoints = code_module("checkpoints")
-    for step in (10, 20):
-        (tmp_path / f"checkpoint-{step}").mkdir()
-        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text("{}")
-    (tmp_path / "checkpoint-30").mkdir()  # cut short before trainer_state.json
+    for step in (10, 20, 30):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "trainer_state.json").write_text("{}")
+        (folder / "model.safetensors").write_bytes(b"x" * 10)
+        if step != 30:  # cut short before the manifest
+            checkpoints.write_manifest(folder, step, checkpoints.files_of(folder), world_size=1)
     assert checkpoints.agreed_resume_checkpoint(tmp_path) == tmp_path / "checkpoint-20"
+    (tmp_path / "checkpoint-20" / "model.safetensors").write_bytes(b"x" * 3)  # an upload cut short
+    assert checkpoints.agreed_resume_checkpoint(tmp_path) == tmp_path / "checkpoint-10"
     assert checkpoints.agreed_resume_checkpoint(tmp_path / "missing") is None
 
 
@@ -431,3 +449,286 @@ def test_model_s3_uri_pull_copies_the_prefix_once(tmp_path: Path, monkeypatch: p
         weights.pull_weights(uri, target, {})  # already pulled: S3 is not read again
     assert (target / "config.json").exists()
     assert sorted(p.name for p in target.iterdir()) == [".trainstack-pulled-from", "config.json", "shards"]
+
+
+# --- multi-node checkpoints: what an S3 restore of the shared prefix gives each host ---------------------
+
+
+def s3_restore_of_the_shared_prefix(hosts: list[HostRun], into: Path) -> Path:
+    """Every host syncs its /opt/ml/checkpoints to one S3 prefix; a restart restores the union to each host."""
+    union = into / "shared-prefix"
+    for host in hosts:
+        shutil.copytree(host.base_dir / "checkpoints", union, dirs_exist_ok=True)
+    return union
+
+
+@pytest.fixture(scope="module")
+def two_hosts_resumed(
+    tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path], two_hosts: list[HostRun]
+) -> list[HostRun]:
+    root = tmp_path_factory.mktemp("two-hosts-resumed")
+    union = s3_restore_of_the_shared_prefix(two_hosts, root)
+    for name in ("algo-1", "algo-2"):
+        shutil.copytree(union, root / name / "checkpoints")
+    hosts = start_cluster(
+        root, instance_count=2, hyperparameters=hyperparameters(max_steps=MAX_STEPS + 4), channels=channels
+    )
+    codes = wait_cluster(hosts, timeout=RUN_TIMEOUT_S)
+    return [
+        HostRun(host.base_dir, code, host.log_file.read_text(errors="replace"))
+        for host, code in zip(hosts, codes, strict=True)
+    ]
+
+
+@pytest.mark.slow
+def test_one_hosts_own_checkpoint_folder_is_not_a_complete_checkpoint(two_hosts: list[HostRun]) -> None:
+    # Only rank 0 writes weights; rank 1's RNG state is on the other host: neither folder alone is whole.
+    checkpoints = code_module("checkpoints")
+    first, second = (host.base_dir / "checkpoints" / f"checkpoint-{MAX_STEPS}" for host in two_hosts)
+    assert (first / "model.safetensors").is_file() and not (second / "model.safetensors").exists()
+    assert not checkpoints.is_complete(first) and not checkpoints.is_complete(second)
+
+
+@pytest.mark.slow
+def test_two_hosts_resume_from_the_restored_shared_prefix(two_hosts_resumed: list[HostRun]) -> None:
+    first, second = two_hosts_resumed
+    assert [first.exit_code, second.exit_code] == [0, 0], first.log[-3000:] + second.log[-3000:]
+    assert f"resuming from checkpoint-{MAX_STEPS}" in first.log
+    assert f"rank 0/2 on algo-1: trained 4 local batches, global step {MAX_STEPS + 4}" in first.log
+    assert f"rank 1/2 on algo-2: trained 4 local batches, global step {MAX_STEPS + 4}" in second.log
+
+
+@pytest.mark.slow
+def test_an_incomplete_newest_checkpoint_is_skipped_for_the_previous(two_hosts: list[HostRun], tmp_path: Path) -> None:
+    checkpoints = code_module("checkpoints")
+    union = s3_restore_of_the_shared_prefix(two_hosts, tmp_path)
+    assert checkpoints.agreed_resume_checkpoint(union) == union / f"checkpoint-{MAX_STEPS}"
+    # A spot interruption while host 2's RNG state was still uploading: the manifest arrived, the file did not.
+    (union / f"checkpoint-{MAX_STEPS}" / "rng_state_1.pth").unlink()
+    assert checkpoints.agreed_resume_checkpoint(union) == union / f"checkpoint-{SAVE_STEPS}"
+
+
+@pytest.mark.slow
+def test_sigterm_mid_run_leaves_a_complete_checkpoint(tmp_path: Path, channels: dict[str, Path]) -> None:
+    base_dir = tmp_path / "algo-1"
+    log_file = tmp_path / "algo-1.log"
+    with log_file.open("wb") as out:
+        process = start_host(
+            base_dir,
+            current_host="algo-1",
+            hosts=["algo-1"],
+            hyperparameters=hyperparameters(max_steps=10_000, save_steps=10_000, logging_steps=1),
+            channels=channels,
+            environment={"OMP_NUM_THREADS": "1"},
+            stdout=out,
+        )
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while "step=3;" not in log_file.read_text(errors="replace") and process.poll() is None:
+        assert time.monotonic() < deadline, "the run never reached step 3"
+        time.sleep(0.2)
+    stop_host(process)  # SIGTERM to the host's processes, as StopTrainingJob or a spot interruption sends it
+    process.wait(timeout=RUN_TIMEOUT_S)
+    # The toolkit's `train` has no SIGTERM handler and exits at once; the script finishes its save on its own.
+    while "stopped by SIGTERM" not in (log := log_file.read_text(errors="replace")):
+        assert time.monotonic() < deadline, log[-3000:]
+        time.sleep(0.2)
+    step = int(re.search(r"SIGTERM: saving checkpoint-(\d+) and stopping", log).group(1))
+    assert step >= 3
+    assert code_module("checkpoints").is_complete(base_dir / "checkpoints" / f"checkpoint-{step}")
+
+
+# --- data shapes: chat and prompt/completion with the loss masked on the prompt, LoRA ---------------------
+
+
+def write_chat_channel(folder: Path, count: int = 96) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    sentences = [json.loads(line)["text"] for line in (SAMPLE / "train" / "train.jsonl").read_text().splitlines()]
+    with (folder / "chat.jsonl").open("w") as out:
+        for i, sentence in enumerate(sentences[:count]):
+            messages = [
+                {"role": "user", "content": f"Tell me about thing {i}."},
+                {"role": "assistant", "content": sentence},
+            ]
+            out.write(json.dumps({"messages": messages}) + "\n")
+    return folder
+
+
+def write_prompt_completion_channel(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    sentences = [json.loads(line)["text"] for line in (SAMPLE / "train" / "train.jsonl").read_text().splitlines()]
+    lines = [json.dumps({"prompt": f"Question {i}: ", "completion": s}) for i, s in enumerate(sentences[:64])]
+    (folder / "pairs.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def first_training_batch(train_dir: Path, model_dir: Path, cache_dir: Path) -> tuple[dict, object]:
+    """The first batch SFTTrainer would train on, built by run_train's own configuration."""
+    run_train, sagemaker_env, launcher, sft_data = (
+        code_module(name) for name in ("run_train", "sagemaker_env", "launcher", "sft_data")
+    )
+    from transformers import AutoTokenizer
+    from trl import SFTTrainer
+
+    args = code_module("arguments").parse_arguments(["--block_size", "64", "--per_device_train_batch_size", "4"])
+    shape = sft_data.check_channel("train", train_dir, "text")
+    environ = {"SM_OUTPUT_DIR": str(cache_dir / "output")}
+    plan = launcher.plan_launch(sagemaker_env.SageMakerEnvironment.from_environ(environ), environ)
+    config = run_train.sft_config(args, shape, 64, cache_dir / "checkpoints", plan)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    dataset = sft_data.load_channel("train", train_dir, shape, "text", cache_dir)
+    trainer = SFTTrainer(model=str(model_dir), args=config, train_dataset=dataset, processing_class=tokenizer)
+    return next(iter(trainer.get_train_dataloader())), tokenizer
+
+
+def test_chat_data_is_trained_on_the_assistant_turns_only(tmp_path: Path, tiny_model_dir: Path) -> None:
+    batch, tokenizer = first_training_batch(write_chat_channel(tmp_path / "chat"), tiny_model_dir, tmp_path)
+    ids, labels = batch["input_ids"][0], batch["labels"][0]
+    trained = tokenizer.decode(ids[labels != -100])
+    masked = tokenizer.decode(ids[labels == -100])
+    assert "Tell me about thing" in masked and "<|user|>" in masked
+    assert "Tell me about thing" not in trained and "<|user|>" not in trained
+    assert "<|endoftext|>" in trained  # the model learns to stop after its turn
+    assert (labels != -100).sum() > 0
+
+
+def test_prompt_completion_is_trained_on_the_completion_only(tmp_path: Path, tiny_model_dir: Path) -> None:
+    batch, tokenizer = first_training_batch(write_prompt_completion_channel(tmp_path / "pc"), tiny_model_dir, tmp_path)
+    ids, labels = batch["input_ids"][0], batch["labels"][0]
+    assert "Question" in tokenizer.decode(ids[labels == -100])
+    assert "Question" not in tokenizer.decode(ids[labels != -100])
+
+
+@pytest.fixture(scope="module")
+def lora_chat(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> HostRun:
+    """Chat data with no val channel (carved from train), LoRA merged at the end, evaluation every 6 steps,
+    gradient checkpointing, a timed save after every step."""
+    train = write_chat_channel(tmp_path_factory.mktemp("chat-train"))
+    return run_one_host(
+        tmp_path_factory.mktemp("lora") / "algo-1",
+        {"train": train, "model": channels["model"]},
+        lora_r=8,
+        lora_alpha=16,
+        merge_lora=True,
+        eval_steps=SAVE_STEPS,
+        validation_split=0.1,
+        save_minutes=1e-4,  # a timed save after every step, besides save_steps
+        gradient_checkpointing=True,  # turns the KV cache off while training
+    )
+
+
+@pytest.mark.slow
+def test_lora_run_saves_an_adapter_that_loads_with_peft(lora_chat: HostRun) -> None:
+    assert lora_chat.exit_code == 0, lora_chat.log[-3000:]
+    from peft import AutoPeftModelForCausalLM, PeftModel
+
+    adapter = AutoPeftModelForCausalLM.from_pretrained(lora_chat.base_dir / "model" / "adapter")
+    assert isinstance(adapter, PeftModel)
+    assert any("lora_A" in name for name, _ in adapter.named_parameters())
+
+
+@pytest.mark.slow
+def test_lora_run_saves_a_merged_model_that_loads_without_peft(lora_chat: HostRun) -> None:
+    from transformers import AutoModelForCausalLM
+
+    model_dir = lora_chat.base_dir / "model"
+    assert not (model_dir / "adapter_config.json").exists()
+    merged = AutoModelForCausalLM.from_pretrained(model_dir)
+    assert not any("lora" in name for name, _ in merged.named_parameters())
+    # Trained with gradient checkpointing (KV cache off), saved for inference (on).
+    assert json.loads((model_dir / "config.json").read_text())["use_cache"] is True
+
+
+@pytest.mark.slow
+def test_save_minutes_checkpoints_between_save_steps(lora_chat: HostRun) -> None:
+    assert "checkpoint-1 complete:" in lora_chat.log and "checkpoint-7 complete:" in lora_chat.log
+    assert lora_chat.checkpoints() == {f"checkpoint-{MAX_STEPS - 1}", f"checkpoint-{MAX_STEPS}"}  # save_total_limit
+
+
+@pytest.mark.slow
+def test_final_evaluation_is_not_repeated_after_the_last_periodic_one(lora_chat: HostRun) -> None:
+    # eval every 6 of 12 steps: two evaluations, the last at step 12 is also the final one.
+    assert len(lora_chat.metrics["eval_loss"]) == 2
+    figures = json.loads((lora_chat.base_dir / "output" / "data" / "metrics.json").read_text())
+    assert figures["eval_loss"] == pytest.approx(lora_chat.metrics["eval_loss"][-1], rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('[{"text": "a"}, {"text": "b"}]\n', r"data\.json line 1: the file is a JSON array; JSON Lines is required"),
+        (
+            '{"text": "a"}\n{"question": "b"}\n',
+            r"data\.json line 2: a record needs one of \{'text': str\}.*\"messages\".*\"prompt\": str, \"completion\"",
+        ),
+        ('{"text": "a"}\n{"prompt": "q", "completion": "a"}\n', r"mixes record shapes \(text at data\.json line 1"),
+    ],
+)
+def test_wrong_file_shape_names_file_line_and_what_is_expected(tmp_path: Path, content: str, expected: str) -> None:
+    sft_data, errors = code_module("sft_data"), code_module("errors")
+    (tmp_path / "data.json").write_text(content)
+    with pytest.raises(errors.DataError, match=expected):
+        sft_data.check_channel("train", tmp_path, "text")
+
+
+def test_efa_instances_get_the_toolkits_efa_and_nccl_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    launcher = code_module("launcher")
+    for name in ("FI_PROVIDER", "FI_EFA_USE_DEVICE_RDMA", "RDMAV_FORK_SAFE", "NCCL_SOCKET_IFNAME", "NCCL_PROTO"):
+        monkeypatch.delenv(name, raising=False)
+    environ = {"SM_CURRENT_INSTANCE_TYPE": "ml.p4de.24xlarge", "SM_NETWORK_INTERFACE_NAME": "eth0"}
+    changed = launcher.efa_environment(environ)
+    assert changed == {
+        "FI_PROVIDER": "efa",
+        "FI_EFA_USE_DEVICE_RDMA": "1",
+        "RDMAV_FORK_SAFE": "1",
+        "NCCL_SOCKET_IFNAME": "eth0",
+        "NCCL_PROTO": "simple",
+    }
+    for name in changed:
+        monkeypatch.delenv(name, raising=False)
+    assert "FI_PROVIDER" not in launcher.efa_environment({"SM_CURRENT_INSTANCE_TYPE": "ml.g5.2xlarge"})
+
+
+def test_packed_examples_attend_only_within_their_own_document(tmp_path: Path, tiny_model_dir: Path) -> None:
+    # bfd packing flattens a batch into one row; position_ids restart at each example, and with the KV cache
+    # off (SFTTrainer's compute_loss) transformers turns them into a block-diagonal mask.
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    batch, _ = first_training_batch(SAMPLE / "train", tiny_model_dir, tmp_path)
+    ids, positions = batch["input_ids"], batch["position_ids"]
+    starts = (positions[0] == 0).nonzero().flatten().tolist()
+    assert len(starts) > 2  # several examples share the row
+    first, second = starts[1], starts[2]
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, attn_implementation="sdpa").eval()
+    with torch.no_grad():
+        packed = model(input_ids=ids, position_ids=positions, use_cache=False).logits[0, first:second]
+        alone = model(input_ids=ids[:, first:second], use_cache=False).logits[0]
+    torch.testing.assert_close(packed, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_warm_pool_cache_keys_the_model_by_etag_and_skips_the_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+    from moto import mock_aws
+
+    weights = code_module("weights")
+    monkeypatch.setattr(weights.shutil, "which", lambda _name: None)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    environ = {weights.WARM_POOL_CACHE_ENV: str(tmp_path / "warmpoolcache")}
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="weights")
+        s3.put_object(Bucket="weights", Key="models/tiny/config.json", Body=b"{}")
+        first = weights.fetch_model("s3://weights/models/tiny", tmp_path / "input", environ)
+        assert "warm-pool cache miss" in capsys.readouterr().out
+        assert (first / "config.json").read_bytes() == b"{}"
+        # The next job of the pool: same objects, so no download.
+        again = weights.fetch_model("s3://weights/models/tiny", tmp_path / "input", environ)
+        assert again == first and "warm-pool cache hit" in capsys.readouterr().out
+        # A changed object has a new ETag: a new key, a fresh download.
+        s3.put_object(Bucket="weights", Key="models/tiny/config.json", Body=b'{"changed": true}')
+        changed = weights.fetch_model("s3://weights/models/tiny", tmp_path / "input", environ)
+        assert changed != first and (changed / "config.json").read_bytes() == b'{"changed": true}'
+        assert "warm-pool cache miss" in capsys.readouterr().out
+    assert first.parent == tmp_path / "warmpoolcache" / "models"

@@ -42,9 +42,33 @@ class ModelArguments:
 class DataArguments:
     train_dir: str | None = field(default=None, metadata={"help": "Default: the `train` channel."})
     val_dir: str | None = field(default=None, metadata={"help": "Default: the `val` channel; none skips evaluation."})
-    text_field: str = field(default="text", metadata={"help": "JSON key holding the text in .jsonl/.json files."})
+    text_field: str = field(default="text", metadata={"help": "JSON key holding raw text in .jsonl/.json files."})
     block_size: int = field(
-        default=512, metadata={"help": "Tokens per training example (texts are packed); capped by the model."}
+        default=512, metadata={"help": "Tokens per training sequence (examples are packed); capped by the model."}
+    )
+    packing: bool = field(
+        default=True,
+        metadata={"help": "Pack examples into block_size sequences (best-fit, no example split, boundaries kept)."},
+    )
+    validation_split: float = field(
+        default=0.05, metadata={"help": "Fraction of train held out for evaluation when there is no val channel."}
+    )
+    assistant_only_loss: bool = field(
+        default=True, metadata={"help": "Chat data: loss on the assistant turns only (needs {% generation %})."}
+    )
+    dataset_num_proc: int | None = field(default=None, metadata={"help": "Processes tokenizing the data."})
+
+
+@dataclass
+class LoraArguments:
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank; 0 trains every weight (no LoRA)."})
+    lora_alpha: int = 16
+    lora_dropout: float = 0.05
+    lora_target_modules: str = field(
+        default="all-linear", metadata={"help": "Comma-separated module names, or all-linear."}
+    )
+    merge_lora: bool = field(
+        default=False, metadata={"help": "Also write the base model merged with the adapter (full weights)."}
     )
 
 
@@ -65,6 +89,10 @@ class TrainArguments:
     eval_steps: int = field(default=0, metadata={"help": "Evaluate every N steps; 0 evaluates once at the end."})
     save_steps: int = field(default=500, metadata={"help": "Checkpoint every N optimizer steps."})
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept on disk (and so synced to S3)."})
+    save_minutes: float = field(
+        default=0.0, metadata={"help": "Also checkpoint every N minutes of wall time; 0 = off. SIGTERM always saves."}
+    )
+    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa, eager, flash_attention_2, ..."})
     precision: Literal["auto", "bf16", "fp16", "fp32"] = field(
         default="auto", metadata={"help": "auto: bf16 on GPUs that support it, fp32 otherwise."}
     )
@@ -89,6 +117,7 @@ class TrainArguments:
 class Arguments:
     model: ModelArguments
     data: DataArguments
+    lora: LoraArguments
     train: TrainArguments
 
 
@@ -100,13 +129,15 @@ class _Parser(HfArgumentParser):
 
 def parse_arguments(argv: Sequence[str]) -> Arguments:
     """Parse `--name value` flags into the three groups; raise ArgumentError naming what is wrong."""
-    parser = _Parser((ModelArguments, DataArguments, TrainArguments))  # type: ignore[arg-type]
-    model, data, train, unknown = parser.parse_args_into_dataclasses(args=list(argv), return_remaining_strings=True)
+    groups = (ModelArguments, DataArguments, LoraArguments, TrainArguments)
+    parser = _Parser(groups)  # type: ignore[arg-type]
+    model, data, lora, train, unknown = parser.parse_args_into_dataclasses(
+        args=list(argv), return_remaining_strings=True
+    )
     if unknown:
-        groups = (ModelArguments, DataArguments, TrainArguments)
         known = sorted(f.name for group in groups for f in dataclasses.fields(group))
         raise ArgumentError(f"unknown hyperparameters {unknown}; known ones are: {', '.join(known)}")
-    arguments = Arguments(model=model, data=data, train=train)
+    arguments = Arguments(model=model, data=data, lora=lora, train=train)
     _validate(arguments)
     return arguments
 
@@ -122,3 +153,9 @@ def _validate(arguments: Arguments) -> None:
             raise ArgumentError(f"{name} must be at least 1, got {getattr(train, name)}")
     if train.save_steps < 1 or train.logging_steps < 1:
         raise ArgumentError("save_steps and logging_steps must be at least 1")
+    if not 0 <= arguments.data.validation_split < 1:
+        raise ArgumentError(f"validation_split must be in [0, 1), got {arguments.data.validation_split}")
+    if arguments.lora.lora_r < 0:
+        raise ArgumentError(f"lora_r must be 0 (off) or a positive rank, got {arguments.lora.lora_r}")
+    if arguments.lora.merge_lora and arguments.lora.lora_r == 0:
+        raise ArgumentError("merge_lora needs lora_r > 0")

@@ -1,28 +1,75 @@
-"""Where checkpoints go and which one a restarted job resumes from.
+"""Checkpoints that survive a multi-node job: where they go, when they are complete, which one to resume.
 
-SageMaker syncs `/opt/ml/checkpoints` on every host to `CheckpointConfig.S3Uri` and restores it when a
-job (a spot interruption's retry, a re-run with the same checkpoint URI) starts. Each host's disk is its
-own, so every node saves a full checkpoint (`save_on_each_node`), and before resuming the ranks agree on
-the newest step that all of them hold: a node that lost the race with an interruption must not resume
-from a step the others never reached.
+SageMaker syncs `/opt/ml/checkpoints` on every host to one `CheckpointConfig.S3Uri` prefix, asynchronously,
+and restores everything under that prefix to every host when a job (a spot restart, a retry) starts. In
+transformers 5 only global rank 0 writes model weights and optimizer state; each rank writes its own RNG
+state, and under FSDP's sharded state dict each rank writes its shards. So a checkpoint's files are spread
+over the hosts, and only the union that S3 restores is whole.
+
+Completeness: after every save, all ranks pass a barrier, gather the list of files (and sizes) each wrote,
+and global rank 0 writes `trainstack-complete.json` last. A checkpoint counts only when that manifest is
+there and every file it lists is present with its size, which also catches an upload cut short by an
+interruption (the manifest may reach S3 before another host's files). Resume takes the newest checkpoint
+that is complete on every rank (all-gathered), so no rank starts from a step another cannot.
+
+Save triggers besides `save_steps`: every `save_minutes` of wall time, and on SIGTERM (SageMaker's stop and
+a spot interruption's two-minute notice): a step-end flag all-reduced across ranks, so every rank saves at
+the same step; after a SIGTERM save the run stops.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import re
+import signal
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from sagemaker_env import CHECKPOINT_DIR_ENV, DEFAULT_CHECKPOINT_DIR
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+
+log = logging.getLogger(__name__)
 
 _CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)$")
-# Trainer writes this last, so a checkpoint folder without it was cut short mid-save.
-_COMPLETE_MARKER = "trainer_state.json"
+MANIFEST = "trainstack-complete.json"
 
 
 def resolve_checkpoint_dir(hyperparameter: str | None, environ: Mapping[str, str]) -> Path:
     """The `checkpoint_dir` hyperparameter, else $SM_CHECKPOINT_DIR, else /opt/ml/checkpoints."""
     return Path(hyperparameter or environ.get(CHECKPOINT_DIR_ENV) or DEFAULT_CHECKPOINT_DIR)
+
+
+def files_of(folder: Path) -> dict[str, int]:
+    """Relative path -> size of every file under `folder` except the manifest."""
+    return {
+        p.relative_to(folder).as_posix(): p.stat().st_size
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != MANIFEST
+    }
+
+
+def write_manifest(folder: Path, step: int, files: Mapping[str, int], world_size: int) -> None:
+    payload = {"step": step, "world_size": world_size, "files": dict(sorted(files.items()))}
+    partial = folder / f".{MANIFEST}.partial"
+    partial.write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+    partial.replace(folder / MANIFEST)  # atomic on one filesystem: never a half-written manifest
+
+
+def is_complete(folder: Path) -> bool:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    for name, size in manifest.get("files", {}).items():
+        path = folder / name
+        if not path.is_file() or path.stat().st_size != size:
+            log.warning("checkpoint %s is incomplete: %s is missing or cut short", folder.name, name)
+            return False
+    return bool(manifest.get("files"))
 
 
 def complete_checkpoints(directory: Path) -> dict[int, Path]:
@@ -32,13 +79,13 @@ def complete_checkpoints(directory: Path) -> dict[int, Path]:
     found: dict[int, Path] = {}
     for child in directory.iterdir():
         match = _CHECKPOINT_NAME.match(child.name)
-        if match and (child / _COMPLETE_MARKER).is_file():
+        if match and is_complete(child):
             found[int(match.group(1))] = child
     return found
 
 
 def agreed_resume_checkpoint(directory: Path) -> Path | None:
-    """The newest complete checkpoint present on every rank's disk, or None to start fresh.
+    """The newest checkpoint complete on every rank's disk, or None to start fresh.
 
     Collective when torch.distributed is initialised: every rank must call it.
     """
@@ -51,3 +98,70 @@ def agreed_resume_checkpoint(directory: Path) -> Path | None:
         dist.all_gather_object(gathered, steps)
         steps = set.intersection(*(s or set() for s in gathered))
     return local[max(steps)] if steps else None
+
+
+class CompleteCheckpointCallback(TrainerCallback):
+    """After each save: barrier, gather every rank's files, rank 0 writes the manifest last."""
+
+    def __init__(self, checkpoint_dir: Path) -> None:
+        self.checkpoint_dir = checkpoint_dir
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        import torch.distributed as dist
+
+        folder = self.checkpoint_dir / f"checkpoint-{state.global_step}"
+        mine = files_of(folder) if folder.is_dir() else {}
+        everyone: list[dict[str, int] | None] = [mine]
+        if dist.is_available() and dist.is_initialized():
+            # The gather is the barrier: it returns only once every rank has finished writing.
+            everyone = [None] * dist.get_world_size()
+            dist.all_gather_object(everyone, mine)
+        if state.is_world_process_zero:
+            union: dict[str, int] = {}
+            for files in everyone:
+                union.update(files or {})
+            write_manifest(folder, state.global_step, union, args.world_size)
+            print(f"checkpoint-{state.global_step} complete: {len(union)} files", flush=True)
+
+
+class SaveTriggersCallback(TrainerCallback):
+    """Save every `save_minutes` of wall time, and save then stop on SIGTERM; decided by all ranks together."""
+
+    def __init__(self, save_minutes: float) -> None:
+        self.save_seconds = save_minutes * 60
+        self.last_save = time.monotonic()
+        self.terminating = False
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, _signum: int, _frame: FrameType | None) -> None:
+        # Only a flag here: saving from inside a signal handler would interrupt a collective mid-flight.
+        self.terminating = True
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        self.last_save = time.monotonic()
+
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        due = self.save_seconds > 0 and time.monotonic() - self.last_save >= self.save_seconds
+        terminating, due = _any_rank(self.terminating, due)
+        if terminating:
+            if state.is_world_process_zero:
+                print(f"SIGTERM: saving checkpoint-{state.global_step} and stopping", flush=True)
+            control.should_save = True
+            control.should_training_stop = True
+            self.terminating = True
+        elif due:
+            control.should_save = True
+
+
+def _any_rank(*flags: bool) -> tuple[bool, ...]:
+    """Each flag OR-ed over all ranks, in one small all-reduce per step."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flags
+    backend = dist.get_backend()
+    device = torch.device("cuda", torch.cuda.current_device()) if backend == "nccl" else torch.device("cpu")
+    values = torch.tensor([1 if flag else 0 for flag in flags], device=device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return tuple(bool(v) for v in values.tolist())

@@ -1,4 +1,4 @@
-"""Multi-node / multi-GPU launch: the script starts `torchrun` itself.
+"""Multi-node / multi-GPU launch: the script starts `torchrun` itself, with the toolkit's EFA settings.
 
 In a custom image (or any DLC without the PyTorch estimator's `distribution=`), SageMaker starts the
 entry point once per host and nothing more. So with several hosts or GPUs the first invocation on each
@@ -6,15 +6,25 @@ host becomes a launcher: one `torchrun` agent per host, nnodes = len(SM_HOSTS), 
 position in SM_HOSTS, one worker per GPU (one on a CPU host), rendezvous at the first host.
 `MASTER_ADDR` / `MASTER_PORT` override the rendezvous for local runs, where N "hosts" are N processes
 on 127.0.0.1.
+
+Why not the toolkit's own torch_distributed runner (`sagemaker_torch_distributed_enabled`, what the SDK's
+`distribution={"torch_distributed": {"enabled": True}}` sets)? The generic `train` entry point, which a
+custom image or this folder's script gets, only picks the MPI or the plain process runner
+(sagemaker_training/trainer.py); the torchrun runner is reached only through the framework container's
+module (sagemaker-pytorch-training), and it fixes the rendezvous port at 7777. What the runner adds for
+EFA instances (p4d, p4de, p5, ...: FI_PROVIDER=efa, FI_EFA_USE_DEVICE_RDMA=1, RDMAV_FORK_SAFE=1,
+NCCL_SOCKET_IFNAME, NCCL_PROTO=simple) we take from the toolkit itself: `efa_environment` runs the
+runner's own setup, so its instance lists stay the toolkit's, not a copy.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -69,6 +79,35 @@ def plan_launch(sm: SageMakerEnvironment, environ: Mapping[str, str]) -> LaunchP
         master_port=int(environ.get("MASTER_PORT") or DEFAULT_MASTER_PORT),
         backend="nccl" if sm.num_gpus > 0 else "gloo",
     )
+
+
+def efa_environment(environ: MutableMapping[str, str]) -> dict[str, str]:
+    """Set what the toolkit's TorchDistributedRunner sets for this instance type; returns what changed."""
+    try:
+        from sagemaker_training import torch_distributed
+    except ImportError:  # run by hand, outside a SageMaker image
+        log.warning("sagemaker-training is not installed: no EFA/NCCL settings")
+        return {}
+    before = dict(environ)
+    runner = torch_distributed.TorchDistributedRunner(
+        user_entry_point="run_train.py",
+        args=[],
+        env_vars={},
+        processes_per_host=1,
+        master_hostname="",
+        hosts=[],
+        current_host="",
+        network_interface_name=environ.get("SM_NETWORK_INTERFACE_NAME", "eth0"),
+        instance_type=environ.get("SM_CURRENT_INSTANCE_TYPE", ""),
+    )
+    runner._setup()  # private, but it is the runner's EFA/NCCL settings exactly; it writes os.environ
+    if environ is not os.environ:
+        for name in ("FI_PROVIDER", "FI_EFA_USE_DEVICE_RDMA", "RDMAV_FORK_SAFE", "NCCL_SOCKET_IFNAME", "NCCL_PROTO"):
+            if name in os.environ:
+                environ[name] = os.environ[name]
+    changed = {k: v for k, v in environ.items() if before.get(k) != v}
+    log.info("distributed settings from the toolkit's torch_distributed runner: %s", changed)
+    return changed
 
 
 def is_torchrun_worker(environ: Mapping[str, str]) -> bool:

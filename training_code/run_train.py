@@ -1,4 +1,4 @@
-"""Causal-LM fine-tuning entry point for SageMaker script mode (`entry_point="run_train.py"`).
+"""Causal-LM supervised fine-tuning (TRL SFTTrainer) for SageMaker script mode (`entry_point="run_train.py"`).
 
 The SageMaker training toolkit downloads this folder to /opt/ml/code, installs requirements.txt and
 runs `python run_train.py --hyperparameter value ...`. On one host with at most one GPU the script
@@ -6,7 +6,8 @@ trains in-process; otherwise it relaunches itself under torchrun (see launcher.p
 
     args -> data -> model -> trainer -> train (resuming) -> evaluate -> save
 
-Inputs: the `model` channel (or `model_s3_uri`), the `train` channel, optionally `val`.
+Inputs: the `model` channel (or `model_s3_uri`), the `train` channel (raw text, chat or prompt/completion
+records, sft_data.py), optionally `val`.
 Outputs: the fine-tuned model and tokenizer in SM_MODEL_DIR (world rank 0 only), final figures in
 SM_OUTPUT_DATA_DIR/metrics.json, checkpoints in
 `checkpoint_dir` / $SM_CHECKPOINT_DIR / /opt/ml/checkpoints, metric lines (metrics.py) on stdout, and on
@@ -23,19 +24,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from arguments import Arguments, ModelArguments, TrainArguments, parse_arguments
-from errors import ArgumentError
+from arguments import Arguments, LoraArguments, ModelArguments, parse_arguments
+from errors import ArgumentError, DataError
 from failure import describe, write_failure
-from launcher import LaunchPlan, is_torchrun_worker, plan_launch, run_torchrun
+from launcher import LaunchPlan, efa_environment, is_torchrun_worker, plan_launch, run_torchrun
 from sagemaker_env import SageMakerEnvironment
-from weights import local_weights_dir, pull_weights, resolve_s3_uri
+from sft_data import Shape, check_channel
+from weights import WARM_POOL_CACHE_ENV, fetch_model, resolve_s3_uri
 
 if TYPE_CHECKING:
     import torch
-    from text_data import PackedBlocks
-    from transformers import TrainingArguments
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
 
 log = logging.getLogger("run_train")
+
+# Set by the launcher for the workers it starts: what it already did once for the whole host.
+_CHECKED_DATA_ENV = "TRAINSTACK_CHECKED_DATA"
+_MODEL_PATH_ENV = "TRAINSTACK_MODEL_PATH"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,8 +64,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def launch(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan, argv: Sequence[str]) -> int:
     """This host's share of a multi-process job: per-host preparation, then torchrun."""
-    # Once per host, before any worker exists, so N local workers don't race on the same download.
-    model_source(args.model, sm)
+    # Once per host, before any worker exists (and inside no rendezvous timeout): N local workers must not
+    # race on the same download, and a broken dataset fails the job before weights load.
+    os.environ[_CHECKED_DATA_ENV] = json.dumps({c: s.value for c, s in check_data(args, sm).items()})
+    os.environ[_MODEL_PATH_ENV] = model_source(args.model, sm)
+    efa_environment(os.environ)
     code = run_torchrun(plan, Path(__file__).resolve(), argv)
     if code != 0:
         # Only reached when no worker managed to explain itself (e.g. killed by the OOM killer).
@@ -71,100 +80,195 @@ def launch(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan, argv: Se
     return code
 
 
+def check_data(args: Arguments, sm: SageMakerEnvironment) -> dict[str, Shape]:
+    """Each data channel's record shape, after checking every file once (sft_data.check_channel)."""
+    shapes = {"train": check_channel("train", channel_dir(args.data.train_dir, sm, "train"), args.data.text_field)}
+    val_dir = args.data.val_dir or sm.channels.get("val")
+    if val_dir:
+        shapes["val"] = check_channel("val", Path(val_dir), args.data.text_field)
+        if shapes["val"] is not shapes["train"]:
+            raise DataError(
+                f"the val channel's records are {shapes['val'].value}, the train channel's {shapes['train'].value}"
+            )
+    return shapes
+
+
 def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
     # Heavy imports here: the launcher process never needs them.
+    import datasets
     import transformers
     from callbacks import MetricLinesCallback, RankReportCallback
-    from checkpoints import agreed_resume_checkpoint, resolve_checkpoint_dir
+    from checkpoints import (
+        CompleteCheckpointCallback,
+        SaveTriggersCallback,
+        agreed_resume_checkpoint,
+        resolve_checkpoint_dir,
+    )
     from metrics import perplexity
-    from text_data import pack, read_texts
-    from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback, Trainer, default_data_collator
+    from sft_data import load_channel
+    from transformers import AutoConfig, AutoTokenizer, PrinterCallback
+    from trl import SFTTrainer
 
     transformers.utils.logging.set_verbosity_warning()
     # One copy of each transformers warning, in our log format, instead of one from each handler.
     transformers.utils.logging.disable_default_handler()
     transformers.utils.logging.enable_propagation()
     transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
     transformers.set_seed(args.train.seed)
 
     # Data first: a broken dataset should fail the job before minutes of weight loading.
-    train_texts = read_texts("train", channel_dir(args.data.train_dir, sm, "train"), args.data.text_field)
-    val_dir = args.data.val_dir or sm.channels.get("val")
-    val_texts = read_texts("val", Path(val_dir), args.data.text_field) if val_dir else None
-
-    model_path = model_source(args.model, sm)
+    checked = os.environ.get(_CHECKED_DATA_ENV)
+    shapes = {c: Shape(v) for c, v in json.loads(checked).items()} if checked else check_data(args, sm)
+    model_path = os.environ.get(_MODEL_PATH_ENV) or model_source(args.model, sm)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=_torch_dtype(args.model))
-    if args.train.gradient_checkpointing:
-        model.config.use_cache = False  # the KV cache is useless in training and conflicts with recomputation
+    if shapes["train"] is Shape.CHAT and not tokenizer.chat_template:
+        raise DataError(f"the train channel holds chat `messages`, but the model at {model_path} has no chat template")
+    block_size = min(args.data.block_size, _context_length(AutoConfig.from_pretrained(model_path)))
+    checkpoint_dir = resolve_checkpoint_dir(args.train.checkpoint_dir, os.environ)
+    config = sft_config(args, shapes["train"], block_size, checkpoint_dir, plan)
 
-    block_size = min(args.data.block_size, _context_length(model.config))
-    train_set = pack("train", train_texts, tokenizer, block_size)
-    val_set = pack("val", val_texts, tokenizer, block_size) if val_texts else None
+    # Loaded and split once per host, main process first: the others read the Arrow cache it wrote.
+    cache_dir = data_cache_dir(sm)
+    with config.main_process_first(local=True, desc="loading data"):
+        train_dir = channel_dir(args.data.train_dir, sm, "train")
+        train_set = load_channel("train", train_dir, shapes["train"], args.data.text_field, cache_dir)
+        val_dir = args.data.val_dir or sm.channels.get("val")
+        val_set = None
+        if val_dir:
+            val_set = load_channel("val", Path(val_dir), shapes["val"], args.data.text_field, cache_dir)
+        elif args.data.validation_split > 0 and len(train_set) >= 2:
+            split = train_set.train_test_split(test_size=args.data.validation_split, seed=args.train.seed)
+            train_set, val_set = split["train"], split["test"]
+    if val_set is None:
+        config.eval_strategy = "no"
     log.info(
-        "train: %d texts -> %d blocks of %d tokens; val: %s",
-        len(train_texts),
+        "train: %d %s records; val: %s; sequences of up to %d tokens%s",
         len(train_set),
+        shapes["train"].value,
+        f"{len(val_set)} records" if val_set is not None else "none",
         block_size,
-        f"{len(val_set)} blocks" if val_set else "none",
+        " (packed)" if args.data.packing else "",
     )
 
-    checkpoint_dir = resolve_checkpoint_dir(args.train.checkpoint_dir, os.environ)
-    trainer = Trainer(
-        model=model,
-        args=training_arguments(args.train, checkpoint_dir, val_set, plan),
+    trainer = SFTTrainer(
+        model=model_path,
+        args=config,
         train_dataset=train_set,
         eval_dataset=val_set,
         processing_class=tokenizer,
-        data_collator=default_data_collator,
+        peft_config=lora_config(args.lora),
     )
     # Our metric lines replace Trainer's dict printing; the rank report proves every node trained.
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(MetricLinesCallback())
     trainer.add_callback(RankReportCallback(sm.current_host, trainer.args.process_index, trainer.args.world_size))
+    trainer.add_callback(CompleteCheckpointCallback(checkpoint_dir))
+    triggers = SaveTriggersCallback(args.train.save_minutes)
+    trainer.add_callback(triggers)
 
     resume_from = agreed_resume_checkpoint(checkpoint_dir) if args.train.resume else None
     if resume_from and trainer.is_world_process_zero():
         print(f"resuming from {resume_from.name}", flush=True)
     result = trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
+    if triggers.terminating:
+        # SIGTERM: the checkpoint is what a restart needs; the rest of the stop window is not ours to spend.
+        if trainer.is_world_process_zero():
+            print(f"stopped by SIGTERM after checkpoint-{trainer.state.global_step}", flush=True)
+        return
 
     summary: dict[str, float] = dict(result.metrics)
     if val_set is not None:
-        summary.update(trainer.evaluate())
+        summary.update(final_evaluation(trainer))
         summary["eval_perplexity"] = perplexity(summary["eval_loss"])
     if trainer.is_world_process_zero():
         # SageMaker uploads SM_OUTPUT_DATA_DIR as output.tar.gz next to the model: the run's final figures.
         sm.output_data_dir.mkdir(parents=True, exist_ok=True)
         (sm.output_data_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-
-    # Checkpoints were saved on every node (each has its own disk); the final model is written once,
-    # by world rank 0. All ranks still call save_model: under FSDP gathering the weights is collective.
-    trainer.args.save_on_each_node = False
-    trainer.save_model(str(sm.model_dir))
-    if trainer.is_world_process_zero():
-        print(f"saved model to {sm.model_dir}", flush=True)
+    save_final_model(trainer, tokenizer, sm.model_dir, args)
 
 
-def training_arguments(
-    train: TrainArguments, checkpoint_dir: Path, val_set: PackedBlocks | None, plan: LaunchPlan
-) -> TrainingArguments:
-    """Our hyperparameters -> transformers.TrainingArguments, with the platform's fixed choices."""
+def final_evaluation(trainer: SFTTrainer) -> dict[str, float]:
+    """The end-of-run evaluation, unless the periodic one just ran at the last step (then its figures)."""
+    step = trainer.state.global_step
+    for entry in reversed(trainer.state.log_history):
+        if "eval_loss" in entry and entry.get("step") == step:
+            return {k: v for k, v in entry.items() if k.startswith("eval_")}
+    return trainer.evaluate()
+
+
+def save_final_model(trainer: SFTTrainer, tokenizer: object, model_dir: Path, args: Arguments) -> None:
+    """One consolidated model in SM_MODEL_DIR, written by world rank 0 (bf16 when trained in bf16).
+
+    Gathering the weights is collective under FSDP, so every rank calls this. With LoRA the adapter is
+    written (to `adapter/` when `merge_lora` also writes the merged full model at the top).
+    """
+    import torch
+
+    accelerator = trainer.accelerator
+    if trainer.is_fsdp_enabled:
+        # Checkpoints stay sharded (fast, parallel); the deliverable is one full state dict.
+        accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+    state_dict = accelerator.get_state_dict(trainer.model)
+    if not trainer.is_world_process_zero():
+        return
+    model = accelerator.unwrap_model(trainer.model)
+    if trainer.args.bf16:
+        state_dict = {k: v.to(torch.bfloat16) if v.is_floating_point() else v for k, v in state_dict.items()}
+    # Gradient checkpointing turns the KV cache off for training; whoever loads the model wants it on.
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    base.config.use_cache = True
+    model_dir.mkdir(parents=True, exist_ok=True)
+    if args.lora.lora_r and args.lora.merge_lora:
+        from peft import AutoPeftModelForCausalLM
+
+        adapter_dir = model_dir / "adapter"
+        model.save_pretrained(adapter_dir, state_dict=state_dict)
+        tokenizer.save_pretrained(adapter_dir)
+        merged = AutoPeftModelForCausalLM.from_pretrained(
+            adapter_dir, dtype=torch.bfloat16 if trainer.args.bf16 else torch.float32
+        ).merge_and_unload()
+        merged.config.use_cache = True
+        merged.save_pretrained(model_dir)
+    else:
+        model.save_pretrained(model_dir, state_dict=state_dict)
+    tokenizer.save_pretrained(model_dir)
+    print(f"saved model to {model_dir}", flush=True)
+
+
+def sft_config(args: Arguments, shape: Shape, block_size: int, checkpoint_dir: Path, plan: LaunchPlan) -> SFTConfig:
+    """Our hyperparameters -> TRL's SFTConfig (a TrainingArguments), with the platform's fixed choices."""
     import dataclasses
 
     import torch
-    from transformers import TrainingArguments
+    from trl import SFTConfig
 
+    train = args.train
     cuda = torch.cuda.is_available()
-    # transformers renamed gradient_checkpointing to activation_checkpointing (old name deprecated); use
-    # whichever this install has so an image's older transformers still works.
-    fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    # transformers renamed gradient_checkpointing to activation_checkpointing (the old name warns); use
+    # whichever this install has, so an image with an older transformers 5 still works.
+    fields = {f.name for f in dataclasses.fields(SFTConfig)}
     checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
     precision = train.precision
     if precision == "auto":
         precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
     fsdp_layers = [name.strip() for name in train.fsdp_transformer_layer_cls_to_wrap.split(",") if name.strip()]
-    evaluate_periodically = val_set is not None and train.eval_steps > 0
-    return TrainingArguments(
+    fsdp_config: dict[str, object] | None = None
+    if train.fsdp:
+        # RAM-efficient loading: only rank 0 reads the weights, the others start on the meta device and get
+        # theirs from the broadcast (sync_module_states). Checkpoints are sharded (every rank writes its own
+        # shard in parallel); save_final_model gathers one full copy. Activation checkpointing goes through
+        # FSDP's wrapper, not the model's gradient_checkpointing flag, which transformers warns about.
+        fsdp_config = {
+            "cpu_ram_efficient_loading": True,
+            "sync_module_states": True,
+            "state_dict_type": "SHARDED_STATE_DICT",
+            "use_orig_params": True,
+            "activation_checkpointing": train.gradient_checkpointing,
+            **({"transformer_layer_cls_to_wrap": fsdp_layers} if fsdp_layers else {}),
+        }
+    evaluate_periodically = train.eval_steps > 0
+    return SFTConfig(
         output_dir=str(checkpoint_dir),
         num_train_epochs=train.num_train_epochs,
         max_steps=train.max_steps,
@@ -185,12 +289,13 @@ def training_arguments(
         save_strategy="steps",
         save_steps=train.save_steps,
         save_total_limit=train.save_total_limit,
-        save_on_each_node=True,
+        # One shared S3 prefix for every host (checkpoints.py): no node writes a second copy of the weights.
+        save_on_each_node=False,
         bf16=precision == "bf16",
         fp16=precision == "fp16",
-        **{checkpointing: train.gradient_checkpointing},
-        fsdp=train.fsdp or None,
-        fsdp_config={"transformer_layer_cls_to_wrap": fsdp_layers} if fsdp_layers else None,
+        **{checkpointing: train.gradient_checkpointing and not train.fsdp},
+        fsdp=train.fsdp or "",
+        fsdp_config=fsdp_config,
         ddp_backend=plan.backend if plan.world_size > 1 else None,
         # Causal LMs use every parameter in each forward pass; the search for unused ones costs a graph walk.
         ddp_find_unused_parameters=False,
@@ -199,7 +304,37 @@ def training_arguments(
         include_num_input_tokens_seen=True,
         report_to="none",
         disable_tqdm=True,
+        # TRL: the data side.
+        max_length=block_size,
+        packing=args.data.packing,
+        dataset_text_field=args.data.text_field,
+        assistant_only_loss=shape is Shape.CHAT and args.data.assistant_only_loss,
+        completion_only_loss=None,  # on for prompt/completion records, by TRL's own rule
+        dataset_num_proc=args.data.dataset_num_proc,
+        model_init_kwargs={"dtype": _torch_dtype(args.model), "attn_implementation": train.attn_implementation},
     )
+
+
+def lora_config(lora: LoraArguments) -> LoraConfig | None:
+    if lora.lora_r == 0:
+        return None
+    from peft import LoraConfig
+
+    targets = lora.lora_target_modules.strip()
+    return LoraConfig(
+        r=lora.lora_r,
+        lora_alpha=lora.lora_alpha,
+        lora_dropout=lora.lora_dropout,
+        target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()],
+        task_type="CAUSAL_LM",
+    )
+
+
+def data_cache_dir(sm: SageMakerEnvironment) -> Path:
+    # On the ML storage volume (not the small root disk); in the warm pool's cache when there is one, so a
+    # job on a reused pool finds the tokenized data of the last one (same files -> same fingerprints).
+    warm = os.environ.get(WARM_POOL_CACHE_ENV)
+    return Path(warm) / "datasets" if warm else sm.input_dir / "datasets-cache"
 
 
 def channel_dir(explicit: str | None, sm: SageMakerEnvironment, channel: str) -> Path:
@@ -214,7 +349,7 @@ def model_source(model: ModelArguments, sm: SageMakerEnvironment) -> str:
     """Where the base model and tokenizer are: pulled from S3, a given path or hub id, or the `model` channel."""
     if model.model_s3_uri:
         uri = resolve_s3_uri(model.model_s3_uri, sm.model_s3_bucket)
-        return str(pull_weights(uri, local_weights_dir(sm.input_dir), os.environ))
+        return str(fetch_model(uri, sm.input_dir, os.environ))
     if model.model_name_or_path:
         return model.model_name_or_path
     if "model" in sm.channels:

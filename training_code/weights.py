@@ -1,13 +1,21 @@
-"""Fast pull of base model weights from S3 (the seed's "large-model notice").
+"""Fast pull of base model weights from S3 (the seed's "large-model notice"), cached in the warm pool.
 
 A File-mode `model` channel copies the weights before the script starts, at the speed of SageMaker's
 download. For tens of GB, `s5cmd` with many parallel workers is several times faster, and it runs once
 per host, before the torchrun workers start. The image built from training_code/Dockerfile has s5cmd;
 where it is missing (a laptop, the embedded AWS) boto3 does the same copy more slowly.
+
+Warm pools: SageMaker keeps `SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY` (/opt/ml/sagemaker/warmpoolcache)
+across the jobs of one pool and deletes it with the pool. With it set, the weights go there, under a key
+made of the S3 objects' keys and ETags (one ListObjectsV2 of the prefix with the job's own credentials:
+no manifest to keep in step with the upload). A job on a reused pool whose prefix still lists the same
+objects finds them and skips the download; an object changed in S3 has a new ETag, so a new key.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
 import subprocess
@@ -15,6 +23,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+WARM_POOL_CACHE_ENV = "SAGEMAKER_MANAGED_WARMPOOL_CACHE_DIRECTORY"
 
 # Marks a finished pull so workers, and a warm-pool re-run, find the weights instead of copying again.
 _DONE_MARKER = ".trainstack-pulled-from"
@@ -33,6 +43,33 @@ def local_weights_dir(input_dir: Path) -> Path:
     # Under /opt/ml/input, which sits on the job's ML storage volume (VolumeSizeInGB); /tmp is the small
     # container root disk and cannot hold large weights.
     return input_dir / "data" / "model-from-s3"
+
+
+def fetch_model(uri: str, input_dir: Path, environ: Mapping[str, str]) -> Path:
+    """The base model under `uri`, from the warm pool's cache when it holds these exact objects."""
+    cache = environ.get(WARM_POOL_CACHE_ENV)
+    if not cache:
+        return pull_weights(uri, local_weights_dir(input_dir), environ)
+    key = objects_key(uri)
+    destination = Path(cache) / "models" / key
+    if (destination / _DONE_MARKER).is_file():
+        print(f"warm-pool cache hit: {uri} (key {key}) in {destination}; no download", flush=True)
+        return destination
+    print(f"warm-pool cache miss: {uri} (key {key}); downloading into {destination}", flush=True)
+    return pull_weights(uri, destination, environ)
+
+
+def objects_key(uri: str) -> str:
+    """A digest of every object's key and ETag under the prefix `uri`: changes when any object does."""
+    import boto3
+
+    bucket, prefix = _split(uri)
+    listing = []
+    for page in boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        listing.extend((item["Key"], item["ETag"], item["Size"]) for item in page.get("Contents", []))
+    if not listing:
+        raise FileNotFoundError(f"no objects under {uri}")
+    return hashlib.sha256(json.dumps(sorted(listing)).encode()).hexdigest()[:32]
 
 
 def pull_weights(uri: str, destination: Path, environ: Mapping[str, str]) -> Path:
@@ -58,8 +95,7 @@ def pull_weights(uri: str, destination: Path, environ: Mapping[str, str]) -> Pat
 def _pull_with_boto3(uri: str, destination: Path) -> None:
     import boto3
 
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    prefix = prefix.rstrip("/") + "/" if prefix else ""
+    bucket, prefix = _split(uri)
     s3 = boto3.client("s3")
     found = False
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
@@ -73,3 +109,8 @@ def _pull_with_boto3(uri: str, destination: Path) -> None:
             found = True
     if not found:
         raise FileNotFoundError(f"no objects under {uri}")
+
+
+def _split(uri: str) -> tuple[str, str]:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return bucket, prefix.rstrip("/") + "/" if prefix else ""

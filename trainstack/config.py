@@ -16,6 +16,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from trainstack.image_compatibility import check_image
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "config"
 TRAINING_CODE_DIR = REPO_ROOT / "training_code"
@@ -136,7 +138,7 @@ class ImageConfig(_Strict):
 
     mode: ImageMode = ImageMode.DLC
     dlc_repository: str = "huggingface-pytorch-training"
-    dlc_tag: str = "2.5.1-transformers4.49.0-gpu-py311-cu124-ubuntu22.04"
+    dlc_tag: str = "2.9.0-transformers5.3.0-gpu-py312-cu130-ubuntu22.04"
     uri: str | None = Field(None, description="Overrides everything else when set.")
     repository_tag: str = "latest"
     untagged_image_expiry_days: int = Field(14, ge=1, le=3650)
@@ -350,6 +352,15 @@ class EnvironmentConfig(_Strict):
             )
         if self.embedded and self.image.mode is ImageMode.ASSET:
             raise ValueError("image.mode 'asset' needs Docker, which the embedded AWS does not have; use 'dlc'")
+        if self.image.mode is not ImageMode.REPOSITORY and not self.image.uri:
+            # The image must already hold training_code/requirements.txt (image_compatibility.py says why).
+            check_image(
+                mode=self.image.mode.value,
+                repository=self.image.dlc_repository,
+                tag=self.image.dlc_tag,
+                embedded=self.embedded,
+                internet=self.network.mode is NetworkMode.NONE,
+            )
         return self
 
     @property

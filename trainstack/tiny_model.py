@@ -23,6 +23,20 @@ VOCAB_SIZE = 512
 CONTEXT_LENGTH = 128
 SEED = 0
 
+# A ChatML-like template so chat (`messages`) data trains offline end to end. The `{% generation %}`
+# markers let TRL mask everything but the assistant turns (assistant_only_loss); the end-of-text token
+# after each assistant turn is what the model learns to stop on.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' %}"
+    "{{ '<|assistant|>\\n' }}{% generation %}{{ message['content'] + eos_token }}{% endgeneration %}{{ '\\n' }}"
+    "{% else %}"
+    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + '\\n' }}"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+)
+
 
 def build_tiny_model(out_dir: Path, corpus: Path = DEFAULT_CORPUS, seed: int = SEED) -> Path:
     """Train a byte-level BPE tokenizer on `corpus`, initialise a 2-layer GPT-2 for it, save both to `out_dir`.
@@ -61,6 +75,7 @@ def build_tiny_model(out_dir: Path, corpus: Path = DEFAULT_CORPUS, seed: int = S
         pad_token=PAD,
         model_max_length=CONTEXT_LENGTH,
     )
+    tokenizer.chat_template = CHAT_TEMPLATE
 
     config = GPT2Config(
         vocab_size=len(tokenizer),
