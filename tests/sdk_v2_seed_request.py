@@ -51,6 +51,10 @@ def main() -> None:
         # The SDK's defaults are the session bucket's root; the platform's roles use code/ and output/.
         code_location=f"s3://{resources.artifacts_bucket}/code",
         output_path=f"s3://{resources.artifacts_bucket}/output/",
+        # The platform's buckets refuse objects under any other key, and the SDK's default for the code upload
+        # is `aws:kms` with no key id, i.e. the AWS managed key: name the platform's key (the code upload uses it
+        # because code_location is in the output bucket).
+        output_kms_key=resources.kms_key_arn,
     )
     data_channel = {"train123": train_uri, "val123": val_uri}
     try:

@@ -152,11 +152,47 @@ def test_kms_buckets_refuse_other_keys_and_every_bucket_refuses_old_tls(synthesi
         if bucket == names.access_log_bucket:
             assert "DenyOtherKmsKeys" not in sids  # S3-managed: log delivery cannot write under KMS
             continue
-        assert sids["DenyOtherEncryption"]["Condition"] == {
-            "StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}
+        # Judged as AWS judges it (trainstack.embedded_aws.iam_policy_evaluation): an account administrator
+        # holds every identity permission, so only the bucket policy's denies can refuse.
+        platform_key = "arn:aws:kms:us-east-1:111111111111:key/platform"
+        document = json.loads(json.dumps(policy["Properties"]["PolicyDocument"]).replace(
+            json.dumps(sids["DenyOtherKmsKeys"]["Condition"]["StringNotEquals"][
+                "s3:x-amz-server-side-encryption-aws-kms-key-id"]), json.dumps(platform_key)))  # fmt: skip
+        outcomes = {
+            name: _put_allowed(document, headers)
+            for name, headers in {
+                "no encryption headers (the bucket default)": {},
+                "the platform key": {"aws:kms": platform_key},
+                "another key": {"aws:kms": platform_key.replace("platform", "other")},
+                "aws:kms without a key (aws/s3)": {"aws:kms": None},
+                "SSE-S3": {"AES256": None},
+            }.items()
         }
-        other_keys = sids["DenyOtherKmsKeys"]["Condition"]["StringNotEqualsIfExists"]
-        assert "PlatformKey" in json.dumps(other_keys["s3:x-amz-server-side-encryption-aws-kms-key-id"])
+        assert outcomes == {
+            "no encryption headers (the bucket default)": True,
+            "the platform key": True,
+            "another key": False,
+            "aws:kms without a key (aws/s3)": False,
+            "SSE-S3": False,
+        }, bucket
+
+
+def _put_allowed(bucket_policy: dict, headers: dict[str, str | None]) -> bool:
+    from trainstack.embedded_aws.iam_policy_evaluation import AuthorizationRequest, Policy, Principal, evaluate
+
+    context: dict = {"aws:SecureTransport": True, "s3:TlsVersion": "1.2"}
+    for encryption, key in headers.items():
+        context["s3:x-amz-server-side-encryption"] = encryption
+        if key:
+            context["s3:x-amz-server-side-encryption-aws-kms-key-id"] = key
+    # CloudFormation tokens stand in for the bucket's ARNs: every statement covers this bucket's objects.
+    statements = [{**statement, "Resource": "arn:aws:s3:::bucket/*"} for statement in bucket_policy["Statement"]]
+    bucket_policy = {**bucket_policy, "Statement": statements}
+    request = AuthorizationRequest(
+        Principal("arn:aws:iam::111111111111:root", "111111111111"), "s3:PutObject", "arn:aws:s3:::bucket/k", context
+    )
+    administrator = Policy("admin", {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+    return evaluate(request, [administrator], resource_policy=Policy("bucket", bucket_policy)).allowed
 
 
 @pytest.mark.parametrize("env", ["local", "dev"])

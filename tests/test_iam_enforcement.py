@@ -156,7 +156,8 @@ def test_execution_role_without_data_read_fails_the_job(aws: Any, state_machine:
 
 
 def test_a_job_writing_output_under_another_kms_key_fails(aws: Any) -> None:
-    """The execution role may use the platform key only: SSE-KMS under another key needs kms:GenerateDataKey."""
+    """An output under another KMS key is refused twice over: the bucket policy denies PutObject under any key but
+    the platform's (checked first, as S3 does), and the execution role has no kms:GenerateDataKey on other keys."""
     other_key = aws.client("kms").create_key(Description="not the platform's")["KeyMetadata"]["Arn"]
     outputs = _outputs(aws, "training")
     name = f"{CONFIG.training.job_name_prefix}-otherkey-{uuid.uuid4().hex[:6]}"
@@ -170,7 +171,9 @@ def test_a_job_writing_output_under_another_kms_key_fails(aws: Any) -> None:
     sagemaker.create_training_job(**request)
     job = wait_for_job(sagemaker, name, timeout=300)
     assert job["TrainingJobStatus"] == "Failed", job.get("FailureReason")
-    assert "is not authorized to perform: kms:GenerateDataKey on resource: " + other_key in job["FailureReason"]
+    reason = job["FailureReason"]
+    assert "is not authorized to perform: s3:PutObject on resource: arn:aws:s3:::" + NAMES.artifacts_bucket in reason
+    assert "with an explicit deny in a resource-based policy" in reason
 
 
 def test_notebook_role_cannot_delete_artifacts_or_pass_other_roles(aws: Any) -> None:

@@ -63,7 +63,7 @@ FALSE_POSITIVES: list[tuple[str, str, str]] = [
     ),
     (
         "MISMATCHED_TYPE_BUT_USABLE",
-        "StringNotEqualsIfExists requires a value of type String but given Arn",
+        "StringNotEquals requires a value of type String but given Arn",
         "s3:x-amz-server-side-encryption-aws-kms-key-id is a string header compared with the key's ARN, as in "
         "S3's documented deny-other-keys policy",
     ),

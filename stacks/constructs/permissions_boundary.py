@@ -35,6 +35,7 @@ BOUNDARY_ACTIONS: dict[str, list[str]] = {
         "StopTrainingJob",
         "UpdateTrainingJob",
         "AddTags",
+        "ListTags",
         "ListTrainingJobs",
         "DescribeNotebookInstance",
         "StopNotebookInstance",

@@ -77,13 +77,19 @@ def _bucket_guard_rails(bucket: s3.IBucket, encryption_key: kms.IKey | None) -> 
     ]
     if encryption_key is not None:
         statements += [
+            # A negated operator is true when the key is absent (IAM's rule, and `...IfExists` too), so each
+            # deny names its key with `Null: false`: a request without encryption headers gets the bucket's
+            # default, the platform key, and is allowed.
             iam.PolicyStatement(
                 sid="DenyOtherEncryption",
                 effect=iam.Effect.DENY,
                 principals=[iam.AnyPrincipal()],
                 actions=["s3:PutObject"],
                 resources=[objects],
-                conditions={"StringNotEqualsIfExists": {"s3:x-amz-server-side-encryption": "aws:kms"}},
+                conditions={
+                    "Null": {"s3:x-amz-server-side-encryption": "false"},
+                    "StringNotEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                },
             ),
             iam.PolicyStatement(
                 sid="DenyOtherKmsKeys",
@@ -92,9 +98,21 @@ def _bucket_guard_rails(bucket: s3.IBucket, encryption_key: kms.IKey | None) -> 
                 actions=["s3:PutObject"],
                 resources=[objects],
                 conditions={
-                    "StringNotEqualsIfExists": {
-                        "s3:x-amz-server-side-encryption-aws-kms-key-id": encryption_key.key_arn
-                    }
+                    "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "false"},
+                    "StringNotEquals": {"s3:x-amz-server-side-encryption-aws-kms-key-id": encryption_key.key_arn},
+                },
+            ),
+            # `aws:kms` without a key id means the AWS managed key aws/s3 (PutObject API reference), not the
+            # bucket default: name the platform key, or send no encryption header at all.
+            iam.PolicyStatement(
+                sid="DenyAwsManagedKey",
+                effect=iam.Effect.DENY,
+                principals=[iam.AnyPrincipal()],
+                actions=["s3:PutObject"],
+                resources=[objects],
+                conditions={
+                    "StringEquals": {"s3:x-amz-server-side-encryption": "aws:kms"},
+                    "Null": {"s3:x-amz-server-side-encryption-aws-kms-key-id": "true"},
                 },
             ),
         ]

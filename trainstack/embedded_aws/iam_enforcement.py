@@ -120,8 +120,6 @@ class IamEnforcement:
             return self._app(environ, start_response)  # unsigned: moto's own API (reset), health checks
         access_key, _, service = found.groups()
         caller = self.state.caller(access_key)
-        if caller is not None and caller.unrestricted:
-            return self._app(environ, start_response)
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
@@ -134,6 +132,8 @@ class IamEnforcement:
             | {"content-type": environ.get("CONTENT_TYPE", "")},
             body=body,
         )
+        if caller is not None and caller.unrestricted:
+            return self._as_account(caller, incoming, environ, start_response)
         if caller is None:
             return _deny(
                 start_response,
@@ -154,6 +154,23 @@ class IamEnforcement:
             if not decision.allowed:
                 message = decision.message(_as_request(caller, check))
                 return _deny(start_response, incoming, "AccessDenied", message)
+        return self._app(environ, start_response)
+
+    def _as_account(
+        self, caller: Caller, incoming: Incoming, environ: WsgiEnviron, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """The account's own callers hold every identity permission, but an explicit Deny in a resource policy
+        (a bucket policy's TLS or KMS-key rule) binds them too, as on AWS: only those statements are evaluated."""
+        try:
+            checks = self.checks(incoming, caller)
+        except UnmappedRequest:
+            return self._app(environ, start_response)
+        for check in checks:
+            if check.resource_policy is None:
+                continue
+            decision = evaluate(_as_request(caller, check), [_EVERYTHING], resource_policy=check.resource_policy)
+            if not decision.allowed:
+                return _deny(start_response, incoming, "AccessDenied", decision.message(_as_request(caller, check)))
         return self._app(environ, start_response)
 
     def decide(self, caller: Caller, check: Check) -> Decision:
@@ -324,8 +341,13 @@ class IamEnforcement:
             put_context = dict(context)
             if headers.get("x-amz-server-side-encryption"):
                 put_context["s3:x-amz-server-side-encryption"] = headers["x-amz-server-side-encryption"]
-            if kms_key:
-                put_context["s3:x-amz-server-side-encryption-aws-kms-key-id"] = kms_key
+            # As on AWS, the condition key exists only when the request names a key: an object that takes the
+            # bucket's default key is judged by `...IfExists` statements as having none (the KMS check below
+            # still applies to the default key).
+            if headers.get("x-amz-server-side-encryption-aws-kms-key-id"):
+                put_context["s3:x-amz-server-side-encryption-aws-kms-key-id"] = headers[
+                    "x-amz-server-side-encryption-aws-kms-key-id"
+                ]
             checks = [Check("s3:PutObject", object_arn, put_context, policy)]
             if kms_key:
                 checks.append(self._kms("kms:GenerateDataKey", kms_key, context, via="s3"))
@@ -335,6 +357,10 @@ class IamEnforcement:
 
 def _query(environ: WsgiEnviron) -> dict[str, list[str]]:
     return urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+
+
+# What the account's own (administrator) credentials hold on the identity side.
+_EVERYTHING = Policy("account", {"Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
 
 
 def _as_request(caller: Caller, check: Check) -> AuthorizationRequest:

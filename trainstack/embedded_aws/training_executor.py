@@ -774,9 +774,14 @@ class _JobRun:
         return "Completed" if all(code == 0 for code in self._exit_codes.values()) else "Failed"
 
     def _ship_logs(self, stream: str, pipe: IO[bytes], host: str) -> None:
-        with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
-            self.logs.create_log_group(logGroupName=LOG_GROUP)
-        self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+        try:
+            self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
+        except self.logs.exceptions.ResourceNotFoundException:
+            # Only a missing group is created, as the job's role: the platform creates it at deploy with its key
+            # and retention (trainstack/training_log_group.py), so its execution role holds no CreateLogGroup.
+            with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
+                self.logs.create_log_group(logGroupName=LOG_GROUP)
+            self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
         local = (self.host_dir(host) / "output" / "job.log").open("ab")
         batch: list[dict[str, Any]] = []
         last_flush = time.monotonic()
