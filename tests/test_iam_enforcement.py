@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from test_guard_rails_enforced import conforming_request
 
 from trainstack.config import ResourceNames, load_environment
 from trainstack.embedded_aws.assumed_role_credentials import role_client
-from trainstack.embedded_aws.testing import job_request, upload_script, wait_for_execution, wait_for_job
+from trainstack.embedded_aws.testing import ROLE, job_request, upload_script, wait_for_execution, wait_for_job
 from trainstack.local_platform import stage_demo_data
 
 pytestmark = pytest.mark.slow
@@ -186,11 +187,13 @@ def test_notebook_role_cannot_delete_artifacts_or_pass_other_roles(aws: Any) -> 
         denied.value
     )
     sagemaker = role_client(aws.endpoint_url, aws.region, "sagemaker", role, "notebook")
-    request = job_request(f"{CONFIG.training.job_name_prefix}-nb-{uuid.uuid4().hex[:6]}", NAMES.data_bucket, "s3://x/y")
+    # Inside every CreateTrainingJob guard rail but for the role: PassRole is what refuses it.
+    name = f"{CONFIG.training.job_name_prefix}-nb-{uuid.uuid4().hex[:6]}"
+    request = conforming_request(aws, name, RoleArn=ROLE)  # testing.ROLE is not the platform's execution role
     with pytest.raises(ClientError) as refused:
-        sagemaker.create_training_job(**request)  # testing.ROLE is not the platform's execution role
+        sagemaker.create_training_job(**request)
     assert refused.value.response["Error"]["Code"] == "AccessDeniedException"
-    assert "iam:PassRole" in str(refused.value)
+    assert f"is not authorized to perform: iam:PassRole on resource: {ROLE}" in str(refused.value)
 
 
 def test_an_unmapped_request_of_a_role_is_refused_naming_it(aws: Any) -> None:
