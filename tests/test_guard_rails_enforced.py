@@ -21,7 +21,6 @@ from botocore.exceptions import ClientError
 from trainstack.config import ResourceNames, load_environment
 from trainstack.embedded_aws import testing
 from trainstack.embedded_aws.assumed_role_credentials import role_client
-from trainstack.embedded_aws.iam_policy_evaluation import AuthorizationRequest, Policy, Principal, evaluate
 from trainstack.embedded_aws.testing import upload_script, wait_for_job
 from trainstack.local_platform import stage_demo_data
 
@@ -346,26 +345,12 @@ def test_the_execution_role_does_not_create_log_groups(aws: Any) -> None:
 
 
 def test_the_execution_role_publishes_metrics_only_in_the_training_namespace(aws: Any) -> None:
-    """Evaluated with the evaluator against the deployed role's policies, not through the endpoint: botocore
-    sends PutMetricData in the Smithy RPCv2 CBOR protocol, which the embedded AWS does not decode (it would
-    refuse the call as unmapped, which proves nothing about the namespace condition)."""
-    iam = aws.client("iam")
-    role = NAMES.execution_role
-    policies = [
-        Policy(f"{role}/{name}", iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
-        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]
-    ]
-    session = f"arn:aws:sts::{CONFIG.account}:assumed-role/{role}/job"
-    principal = Principal(session, CONFIG.account, (session, role_arn(role)))
-
-    def decide(namespace: str) -> Any:
-        context = {"cloudwatch:namespace": namespace, "aws:PrincipalArn": role_arn(role)}
-        return evaluate(AuthorizationRequest(principal, "cloudwatch:PutMetricData", "*", context), policies)
-
-    assert decide("/aws/sagemaker/TrainingJobs").allowed
-    assert not decide("Other/Namespace").allowed
-    assert "cloudwatch:PutMetricData" in decide("Other/Namespace").message(
-        AuthorizationRequest(principal, "cloudwatch:PutMetricData", "*", {})
+    job_cloudwatch = execution(aws, "cloudwatch")
+    metric = [{"MetricName": "guard", "Value": 1.0}]
+    job_cloudwatch.put_metric_data(Namespace="/aws/sagemaker/TrainingJobs", MetricData=metric)
+    refused(
+        lambda: job_cloudwatch.put_metric_data(Namespace="Other/Namespace", MetricData=metric),
+        "cloudwatch:PutMetricData",
     )
 
 

@@ -272,6 +272,11 @@ class IamEnforcement:
             rule = payload.get("Name") or payload.get("Rule")
             if rule:
                 return [Check(action, self.arn("events", f"rule/{rule}"), context)]
+        elif service == "monitoring" and operation == "PutMetricData" and payload.get("Namespace"):
+            # CloudWatch signs as `monitoring`; IAM names it `cloudwatch`. PutMetricData has no resource-level
+            # permissions; its scope is the `cloudwatch:namespace` condition key.
+            namespace: ContextValue = str(payload["Namespace"])
+            return [Check("cloudwatch:PutMetricData", "*", context | {"cloudwatch:namespace": namespace})]
         elif service == "ecr":
             if operation == "GetAuthorizationToken":
                 return [Check(action, "*", context)]
