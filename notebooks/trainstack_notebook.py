@@ -50,6 +50,8 @@ class Resources:
     security_group_ids: list[str] = field(default_factory=list)
     # The platform's `trainstack:*` tags: IAM lets the notebook create only jobs that carry them.
     tags: dict[str, str] = field(default_factory=dict)
+    # IAM lets the notebook create only jobs named `<job_name_prefix>-...`.
+    job_name_prefix: str = ""
 
     def client(self, service: str) -> Any:
         """A boto3 client in the platform's region (AWS_ENDPOINT_URL, if set, points it at the embedded AWS)."""
