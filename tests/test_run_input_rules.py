@@ -46,7 +46,11 @@ def _denied_names() -> list[str]:
     """Every name of the deny-list, each prefix with a suffix, and the other case where case does not matter."""
     names = list(platform_names())
     for group in deny_groups():
-        for name in (*group.names, *(prefix + "X" for prefix in group.prefixes)):
+        for name in (
+            *group.names,
+            *(prefix + "X" for prefix in group.prefixes),
+            *("X" + suffix for suffix in group.suffixes),
+        ):
             names.append(name)
             if group.any_case:
                 names.append(name.lower())
@@ -89,7 +93,10 @@ def test_the_schema_refuses_exactly_the_deny_list() -> None:
     assert SCHEMA["properties"]["environment"]["propertyNames"]["not"]["pattern"] == deny_pattern()
 
 
-@pytest.mark.parametrize("name", ["NCCL_DEBUG", "TORCH_DISTRIBUTED_DEBUG", "FI_LOG_LEVEL", "HF_HUB_OFFLINE", "MY_FLAG"])
+@pytest.mark.parametrize(
+    "name",
+    ["NCCL_DEBUG", "TORCH_DISTRIBUTED_DEBUG", "FI_LOG_LEVEL", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM", "MY_FLAG"],
+)
 def test_framework_tuning_variables_reach_the_job(definition, name: str) -> None:
     request = _request(definition, {"environment": {name: "1"}})
     assert request["Environment"][name] == "1"

@@ -30,11 +30,12 @@ class DenyGroup:
     reason: str
     names: tuple[str, ...] = ()
     prefixes: tuple[str, ...] = ()
+    suffixes: tuple[str, ...] = ()
     any_case: bool = False
 
     def matches(self, name: str) -> bool:
         candidate = name.upper() if self.any_case else name
-        return candidate in self.names or candidate.startswith(self.prefixes)
+        return candidate in self.names or candidate.startswith(self.prefixes) or candidate.endswith(self.suffixes)
 
 
 @cache
@@ -59,6 +60,7 @@ def deny_groups() -> tuple[DenyGroup, ...]:
             reason=group["reason"],
             names=tuple(group.get("names", ())),
             prefixes=tuple(group.get("prefixes", ())),
+            suffixes=tuple(group.get("suffixes", ())),
             any_case=bool(group.get("any_case", False)),
         )
         for group in _data()["groups"]
@@ -83,6 +85,8 @@ def deny_pattern() -> str:
             alternatives.append(_any_case(name) if group.any_case else re.escape(name))
         for prefix in group.prefixes:
             alternatives.append((_any_case(prefix) if group.any_case else re.escape(prefix)) + ".*")
+        for suffix in group.suffixes:
+            alternatives.append(".*" + (_any_case(suffix) if group.any_case else re.escape(suffix)))
     return "^(" + "|".join(alternatives) + ")$"
 
 
@@ -95,7 +99,13 @@ def jsonata_rules() -> dict[str, Any]:
     return {
         "platform": list(platform_names()),
         "groups": [
-            {"names": list(g.names), "prefixes": list(g.prefixes), "any_case": g.any_case, "why": g.reason}
+            {
+                "names": list(g.names),
+                "prefixes": list(g.prefixes),
+                "suffixes": list(g.suffixes),
+                "any_case": g.any_case,
+                "why": g.reason,
+            }
             for g in deny_groups()
         ],
         "max_entries": MAX_ENVIRONMENT_ENTRIES,

@@ -137,6 +137,7 @@ def validate_expression(config: EnvironmentConfig) -> str:
     : $filter($E.groups, function($g) { (
         $n := $g.any_case ? $up : $name;
         $n in $g.names or $count($filter($g.prefixes, function($p) { $substring($n, 0, $length($p)) = $p })) > 0
+          or $count($filter($g.suffixes, function($s) { $length($n) >= $length($s) and $substring($n, -$length($s)) = $s })) > 0
       ) })[0].why
   ) };
   /* S3 locations outside the data bucket named anywhere in a value (the execution role reads only that bucket). */
