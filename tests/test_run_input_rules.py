@@ -264,3 +264,11 @@ def test_environments_of_one_account_cannot_reach_each_others_jobs() -> None:
     check_job_name_prefixes([dev, apart])
     other_account = nested.model_copy(update={"account": "333333333333"})
     check_job_name_prefixes([dev, other_account])
+
+
+def test_the_readme_lists_every_deny_list_group_and_name() -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    for group in deny_groups():
+        assert f"| {group.id} |" in readme and group.reason in readme
+        for name in (*group.names, *(p + "*" for p in group.prefixes), *("*" + s for s in group.suffixes)):
+            assert f"`{name}`" in readme, name
