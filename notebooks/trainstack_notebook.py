@@ -30,7 +30,7 @@ RESOURCES_ENV_VAR = "TRAINSTACK_RESOURCES"
 TERMINAL_EXECUTION_STATUSES = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 # Environments without a VPC write no subnets or security groups.
-_OPTIONAL = {"subnet_ids", "security_group_ids", "tags"}
+_OPTIONAL = {"subnet_ids", "security_group_ids", "tags", "job_name_prefix"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,8 @@ class Resources:
     security_group_ids: list[str] = field(default_factory=list)
     # The platform's `trainstack:*` tags: IAM lets the notebook create only jobs that carry them.
     tags: dict[str, str] = field(default_factory=dict)
+    # IAM lets the notebook create only jobs named `<job_name_prefix>-...`.
+    job_name_prefix: str = ""
 
     def client(self, service: str) -> Any:
         """A boto3 client in the platform's region (AWS_ENDPOINT_URL, if set, points it at the embedded AWS)."""
@@ -275,6 +277,27 @@ def _source_package() -> Any:
     return source_package
 
 
+def _without_platform_environment(
+    environment: dict[str, str] | None, instance_count: int | None, resources: Resources
+) -> dict[str, str] | None:
+    """The seed's NODE_NUMBER and MODEL_S3_BUCKET, accepted when they agree with what the platform sets on every
+    job (a run input may not set them); anything else in them is refused by name here, not replaced there."""
+    if not environment:
+        return environment
+    # Without instance_count the environment's default decides the count, which the notebook cannot see.
+    platform = {
+        "NODE_NUMBER": str(instance_count) if instance_count else None,
+        "MODEL_S3_BUCKET": resources.data_bucket,
+    }
+    for name, value in platform.items():
+        if name in environment and value is not None and environment[name] != value:
+            raise ValueError(
+                f"environment {name}={environment[name]!r}: the platform sets {name}={value!r} on every job; "
+                "leave it out or give the same value"
+            )
+    return {name: value for name, value in environment.items() if name not in platform} or None
+
+
 class Estimator:
     """`Estimator(...).fit(inputs)` as the SageMaker SDK v2 spells it (the seed's cell ports with few changes),
     run by the platform's state machine: validated, quota-checked, in its VPC with its key and tags.
@@ -316,6 +339,7 @@ class Estimator:
         self.resources = resources or load_resources()
         self.role = role
         self.entry_point, self.source_dir, self.python_version = entry_point, source_dir, python_version
+        environment = _without_platform_environment(environment, instance_count, self.resources)
         self.image_uri = image_uri
         self.run_input_base: dict[str, Any] = {
             key: value

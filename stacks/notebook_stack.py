@@ -74,6 +74,8 @@ class NotebookStack(Stack):
             "security_group_ids": [network.security_group.security_group_id],
             # Tags every job created from the notebook must carry (the role's CreateTrainingJob condition).
             "tags": config.platform_tags,
+            # The notebook role may create only jobs named `<job_name_prefix>-...`.
+            "job_name_prefix": config.training.job_name_prefix,
         }
         lifecycle = sagemaker.CfnNotebookInstanceLifecycleConfig(
             self,

@@ -58,7 +58,7 @@ def test_create_training_job_is_allowed_only_inside_the_guard_rails(synthesized,
     assert [s["Sid"] for s in creating] == ["CreateTrainingJobsInsideGuardRails"]  # no other way to create a job
     [statement] = creating
     names = ResourceNames.of(config)
-    assert statement["Resource"] == names.arn("sagemaker", f"training-job/{config.training.job_name_prefix}*")
+    assert statement["Resource"] == names.arn("sagemaker", f"training-job/{config.training.job_name_prefix}-*")
     condition = statement["Condition"]
     key = json.dumps(condition["ArnEquals"]["sagemaker:VolumeKmsKey"])
     assert "PlatformKey" in key and condition["ArnEquals"]["sagemaker:OutputKmsKey"] == json.loads(key)

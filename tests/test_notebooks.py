@@ -59,6 +59,7 @@ def resources_file(deployed_local_platform, tmp_path_factory: pytest.TempPathFac
         "subnet_ids": subnet_ids,
         "security_group_ids": security_group_ids,
         "tags": load_environment("local").platform_tags,
+        "job_name_prefix": load_environment("local").training.job_name_prefix,
     }
     path = tmp_path_factory.mktemp("notebook-home") / "trainstack.json"
     path.write_text(json.dumps(resources, indent=2), encoding="utf-8")

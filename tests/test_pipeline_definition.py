@@ -208,7 +208,9 @@ def test_spot_single_node_and_no_compression_render_as_expected(definitions) -> 
         ),
         ({"max_runtime_seconds": 30}, "max_runtime_seconds: expected a whole number from 60 to 2419200, got 30"),
         ({"volume_size_gb": 0}, "volume_size_gb: expected a whole number from 1 to 16384, got 0"),
-        ({"job_name_prefix": "other-team"}, 'job_name_prefix: must start with "trainstack"'),
+        ({"job_name_prefix": "other-team"}, 'job_name_prefix: must be "trainstack" or start with "trainstack-"'),
+        # Without the separator, trainstack2-... would be outside IAM's trainstack-* (another environment's names).
+        ({"job_name_prefix": "trainstack2"}, 'job_name_prefix: must be "trainstack" or start with "trainstack-"'),
         (
             {"job_name_prefix": "trainstack_x"},
             'job_name_prefix: expected up to 30 letters, digits and dashes, got "trainstack_x"',
@@ -403,7 +405,7 @@ def test_state_machine_role_is_least_privilege(synthesized) -> None:
         for s in r["Properties"]["PolicyDocument"]["Statement"]
     }
     for sid in ("CreateTrainingJobsInsideGuardRails", "TagTrainingJobsAsThePlatform", "WatchAndStopTrainingJobs"):
-        assert statements[sid]["Resource"] == names.arn("sagemaker", "training-job/trainstack*")
+        assert statements[sid]["Resource"] == names.arn("sagemaker", "training-job/trainstack-*")
     passrole = statements["PassExecutionRole"]
     assert passrole["Resource"] == names.arn(
         "iam", f"role/{names.execution_role}", region=False

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainstack.image_compatibility import check_image
+from trainstack.run_environment_rules import environment_problems
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "config"
@@ -29,6 +30,9 @@ LOG_RETENTION_DAYS = (
     *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731),
     *(1096, 1827, 2192, 2557, 2922, 3288, 3653),
 )
+# Job names are at most 63 characters: the prefix, "-", the 17-digit start time, "-" and 8 of the execution
+# name (stacks/constructs/training_run_input.py's JOB_NAME_EXPRESSION) leave 30 for the prefix.
+MAX_JOB_NAME_PREFIX_LENGTH = 30
 # "Longest run time for a training job" can be raised to 28 days, never beyond.
 MAX_RUNTIME_CEILING_SECONDS = 28 * 24 * 3600
 
@@ -217,7 +221,10 @@ class TrainingConfig(_Strict):
     spot: bool = False
     max_wait_seconds: int | None = Field(None, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
     retry_attempts: int = Field(2, ge=1, le=30)
-    job_name_prefix: str = Field("trainstack", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,29}$")
+    # Job names are `<job_name_prefix>-<start time>-<execution>` (at most 63 characters); IAM lets the
+    # environment's roles touch only `<job_name_prefix>-*`. Defaults to the environment's `prefix`, so two
+    # environments in one account never share it (EnvironmentConfig fills it in; load_all checks the account).
+    job_name_prefix: str = Field("trainstack", pattern=r"^[a-z0-9](-*[a-z0-9]){0,29}$")
     container_log_level: int = Field(20, ge=0, le=50)
     compression: CompressionType = CompressionType.GZIP
     hyperparameters: dict[str, Any] = {}
@@ -257,9 +264,10 @@ class TrainingConfig(_Strict):
     @field_validator("environment")
     @classmethod
     def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]{0,511}", name):
-                raise ValueError(f"environment variable name '{name}' must match [a-zA-Z_][a-zA-Z0-9_]*")
+        # The run input's rules (the deny-list and SageMaker's limits): a default no run could send is a typo.
+        problems = environment_problems(value, field="environment")
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @model_validator(mode="after")
@@ -335,6 +343,23 @@ class EnvironmentConfig(_Strict):
     storage: StorageConfig = StorageConfig()
     training: TrainingConfig = TrainingConfig()
     quotas: EmbeddedQuotas | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _job_name_prefix_defaults_to_prefix(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("prefix"), str):
+            return data
+        training = data.get("training", {})
+        if isinstance(training, dict) and "job_name_prefix" not in training:
+            prefix = data["prefix"]
+            if len(prefix) > MAX_JOB_NAME_PREFIX_LENGTH:
+                raise ValueError(
+                    f"training.job_name_prefix defaults to prefix '{prefix}', which is longer than the "
+                    f"{MAX_JOB_NAME_PREFIX_LENGTH} characters a job-name prefix may have (job names allow 63 with the "
+                    "start time and execution); set training.job_name_prefix"
+                )
+            data = {**data, "training": {**training, "job_name_prefix": prefix}}
+        return data
 
     @model_validator(mode="after")
     def _coherent(self) -> EnvironmentConfig:
@@ -450,7 +475,29 @@ def environment_names(config_dir: Path = CONFIG_DIR) -> list[str]:
 
 
 def load_all(config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
-    return [load_environment(name, config_dir) for name in environment_names(config_dir)]
+    configs = [load_environment(name, config_dir) for name in environment_names(config_dir)]
+    check_job_name_prefixes(configs)
+    return configs
+
+
+def check_job_name_prefixes(configs: list[EnvironmentConfig]) -> None:
+    """No two environments of one account (and region) may reach each other's jobs.
+
+    IAM grants `training-job/<job_name_prefix>-*`; that pattern also covers another environment's jobs when
+    its `<job_name_prefix>-` starts with this one's (`trainstack-dev-` and `trainstack-dev-eu-...`).
+    """
+    for config in configs:
+        for other in configs:
+            if other is config or (other.account, other.region) != (config.account, config.region):
+                continue
+            mine, theirs = config.training.job_name_prefix + "-", other.training.job_name_prefix + "-"
+            if theirs.startswith(mine):
+                raise ConfigError(
+                    f"{other.name}: training.job_name_prefix '{other.training.job_name_prefix}' is inside environment "
+                    f"'{config.name}''s job names ('{mine}*') in account {config.account} {config.region}: the two "
+                    "environments could stop and tag each other's jobs; give each a prefix that does not start "
+                    "with the other's"
+                )
 
 
 class ResourceNames(BaseModel):

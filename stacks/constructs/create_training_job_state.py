@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stacks.constructs.scoped_policy import ScopedPolicy
-from stacks.constructs.training_run_input import ENCODE_FUNCTION
+from stacks.constructs.training_run_input import ENCODE_FUNCTION, TAG_CHARACTER_CLASS
 from stacks.storage_stack import ARTIFACT_PREFIXES
 from trainstack.config import EnvironmentConfig, ResourceNames
 
@@ -26,8 +26,10 @@ SYNC_RESOURCE = "arn:aws:states:::sagemaker:createTrainingJob.sync"
 # AccessDeniedException); see trainstack/embedded_aws/README.md for the evidence.
 ERROR_UNMODELLED = "SageMaker.AmazonSageMakerException"
 TRAIN_THROTTLE_RETRIES = 4
-# Tag values allow letters, numbers, spaces and _.:/=+-@ only; execution names also allow ( ) ! ' and more.
-EXECUTION_TAG_UNSAFE = r"/[^A-Za-z0-9 _.:\/=+\-@]/"
+# Tag values allow letters, numbers, spaces and _.:/=+-@ only; execution names (1 to 80 characters) also allow
+# ( ) ! ' and more, and letters of any script: every character outside the tag class becomes "_", so the value is
+# valid for any execution name (at most 80 characters, well under the value's 256).
+EXECUTION_TAG_UNSAFE = "/[^" + TAG_CHARACTER_CLASS + "]/"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 # Step Functions' managed rule for `.sync` on SageMaker training jobs.
 SYNC_EVENTS_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
@@ -230,6 +232,16 @@ def platform_tag_conditions(config: EnvironmentConfig) -> dict[str, dict[str, ob
     return {"StringEquals": {f"aws:RequestTag/{key}": value for key, value in config.platform_tags.items()}}
 
 
+def job_name_pattern(config: EnvironmentConfig) -> str:
+    """The environment's jobs as an ARN resource: `<job_name_prefix>-*`, with the separator.
+
+    Without it `trainstack-dev*` would also match `trainstack-dev2-...`, another environment's jobs; the
+    configs of one account are checked at synth so that no environment's `<prefix>-` starts another's
+    (trainstack.config.check_job_name_prefixes), which makes the patterns of one account disjoint.
+    """
+    return f"training-job/{config.training.job_name_prefix}-*"
+
+
 def grant_training_jobs(
     policy: ScopedPolicy,
     config: EnvironmentConfig,
@@ -247,7 +259,7 @@ def grant_training_jobs(
     `may_tag_execution` is for the state machine, the only role that may set `trainstack:execution`.
     """
     names = ResourceNames.of(config)
-    jobs = [names.arn("sagemaker", f"training-job/{config.training.job_name_prefix}*")]
+    jobs = [names.arn("sagemaker", job_name_pattern(config))]
     reason = "job names start with the environment's job-name prefix and are made per run"
     policy.allow(
         "CreateTrainingJobsInsideGuardRails",

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from trainstack.config import EnvironmentConfig, ResourceNames
+from trainstack.run_environment_rules import jsonata_rules, platform_reason
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "training-run-input.schema.json"
 # SageMaker allows 100 hyperparameters; script mode adds five sagemaker_* entries of its own.
@@ -21,6 +22,22 @@ MAX_HYPERPARAMETER_LENGTH = 2500
 # Where a run's own code packages live in the artifacts bucket: the execution role reads this prefix (and
 # the platform's deploy-time package) and nothing else of that bucket besides output/ and checkpoints/.
 CODE_PREFIX = "code/"
+# SageMaker allows 50 tags on a job (botocore's model); the state machine adds `trainstack:execution`.
+MAX_JOB_TAGS = 50
+# Tag keys and values: AWS allows Unicode letters, digits and separators (\p{L}\p{Z}\p{N}) and _.:/=+-@.
+# JSONata's regular expressions have no Unicode classes (JavaScript's need the `u` flag, which JSONata does
+# not take), so the class spells out ASCII and the letter blocks of the common scripts: Latin-1 and Latin
+# Extended-A/B letters, Greek, basic Cyrillic, kana, the original CJK ideographs and Hangul syllables. Every
+# character in it is one AWS accepts (tests/test_run_input_rules.py checks each against AWS's pattern), so the
+# check is never more forgiving than AWS; letters of other scripts are refused here, with a message saying so.
+TAG_UNICODE_LETTERS = (
+    r"\u00C0-\u00D6\u00D8-\u00F6\u00F8-\u024F\u0391-\u03A1\u03A3-\u03A9\u03B1-\u03C9\u0410-\u044F"
+    r"\u3041-\u3096\u30A1-\u30FA\u30FC-\u30FF\u4E00-\u9FA5\uAC00-\uD7A3"
+)
+# In a JSONata regular expression literal (`/` escaped).
+TAG_CHARACTER_CLASS = r"A-Za-z0-9 _.:\/=+\-@" + TAG_UNICODE_LETTERS
+# S3 locations inside any string of the input: s3:// (and the s3a/s3n schemes of Hadoop-style readers).
+S3_URI_BUCKETS = r"/[sS]3[aAnN]?:\/\/([A-Za-z0-9._\-]*)/"
 
 
 def code_prefix_uri(config: EnvironmentConfig) -> str:
@@ -64,6 +81,8 @@ def run_limits(config: EnvironmentConfig) -> dict[str, Any]:
         "code_prefix": code_prefix_uri(config),
         "images": config.allowed_image_repositories,
         "job_name_prefix": training.job_name_prefix,
+        "platform_tags": sorted(config.platform_tags),
+        "max_tags": MAX_JOB_TAGS - 1,
         # The environment's ceilings, which IAM enforces too (create_training_job_state.grant_training_jobs).
         "max_keep_alive": training.keep_alive_ceiling_seconds,
         "max_runtime": training.max_runtime_ceiling_seconds,
@@ -95,20 +114,55 @@ _HELPERS = (
       ? $field & ": expected a whole number from " & $lo & " to " & $hi & ", got " & $show($v)
   };
   $isS3 := function($p) { $substring($p, 0, 5) = "s3://" };
+  $s3Buckets := function($text) { $match($text, __S3_URI_BUCKETS__).groups[0] };
   $isStrMap := function($v) { $isObj($v) and $count($filter($keys($v), function($f) { $not($type($lookup($v, $f)) = "string") })) = 0 };
 """
-)
+).replace("__S3_URI_BUCKETS__", S3_URI_BUCKETS)
 
 
 def validate_expression(config: EnvironmentConfig) -> str:
     """JSONata: the list of problems with `$states.input` (empty when valid)."""
     limits = _literal(run_limits(config))
     defaults = _literal(run_defaults(config))
+    environment_rules = _literal({**jsonata_rules(), "platform_why": platform_reason()})
     return (
         "{% (\n"
-        f"  $in := $states.input;\n  $L := {limits};\n  $D := {defaults};\n"
+        f"  $in := $states.input;\n  $L := {limits};\n  $D := {defaults};\n  $E := {environment_rules};\n"
         + _HELPERS
         + r"""
+  /* Why a run may not set this environment variable (schemas/run-environment-deny-list.json), or nothing. */
+  $denied := function($name) { (
+    $up := $uppercase($name);
+    $name in $E.platform ? $E.platform_why
+    : $filter($E.groups, function($g) { (
+        $n := $g.any_case ? $up : $name;
+        $n in $g.names or $count($filter($g.prefixes, function($p) { $substring($n, 0, $length($p)) = $p })) > 0
+          or $count($filter($g.suffixes, function($s) { $length($n) >= $length($s) and $substring($n, -$length($s)) = $s })) > 0
+      ) })[0].why
+  ) };
+  /* S3 locations outside the data bucket named anywhere in a value (the execution role reads only that bucket). */
+  $outside := function($text) { $filter($s3Buckets($text), function($b) { $b != $L.data_bucket }) };
+  $outsideProblem := function($field, $v) { (
+    $o := $outside($enc($v));
+    $count($o) > 0
+      ? $field & ": " & $show($v) & " names S3 bucket(s) " & $join($o, ", ") & " outside the platform's data bucket s3://"
+        & $L.data_bucket & "/; copy the data there (the training role reads only that bucket)"
+  ) };
+  /* Hyperparameters named *_s3_uri or *_s3_prefix are S3 locations: a key in the data bucket or s3://<data bucket>/... */
+  $hpProblem := function($f) { (
+    $v := $lookup($in.hyperparameters, $f);
+    $named := $contains($f, /_s3_(uri|prefix)$/i);
+    $named and $not($type($v) = "string")
+      ? "hyperparameters." & $f & ": expected an S3 location in the data bucket (a key, or s3://" & $L.data_bucket
+        & "/...), got " & $show($v)
+    : $named and $contains($v, /:\/\//) and $not($contains($v, /^[sS]3[aAnN]?:\/\//))
+      ? "hyperparameters." & $f & ": expected an S3 location in the data bucket (a key, or s3://" & $L.data_bucket
+        & "/...), got " & $show($v)
+    : $named and ".." in $split($v, "/")
+      ? "hyperparameters." & $f & ": " & $show($v) & " must not contain a '..' segment (a key stays inside the data bucket)"
+    : $outsideProblem("hyperparameters." & $f, $v)
+  ) };
+  $tagChars := function($text, $max) { $contains($text, /^[TAG_CHARACTERS]*$/) and $length($text) <= $max };
   $channelProblem := function($v, $k) { (
     $prefix := $type($v) = "string" ? $v : ($isObj($v) ? $v.prefix);
     $mode := $isObj($v) ? $v.input_mode;
@@ -204,7 +258,21 @@ def validate_expression(config: EnvironmentConfig) -> str:
         $exists($env) and $not($isStrMap($env))
           ? "environment: expected an object of names to string values, got " & $show($env),
         ($badNames := $isObj($env) ? $filter($keys($env), function($f) { $not($contains($f, /^[a-zA-Z_][a-zA-Z0-9_]{0,511}$/)) });
-          $count($badNames) > 0 ? "environment: variable names must match [a-zA-Z_][a-zA-Z0-9_]*, got " & $join($badNames, ", ")),
+          $count($badNames) > 0 ? "environment: variable names must match [a-zA-Z_][a-zA-Z0-9_]* (at most 512 characters), got "
+            & $join($badNames, ", ")),
+        $isObj($env) ? (
+          $p := $map($filter($keys($env), function($f) { $exists($denied($f)) }), function($f) {
+            "environment." & $f & ": a run may not set it: " & $denied($f)
+          });
+          $count($p) > 0 ? $join($p, "; ")),
+        $isStrMap($env) ? (
+          $long := $filter($keys($env), function($f) { $length($lookup($env, $f)) > $E.max_value });
+          $count($long) > 0 ? "environment: " & $join($long, ", ") & ": values are at most " & $E.max_value & " characters"),
+        $isObj($env) and $count($distinct($append($keys($D.environment), $keys($env)))) + $count($E.platform) > $E.max_entries
+          ? "environment: at most " & ($E.max_entries - $count($E.platform)) & " variables with the environment's defaults ("
+            & "SageMaker allows " & $E.max_entries & ", the platform sets " & $join($E.platform, ", ") & ")",
+        $isStrMap($env) ? ($p := $each($env, function($v, $k) { $outsideProblem("environment." & $k, $v) }); $count($p) > 0 ? $join($p, "; ")),
+        $isObj($hp) ? ($p := $map($hpNames, $hpProblem); $count($p) > 0 ? $join($p, "; ")),
         $intIn("keep_alive_seconds", $in.keep_alive_seconds, 0, $L.max_keep_alive),
         $intIn("max_runtime_seconds", $in.max_runtime_seconds, 60, $L.max_runtime),
         $exists($in.spot) and $not($type($in.spot) = "boolean")
@@ -217,17 +285,37 @@ def validate_expression(config: EnvironmentConfig) -> str:
         $intIn("volume_size_gb", $in.volume_size_gb, 1, 16384),
         $exists($prefix) and ($not($type($prefix) = "string") or $not($contains($prefix, /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,29}$/)))
           ? "job_name_prefix: expected up to 30 letters, digits and dashes, got " & $show($prefix),
-        $type($prefix) = "string" and $substring($prefix, 0, $length($L.job_name_prefix)) != $L.job_name_prefix
-          ? "job_name_prefix: must start with \"" & $L.job_name_prefix & "\" (the execution role may only create those jobs), got " & $show($prefix),
+        $type($prefix) = "string" and $prefix != $L.job_name_prefix
+          and $substring($prefix, 0, $length($L.job_name_prefix) + 1) != $L.job_name_prefix & "-"
+          ? "job_name_prefix: must be \"" & $L.job_name_prefix & "\" or start with \"" & $L.job_name_prefix
+            & "-\" (IAM lets the platform create only jobs named " & $L.job_name_prefix & "-...), got " & $show($prefix),
         $exists($tags) and $not($isStrMap($tags))
           ? "tags: expected an object of tag names to string values, got " & $show($tags),
-        $isObj($tags) and $count($keys($tags)) > 40 ? "tags: at most 40 tags, got " & $count($keys($tags)),
-        $isObj($tags) and $count($filter($keys($tags), function($f) { $substring($f, 0, 4) = "aws:" })) > 0
-          ? "tags: names starting with aws: are reserved"
+        $isObj($tags) and $count($distinct($append($keys($D.tags), $keys($tags)))) > $L.max_tags
+          ? "tags: at most " & $L.max_tags & " tags with the environment's own (SageMaker allows 50 on a job, the platform "
+            & "adds trainstack:execution), got " & $count($distinct($append($keys($D.tags), $keys($tags)))),
+        $isObj($tags) and $count($filter($keys($tags), function($f) { $substring($lowercase($f), 0, 4) = "aws:" })) > 0
+          ? "tags: names starting with aws: are reserved",
+        $isObj($tags) ? (
+          $p := $map($filter($keys($tags), function($f) { $substring($lowercase($f), 0, 11) = "trainstack:" }), function($f) {
+            "tags." & $f & ": tags starting with trainstack: are set by the platform (" & $join($L.platform_tags, ", ")
+              & ", trainstack:execution); a run cannot set or override them"
+          });
+          $count($p) > 0 ? $join($p, "; ")),
+        $isObj($tags) ? (
+          $p := $map($filter($keys($tags), function($f) { $length($f) = 0 or $not($tagChars($f, 128)) }), function($f) {
+            "tags." & $f & ": tag keys are 1 to 128 letters, digits, spaces and _.:/=+-@"
+          });
+          $count($p) > 0 ? $join($p, "; ")),
+        $isStrMap($tags) ? (
+          $p := $map($filter($keys($tags), function($f) { $not($tagChars($lookup($tags, $f), 256)) }), function($f) {
+            "tags." & $f & ": " & $show($lookup($tags, $f)) & " is not a tag value: at most 256 letters, digits, spaces and _.:/=+-@"
+          });
+          $count($p) > 0 ? $join($p, "; "))
       ]
     )
 ) %}"""
-    )
+    ).replace("TAG_CHARACTERS", TAG_CHARACTER_CLASS)
 
 
 def prepare_expression(config: EnvironmentConfig) -> str:
