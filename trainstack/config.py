@@ -24,6 +24,8 @@ TRAINING_CODE_DIR = REPO_ROOT / "training_code"
 MAX_KEEP_ALIVE_SECONDS = 3600
 # "Longest run time for a training job" can be raised to 28 days, never beyond.
 MAX_RUNTIME_CEILING_SECONDS = 28 * 24 * 3600
+# How long a run may wait for instances held by other jobs and pools; a week bounds a forgotten execution.
+MAX_CAPACITY_WAIT_SECONDS = 7 * 24 * 3600
 
 # Deep Learning Containers live in one registry account per region; most regions share 763104351884,
 # opt-in and China regions have their own. A wrong account gives "image not found" at job start.
@@ -176,6 +178,8 @@ class TrainingConfig(_Strict):
     spot: bool = False
     max_wait_seconds: int | None = Field(None, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
     retry_attempts: int = Field(2, ge=1, le=30)
+    # A run the quota could serve once running jobs and pools end waits this long for them (0: fail at once).
+    capacity_wait_seconds: int = Field(3600, ge=0, le=MAX_CAPACITY_WAIT_SECONDS)
     job_name_prefix: str = Field("trainstack", pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,29}$")
     container_log_level: int = Field(20, ge=0, le=50)
     compression: CompressionType = CompressionType.GZIP

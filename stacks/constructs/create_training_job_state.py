@@ -25,6 +25,7 @@ SYNC_RESOURCE = "arn:aws:states:::sagemaker:createTrainingJob.sync"
 # What the optimized integration names SageMaker errors its model lacks (ThrottlingException, ValidationException,
 # AccessDeniedException); see trainstack/embedded_aws/README.md for the evidence.
 ERROR_UNMODELLED = "SageMaker.AmazonSageMakerException"
+ERROR_RESOURCE_LIMIT = "SageMaker.ResourceLimitExceededException"
 TRAIN_THROTTLE_RETRIES = 4
 # Tag values allow letters, numbers, spaces and _.:/=+-@ only; execution names also allow ( ) ! ' and more.
 EXECUTION_TAG_UNSAFE = r"/[^A-Za-z0-9 _.:\/=+\-@]/"
@@ -129,7 +130,7 @@ def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> 
     )
 
 
-def train_states(*, next_state: str, failure_state: str) -> dict[str, dict[str, Any]]:
+def train_states(*, next_state: str, failure_state: str, capacity_wait_state: str) -> dict[str, dict[str, Any]]:
     """Train (`createTrainingJob.sync`), and a bounded retry of CreateTrainingJob when SageMaker throttles it.
 
     The optimized integration names every error SageMaker's model lacks `SageMaker.AmazonSageMakerException`:
@@ -137,7 +138,9 @@ def train_states(*, next_state: str, failure_state: str) -> dict[str, dict[str, 
     A Retry on that name would also retry requests SageMaker will never accept, so the Cause decides: a
     throttled create waits (1 s + full jitter over 5 s doubling) and tries again with the same, stable job
     name, at most TRAIN_THROTTLE_RETRIES times; anything else goes to `failure_state` at once. Capacity and
-    internal errors during the job are retried by SageMaker itself (RetryStrategy).
+    internal errors during the job are retried by SageMaker itself (RetryStrategy). A create refused with
+    ResourceLimitExceeded (another run took the instances after this one counted them) goes back to
+    `capacity_wait_state` while the run's capacity wait lasts.
     """
     return {
         "Train": {
@@ -145,6 +148,12 @@ def train_states(*, next_state: str, failure_state: str) -> dict[str, dict[str, 
             "Resource": SYNC_RESOURCE,
             "Arguments": "{% $request %}",
             "Catch": [
+                {
+                    # Another run took the instances between the capacity check and this create.
+                    "ErrorEquals": [ERROR_RESOURCE_LIMIT],
+                    "Assign": {"failure": "{% $states.errorOutput %}"},
+                    "Next": "CapacityTaken",
+                },
                 {
                     "ErrorEquals": [ERROR_UNMODELLED],
                     "Assign": {"failure": "{% $states.errorOutput %}"},
@@ -169,6 +178,13 @@ def train_states(*, next_state: str, failure_state: str) -> dict[str, dict[str, 
                     ),
                     "Next": "WaitToRetryTrain",
                 }
+            ],
+            "Default": failure_state,
+        },
+        "CapacityTaken": {
+            "Type": "Choice",
+            "Choices": [
+                {"Condition": "{% $capacityWaited < $run.capacity_wait_seconds %}", "Next": capacity_wait_state}
             ],
             "Default": failure_state,
         },

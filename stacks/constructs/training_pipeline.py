@@ -1,8 +1,10 @@
 """The training pipeline: a JSONata state machine that validates a run, checks quotas and trains.
 
     Validate -> IsValid -(no)-> InvalidInput
-             -> Prepare -> NameJob -> ResolveQuotaCodes ... (quota_check.py) -> DecideWarmPool
+             -> Prepare -> NameJob -> ResolveQuotaCodes ... (quota_check.py) -> DecideWarmPool -> DecideCapacity
+                 -> HasCapacity -(short)-> WaitingForCapacity -> CountUsage ... | CapacityUnavailable
              -> BuildRequest -> Train (createTrainingJob.sync) -> Succeeded (the run's summary)
+                                  \\-> (ResourceLimitExceeded) -> WaitingForCapacity
                                   \\-> DescribeFailure -> Notify (SNS) -> TrainingFailed
 QuotaExceeded ends a run whose request the account's quotas cannot serve.
 
@@ -75,14 +77,21 @@ def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: 
             },
             "Prepare": {"Type": "Pass", "Assign": {"run": prepare_expression(config)}, "Next": "NameJob"},
             "NameJob": {"Type": "Pass", "Assign": {"jobName": JOB_NAME_EXPRESSION}, "Next": "ResolveQuotaCodes"},
-            **quota_states(config, next_state="BuildRequest", exceeded_state="QuotaExceeded"),
+            **quota_states(
+                config,
+                draft_request=request_expression(config, target),
+                next_state="BuildRequest",
+                exceeded_state="QuotaExceeded",
+            ),
             "QuotaExceeded": {"Type": "Fail", "Error": "QuotaExceeded", "Cause": "{% $quotaProblem %}"},
             "BuildRequest": {
                 "Type": "Pass",
                 "Assign": {"request": request_expression(config, target), "trainThrottled": 0},
                 "Next": "Train",
             },
-            **train_states(next_state="Succeeded", failure_state="DescribeFailure"),
+            **train_states(
+                next_state="Succeeded", failure_state="DescribeFailure", capacity_wait_state="WaitingForCapacity"
+            ),
             "DescribeFailure": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob",

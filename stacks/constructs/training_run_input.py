@@ -12,7 +12,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainstack.config import MAX_KEEP_ALIVE_SECONDS, MAX_RUNTIME_CEILING_SECONDS, EnvironmentConfig, ResourceNames
+from trainstack.config import (
+    MAX_CAPACITY_WAIT_SECONDS,
+    MAX_KEEP_ALIVE_SECONDS,
+    MAX_RUNTIME_CEILING_SECONDS,
+    EnvironmentConfig,
+    ResourceNames,
+)
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "training-run-input.schema.json"
 # SageMaker allows 100 hyperparameters; script mode adds five sagemaker_* entries of its own.
@@ -41,6 +47,7 @@ def run_defaults(config: EnvironmentConfig) -> dict[str, Any]:
         "spot": training.spot,
         "max_wait_seconds": training.max_wait_seconds,
         "volume_size_gb": training.volume_size_gb,
+        "capacity_wait_seconds": training.capacity_wait_seconds,
         "job_name_prefix": training.job_name_prefix,
         "tags": config.all_tags,
     }
@@ -57,6 +64,7 @@ def run_limits(config: EnvironmentConfig) -> dict[str, Any]:
         "job_name_prefix": training.job_name_prefix,
         "max_keep_alive": MAX_KEEP_ALIVE_SECONDS,
         "max_runtime": MAX_RUNTIME_CEILING_SECONDS,
+        "max_capacity_wait": MAX_CAPACITY_WAIT_SECONDS,
         "max_hyperparameters": MAX_USER_HYPERPARAMETERS,
         "max_hyperparameter_length": MAX_HYPERPARAMETER_LENGTH,
     }
@@ -69,9 +77,16 @@ def _literal(value: Any) -> str:
 
 # Helpers shared by the expressions below. `$enc` is the SageMaker SDK's json.dumps of a hyperparameter
 # value (strings quoted and escaped, numbers bare); `$show` uses it to quote values in messages.
+# `$string` writes numbers with 15 significant digits, so 3.141592653589793 would arrive as 3.14159265358979:
+# `$encNum` keeps `$string`'s form when it reads back as the same number, else takes the shortest
+# `$formatNumber` rendering (fixed from 1e-4 to 1e16 as Python's repr, else with an exponent) that does.
 ENCODE_FUNCTION = (
-    r'$enc := function($v) { $type($v) = "string" ? $substring($string([$v]), 1, $length($string([$v])) - 2)'
-    r" : $string($v) };"
+    r"$encNum := function($v) { ($s := $string($v); $number($s) = $v ? $s : ($exact := $filter($map([1..20],"
+    r' function($d) { $formatNumber($v, "0.0" & $pad("", $d - 1, "#")'
+    r' & ($abs($v) >= 0.0001 and $abs($v) < 1e16 ? "" : "e0")) }), function($c) { $number($c) = $v });'
+    r" $count($exact) > 0 ? $exact[0] : $s)) };"
+    r' $enc := function($v) { $type($v) = "string" ? $substring($string([$v]), 1, $length($string([$v])) - 2)'
+    r' : $type($v) = "number" ? $encNum($v) : $string($v) };'
 )
 _HELPERS = (
     "\n  "
@@ -170,6 +185,7 @@ def validate_expression(config: EnvironmentConfig) -> str:
         $isInt($in.max_wait_seconds) and $isInt($runtime) and $in.max_wait_seconds < $runtime
           ? "max_wait_seconds: must be at least max_runtime_seconds (" & $runtime & "), got " & $in.max_wait_seconds,
         $intIn("volume_size_gb", $in.volume_size_gb, 1, 16384),
+        $intIn("capacity_wait_seconds", $in.capacity_wait_seconds, 0, $L.max_capacity_wait),
         $exists($prefix) and ($not($type($prefix) = "string") or $not($contains($prefix, /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,29}$/)))
           ? "job_name_prefix: expected up to 30 letters, digits and dashes, got " & $show($prefix),
         $type($prefix) = "string" and $substring($prefix, 0, $length($L.job_name_prefix)) != $L.job_name_prefix
@@ -214,10 +230,11 @@ def prepare_expression(config: EnvironmentConfig) -> str:
     )
 
 
-# Unique per execution and stable across retries within it: the execution's start time to the
-# millisecond plus the end of its name. At most 30 + 1 + 17 + 1 + 8 = 57 characters of [a-zA-Z0-9-].
-JOB_NAME_EXPRESSION = r"""{% (
-  $stamp := $replace($substring($states.context.Execution.StartTime, 0, 23), /[^0-9]/, "");
-  $suffix := $substring($replace($states.context.Execution.Name, /[^a-zA-Z0-9]/, ""), -8);
-  $run.job_name_prefix & "-" & $stamp & ($suffix ? "-" & $suffix : "")
-) %}"""
+# Unique per execution and stable across retries within it: the execution's start time to the millisecond (for
+# people) and 12 hex digits of the SHA-256 of its ARN (for uniqueness: two executions started in the same
+# millisecond whose names share an ending still differ; the ARN is unique across state machines and regions).
+# At most 30 + 1 + 17 + 1 + 12 = 61 characters of [a-zA-Z0-9-]. `$hash` is one of Step Functions' own functions.
+JOB_NAME_EXPRESSION = (
+    '{% $run.job_name_prefix & "-" & $replace($substring($states.context.Execution.StartTime, 0, 23), /[^0-9]/, "")'
+    ' & "-" & $substring($hash($states.context.Execution.Id, "SHA-256"), 0, 12) %}'
+)
