@@ -36,6 +36,7 @@ from .sagemaker_training_api import SageMakerTrainingHandler
 from .throttling import Throttle, ThrottleControl
 from .training_executor import TrainingExecutor
 from .validate_state_machine_definition import ValidateDefinitionHandler
+from .warm_pool_seeding import SeedWarmPoolsControl
 
 _applied = False
 _running_lock = threading.Lock()
@@ -94,7 +95,7 @@ class EmbeddedAws:
         # The test switch answers first: a throttled call never reaches the handler that would serve it.
         handlers: list[JsonHandler] = [self.throttle]
         adapters = AdapterApplication(DomainDispatcherApplication(create_backend_app), handlers)
-        app = ThrottleControl(adapters, self.throttle)
+        app = SeedWarmPoolsControl(ThrottleControl(adapters, self.throttle), lambda: self.executor)
 
         class QuietHandler(MotoRequestHandler):
             # One access-log line per request drowns test and CLI output; errors still reach the client.

@@ -216,6 +216,33 @@ class TrainingExecutor:
         thread.start()
         return {"TrainingJobArn": job.arn}
 
+    def seed_retained_pool(self, request: dict[str, Any]) -> str:
+        """A job that already ran and kept its pool (Completed, pool Available), without running anything.
+
+        For tests that need many retained pools (paging, counting): running 150 real jobs would take minutes.
+        The request is validated as CreateTrainingJob validates it and must ask for a keep-alive; quotas are
+        checked as SageMaker checks them when a pool is kept, so the seeded state is one AWS can reach."""
+        request = json.loads(json.dumps(request))
+        request.setdefault("StoppingCondition", {}).setdefault("MaxRuntimeInSeconds", 86400)
+        validate_create_training_job(request, self.quotas.longest_run_time_seconds if self.quotas else None)
+        with self._lock:
+            name = request["TrainingJobName"]
+            if name in self._jobs:
+                raise AwsError("ResourceInUse", f"a training job named {name} already exists")
+            job = TrainingJob(request=request, arn=self._arn(name))
+            if job.keep_alive <= 0:
+                raise AwsError("ValidationException", "a seeded pool needs ResourceConfig.KeepAlivePeriodInSeconds")
+            self._check_training_quota(job, None)
+            self._offer_warm_pool(job)
+            if job.warm_pool is None:
+                raise AwsError("ResourceLimitExceeded", f"the warm-pool quota of {job.instance_type} is used up")
+            now = utcnow()
+            job.status = "Completed"
+            job.training_start = job.training_end = now
+            self._transition(job, "Completed")
+            self._jobs[name] = job
+            return job.arn
+
     def describe(self, name: str) -> dict[str, Any]:
         with self._lock:
             return self._render(self._get(name))
