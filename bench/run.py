@@ -64,6 +64,10 @@ def embedded_aws() -> Figures:
     return _script("embedded_aws.py", "--skip-deploy", "--jobs", "2")
 
 
+def capacity() -> Figures:
+    return _script("capacity.py")
+
+
 def demo() -> Figures:
     with tempfile.TemporaryDirectory() as out:
         timings = Path(out) / "timings.json"
@@ -89,6 +93,7 @@ SECTIONS: dict[str, Callable[[], Figures]] = {
     "synth": synth,
     "training": training,
     "embedded_aws": embedded_aws,
+    "capacity": capacity,
     "demo": demo,
     "tests": tests,
     "gpu": gpu,

@@ -17,7 +17,9 @@ from tests.test_pipeline_executions import NAMES, QUICK, Platform, _output, _rel
 from trainstack.cli.executions import read_history
 from trainstack.embedded_aws.testing import (
     ROLE,
+    fail_with_capacity_error,
     job_request,
+    log_lines,
     seed_warm_pools,
     unique,
     upload_script,
@@ -60,7 +62,7 @@ def test_a_run_short_of_instances_waits_for_a_warm_pool_to_end_then_trains(platf
         and "with 1 instance(s) held by running jobs and warm pools; this run needs 4 and 3 are free" in reason
     )
     # What `trainstack status` and `run --watch` show of the wait.
-    assert read_history(events)["waiting"] == reason
+    assert read_history(events)["waiting"] == json.loads(waits[-1]["input"])["reason"]
     lines: list[str] = []
     RunWatcher(platform.client, described["executionArn"], on_line=lines.append).poll()
     assert f"wait   {reason}" in lines
@@ -139,3 +141,44 @@ def test_all_150_retained_pools_are_counted(platform: Platform) -> None:
             )
     assert described["error"] == "CapacityUnavailable", (described.get("error"), described.get("cause"))
     assert "is 152 in us-east-1 with 150 instance(s) held by running jobs and warm pools" in described["cause"]
+
+
+def test_a_job_that_loses_its_capacity_is_retried_under_a_new_name_and_resumes_from_its_checkpoint(
+    platform: Platform,
+) -> None:
+    _release_pools(platform)
+    fail_with_capacity_error(platform.aws.endpoint_url, "ml.m5.xlarge", 1)
+    result = _output(run(platform, {"keep_alive_seconds": 0, "hyperparameters": QUICK}))
+    assert result["status"] == "Completed" and result["jobName"].endswith("-r1")
+    sagemaker = platform.client("sagemaker")
+    first = sagemaker.describe_training_job(TrainingJobName=result["jobName"].removesuffix("-r1"))
+    second = sagemaker.describe_training_job(TrainingJobName=result["jobName"])
+    assert first["TrainingJobStatus"] == "Failed" and first["FailureReason"].startswith("CapacityError: ")
+    assert first["CheckpointConfig"]["S3Uri"] == second["CheckpointConfig"]["S3Uri"]
+    assert first["CheckpointConfig"]["S3Uri"].endswith(f"/{first['TrainingJobName']}/")
+    lines = [
+        line for stream in log_lines(platform.client("logs"), second["TrainingJobName"]).values() for line in stream
+    ]
+    assert any("resuming from checkpoint-4" in line for line in lines)
+    assert result["checkpoints"] == first["CheckpointConfig"]["S3Uri"] and result["result"] == "model"
+
+    # Resume across runs: a new run naming the earlier job continues from the same checkpoints (step 4 -> 6).
+    resumed = _output(
+        run(
+            platform,
+            {
+                "resume_from": second["TrainingJobName"],
+                "keep_alive_seconds": 0,
+                "hyperparameters": {**QUICK, "max_steps": 6},
+            },
+        )
+    )
+    assert resumed["checkpoints"] == first["CheckpointConfig"]["S3Uri"]
+    lines = [line for stream in log_lines(platform.client("logs"), resumed["jobName"]).values() for line in stream]
+    assert any("resuming from checkpoint-4" in line for line in lines)
+
+
+def test_resume_from_a_job_that_does_not_exist_fails_before_anything_is_created(platform: Platform) -> None:
+    described = run(platform, {"resume_from": "trainstack-no-such-run"})
+    assert described["error"] == "InvalidInput"
+    assert described["cause"].startswith("resume_from: no training job named trainstack-no-such-run can be described")

@@ -525,3 +525,25 @@ def test_executions_started_together_with_similar_names_get_different_job_names(
         for name in ("cap-both-1-0123456789ab", "cap-both-2-0123456789ab")
     }
     assert len(names) == 2
+
+
+def test_resume_from_takes_the_named_jobs_checkpoint_prefix(definitions) -> None:
+    names = ResourceNames.of(load_environment("local"))
+    find = definitions["local"]["States"]["FindResumePoint"]
+    prefix = f"s3://{names.artifacts_bucket}/checkpoints/"
+    run = {"resume_from": "trainstack-20260101000000000-abcdef0123-r1"}
+
+    def checkpoint_name(described: dict) -> str | None:
+        return evaluate(find["Assign"]["checkpointName"], {"result": described}, {"run": run})
+
+    assert checkpoint_name({"CheckpointConfig": {"S3Uri": f"{prefix}trainstack-20260101000000000-abcdef0123/"}}) == (
+        "trainstack-20260101000000000-abcdef0123"
+    )
+    assert checkpoint_name({"CheckpointConfig": {"S3Uri": "s3://elsewhere/checkpoints/x/"}}) is None
+    assert checkpoint_name({}) is None
+    problem = evaluate(find["Assign"]["resumeProblem"], {"result": {}}, {"run": run})
+    assert problem.startswith("resume_from: training job trainstack-") and "(its CheckpointConfig is absent)" in problem
+    assert preview(definitions["local"], {"resume_from": "x" * 64}, quotas=QUOTAS).problems == [
+        "resume_from: expected the name of an earlier run or training job (up to 63 letters, digits and dashes), "
+        f'got "{"x" * 64}"'
+    ]

@@ -76,7 +76,9 @@ def preview(
     run = evaluate(states["Prepare"]["Assign"]["run"], here)
     job_name = evaluate(states["NameJob"]["Assign"]["jobName"], here, {"run": run})
     pool_key = evaluate(
-        states["CountUsage"]["Assign"]["poolKey"], here, {"run": run, "jobName": job_name, "warmPool": {"granted": 0}}
+        states["CountUsage"]["Assign"]["poolKey"],
+        here,
+        {"run": run, "jobName": job_name, "checkpointName": job_name, "warmPool": {"granted": 0}},
     )
     warm_pool = evaluate(
         states["DecideWarmPool"]["Assign"]["warmPool"],
@@ -84,7 +86,9 @@ def preview(
         {"run": run, "quotas": quotas, "pools": pools or [], "poolKey": pool_key},
     )
     request = evaluate(
-        states["BuildRequest"]["Assign"]["request"], here, {"run": run, "jobName": job_name, "warmPool": warm_pool}
+        states["BuildRequest"]["Assign"]["request"],
+        here,
+        {"run": run, "jobName": job_name, "checkpointName": job_name, "warmPool": warm_pool},
     )
     return Preview(run=run, job_name=job_name, warm_pool=warm_pool, request=request, pool_key=pool_key)
 

@@ -53,7 +53,7 @@ def _metric_definitions() -> list[dict[str, str]]:
 
 
 def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> str:
-    """JSONata over `$run`, `$jobName` and `$warmPool`: the CreateTrainingJob request."""
+    """JSONata over `$run`, `$jobName`, `$checkpointName` and `$warmPool`: the CreateTrainingJob request."""
     names = ResourceNames.of(config)
     training = config.training
     literal = lambda value: json.dumps(value, separators=(",", ":"))  # noqa: E731
@@ -62,7 +62,8 @@ def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> 
     optional: list[str] = []
     if training.checkpoints:
         optional.append(
-            f'{{"CheckpointConfig": {{"S3Uri": {literal(checkpoints)} & $jobName & "/",'
+            # Per run, not per job: a job retried under a new name resumes from its first attempt's checkpoints.
+            f'{{"CheckpointConfig": {{"S3Uri": {literal(checkpoints)} & $checkpointName & "/",'
             f' "LocalPath": {literal(CHECKPOINT_LOCAL_PATH)}}}}}'
         )
     if target.subnet_ids:

@@ -186,6 +186,8 @@ def validate_expression(config: EnvironmentConfig) -> str:
           ? "max_wait_seconds: must be at least max_runtime_seconds (" & $runtime & "), got " & $in.max_wait_seconds,
         $intIn("volume_size_gb", $in.volume_size_gb, 1, 16384),
         $intIn("capacity_wait_seconds", $in.capacity_wait_seconds, 0, $L.max_capacity_wait),
+        $exists($in.resume_from) and $not($type($in.resume_from) = "string" and $contains($in.resume_from, /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/))
+          ? "resume_from: expected the name of an earlier run or training job (up to 63 letters, digits and dashes), got " & $show($in.resume_from),
         $exists($prefix) and ($not($type($prefix) = "string") or $not($contains($prefix, /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,29}$/)))
           ? "job_name_prefix: expected up to 30 letters, digits and dashes, got " & $show($prefix),
         $type($prefix) = "string" and $substring($prefix, 0, $length($L.job_name_prefix)) != $L.job_name_prefix
@@ -233,8 +235,9 @@ def prepare_expression(config: EnvironmentConfig) -> str:
 # Unique per execution and stable across retries within it: the execution's start time to the millisecond (for
 # people) and 12 hex digits of the SHA-256 of its ARN (for uniqueness: two executions started in the same
 # millisecond whose names share an ending still differ; the ARN is unique across state machines and regions).
-# At most 30 + 1 + 17 + 1 + 12 = 61 characters of [a-zA-Z0-9-]. `$hash` is one of Step Functions' own functions.
+# At most 30 + 1 + 17 + 1 + 10 = 59 characters of [a-zA-Z0-9-], leaving room for a retry's "-r<n>" (n < 10).
+# `$hash` is one of Step Functions' own JSONata functions.
 JOB_NAME_EXPRESSION = (
     '{% $run.job_name_prefix & "-" & $replace($substring($states.context.Execution.StartTime, 0, 23), /[^0-9]/, "")'
-    ' & "-" & $substring($hash($states.context.Execution.Id, "SHA-256"), 0, 12) %}'
+    ' & "-" & $substring($hash($states.context.Execution.Id, "SHA-256"), 0, 10) %}'
 )

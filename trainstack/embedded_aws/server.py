@@ -28,15 +28,17 @@ from . import (
     cloudformation_template_url,
     execution_names,
     jsonata_evaluator,
+    jsonata_hash,
     sagemaker_sync_integration,
 )
+from .capacity_errors import capacity_error_control
 from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler, endpoint_client
 from .sagemaker_quotas import SageMakerQuotaHandler, SageMakerQuotaTable
 from .sagemaker_training_api import SageMakerTrainingHandler
 from .throttling import Throttle, ThrottleControl
 from .training_executor import TrainingExecutor
 from .validate_state_machine_definition import ValidateDefinitionHandler
-from .warm_pool_seeding import SeedWarmPoolsControl
+from .warm_pool_seeding import seed_warm_pools_control
 
 _applied = False
 _running_lock = threading.Lock()
@@ -51,6 +53,7 @@ def apply_adapters() -> None:
     if _applied:
         return
     jsonata_evaluator.apply()
+    jsonata_hash.apply()
     aws_sdk_service_names.apply()
     cloudformation_change_sets.apply()
     cloudformation_kms_tags.apply()
@@ -95,7 +98,9 @@ class EmbeddedAws:
         # The test switch answers first: a throttled call never reaches the handler that would serve it.
         handlers: list[JsonHandler] = [self.throttle]
         adapters = AdapterApplication(DomainDispatcherApplication(create_backend_app), handlers)
-        app = SeedWarmPoolsControl(ThrottleControl(adapters, self.throttle), lambda: self.executor)
+        app = ThrottleControl(adapters, self.throttle)
+        app = seed_warm_pools_control(app, lambda: self.executor)
+        app = capacity_error_control(app, lambda: self.executor.capacity_errors if self.executor else None)
 
         class QuietHandler(MotoRequestHandler):
             # One access-log line per request drowns test and CLI output; errors still reach the client.

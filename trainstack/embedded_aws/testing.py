@@ -105,3 +105,8 @@ def throttle(endpoint_url: str, operation: str, count: int = 1) -> dict[str, Any
 def seed_warm_pools(endpoint_url: str, request: dict[str, Any], count: int) -> list[str]:
     """`count` Completed jobs `<TrainingJobName>-<i>` holding Available pools, as if each had run (no run)."""
     return _control(endpoint_url, "seed-warm-pools", {"request": request, "count": count})["TrainingJobArns"]
+
+
+def fail_with_capacity_error(endpoint_url: str, instance_type: str, count: int = 1) -> dict[str, Any]:
+    """The next `count` jobs of `instance_type` run, then fail with SageMaker's CapacityError (no model)."""
+    return _control(endpoint_url, "capacity-error", {"instance_type": instance_type, "count": count})

@@ -35,6 +35,7 @@ from trainstack.toolkit_host import (
     write_host_config,
 )
 
+from .capacity_errors import CAPACITY_ERROR, CapacityErrors
 from .json_protocol import DUMMY_CREDENTIAL, AwsError, endpoint_client
 from .sagemaker_quotas import quota_name
 from .sagemaker_request_rules import validate_create_training_job
@@ -117,6 +118,10 @@ def warm_pool_mismatches(pool_request: dict[str, Any], request: dict[str, Any]) 
     return [name for name in WARM_POOL_MATCH if pool[name] != wanted[name]]
 
 
+class _CapacityLost(Exception):
+    """The job's instances were lost (the capacity-error test switch); the message is its FailureReason."""
+
+
 @dataclass
 class WarmPool:
     status: str  # Available | InUse | Reused | Terminated
@@ -182,6 +187,7 @@ class TrainingExecutor:
         self.work_dir = work_dir
         self.quotas = quotas
         self._jobs: dict[str, TrainingJob] = {}
+        self.capacity_errors = CapacityErrors()  # the test switch (capacity_errors.py)
         self._lock = threading.RLock()
         self._closed = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -537,9 +543,15 @@ class TrainingExecutor:
             else:
                 self._set(job, "Training")
                 outcome = run.train()
+            if outcome == "Completed" and self.capacity_errors.take(job.instance_type):
+                # Checkpoints are synced (train() ends with a sync); the instances are gone, no model is uploaded.
+                raise _CapacityLost(CAPACITY_ERROR)
             if outcome in ("Completed", "Stopped", "MaxRuntimeExceeded"):
                 self._set(job, "Uploading")
                 job.model_artifact = run.upload_outputs()
+        except _CapacityLost as error:
+            outcome = "Failed"
+            job.failure_reason = str(error)
         except AwsError as error:
             outcome = "Failed"
             job.failure_reason = f"ClientError: {error.message}"[:_FAILURE_REASON_LIMIT]

@@ -10,49 +10,28 @@ Used where a test needs more pools than one ListTrainingJobs page (100) and real
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
-from .json_protocol import AwsError, StartResponse, WsgiApp, WsgiEnviron
+from .test_controls import CONTROL_PREFIX, JsonControl
 from .training_executor import TrainingExecutor
 
-CONTROL_PATH = "/trainstack-api/seed-warm-pools"
+CONTROL_PATH = f"{CONTROL_PREFIX}seed-warm-pools"
 MAX_SEEDED = 1000
 
 
-class SeedWarmPoolsControl:
-    """WSGI middleware answering `POST /trainstack-api/seed-warm-pools`; everything else goes to `app`."""
+def seed_warm_pools_control(app: Any, executor: Callable[[], TrainingExecutor | None]) -> JsonControl:
+    """`executor` is read per call: the server creates it once it knows its port."""
 
-    def __init__(self, app: WsgiApp, executor: Callable[[], TrainingExecutor | None]) -> None:
-        self._app = app
-        self._executor = executor  # created once the server knows its port
-
-    def __call__(self, environ: WsgiEnviron, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") != CONTROL_PATH:
-            return self._app(environ, start_response)
-        status, answer = "200 OK", {}
-        try:
-            if environ.get("REQUEST_METHOD") != "POST":
-                raise ValueError(f"use POST {CONTROL_PATH}")
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = json.loads(environ["wsgi.input"].read(length) or b"{}")
-            answer = {"TrainingJobArns": self._seed(body["request"], int(body.get("count", 1)))}
-        except (ValueError, KeyError, TypeError) as error:
-            status, answer = "400 Bad Request", {"message": str(error)}
-        except AwsError as error:
-            status, answer = "400 Bad Request", {"code": error.code, "message": error.message}
-        payload = json.dumps(answer).encode()
-        start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
-        return [payload]
-
-    def _seed(self, request: dict[str, Any], count: int) -> list[str]:
+    def seed(body: dict[str, Any]) -> dict[str, Any]:
+        request, count = body["request"], int(body.get("count", 1))
         if not 1 <= count <= MAX_SEEDED:
             raise ValueError(f"count must be 1..{MAX_SEEDED}, got {count}")
-        executor = self._executor()
-        if executor is None:
+        running = executor()
+        if running is None:
             raise ValueError("the embedded AWS has not started its training executor")
         base = request["TrainingJobName"]
-        return [
-            executor.seed_retained_pool({**request, "TrainingJobName": f"{base}-{index}"}) for index in range(count)
-        ]
+        arns = [running.seed_retained_pool({**request, "TrainingJobName": f"{base}-{i}"}) for i in range(count)]
+        return {"TrainingJobArns": arns}
+
+    return JsonControl(app, CONTROL_PATH, seed)
