@@ -8,6 +8,7 @@ machine's check and is then refused would fail these tests."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -45,6 +46,17 @@ def _entered(events: list[dict], state: str) -> list[dict]:
     ]
 
 
+def _trained(platform: Platform, described: dict) -> dict:
+    """The run's summary; on failure, the end of its job's log in the assertion message."""
+    if described["status"] != "SUCCEEDED":
+        job = read_history(_history(platform, described["executionArn"]))["jobName"]
+        tail = (
+            [line for lines in log_lines(platform.client("logs"), job).values() for line in lines][-40:] if job else []
+        )
+        raise AssertionError(f"{described.get('error')}: {described.get('cause')}\n" + "\n".join(tail))
+    return _output(described)
+
+
 def test_a_run_short_of_instances_waits_for_a_warm_pool_to_end_then_trains(platform: Platform) -> None:
     # One ml.m5.xlarge kept warm for 10 s; then 4 of the quota's 4 are asked for: the run waits for the pool.
     _release_pools(platform)
@@ -79,7 +91,7 @@ def test_two_concurrent_three_instance_runs_against_a_quota_of_four_both_train(p
         )["executionArn"]
         for index in (1, 2)
     ]
-    results = [_output(wait_for_execution(sfn, arn, timeout=400)) for arn in arns]
+    results = [_trained(platform, wait_for_execution(sfn, arn, timeout=400)) for arn in arns]
     assert {r["status"] for r in results} == {"Completed"}
     assert results[0]["jobName"] != results[1]["jobName"]
     # One of them waited: before creating (it saw the other's job) or after SageMaker refused its create.
@@ -182,3 +194,38 @@ def test_resume_from_a_job_that_does_not_exist_fails_before_anything_is_created(
     described = run(platform, {"resume_from": "trainstack-no-such-run"})
     assert described["error"] == "InvalidInput"
     assert described["cause"].startswith("resume_from: no training job named trainstack-no-such-run can be described")
+
+
+def test_a_create_whose_job_already_exists_follows_that_job_to_its_end(platform: Platform) -> None:
+    # As when an earlier attempt of the create reached SageMaker but its answer was lost: the run's job exists
+    # by the time the run creates it. Held instances make the run wait; meanwhile its job is created directly.
+    _release_pools(platform)
+    sagemaker, sfn = platform.client("sagemaker"), platform.client("stepfunctions")
+    holder = unique("holder")
+    sleeper = upload_script(platform.client("s3"), NAMES.data_bucket, "import time\ntime.sleep(120)\n")
+    request = job_request(holder, NAMES.data_bucket, sleeper)
+    request["ResourceConfig"] = {"InstanceType": "ml.m5.xlarge", "InstanceCount": 3, "VolumeSizeInGB": 30}
+    sagemaker.create_training_job(**request)
+    execution = sfn.start_execution(
+        stateMachineArn=platform.state_machine_arn,
+        name=f"adopt-{uuid.uuid4().hex[:8]}",
+        input=json.dumps({"instance_count": 2, "keep_alive_seconds": 0}),
+    )["executionArn"]
+    try:
+        deadline = time.monotonic() + 60
+        while not _entered(events := _history(platform, execution), "WaitingForCapacity"):
+            assert time.monotonic() < deadline, "the run never waited"
+            time.sleep(0.5)
+        job_name = read_history(events)["jobName"]
+        quick = upload_script(platform.client("s3"), NAMES.data_bucket, "print('the earlier attempt')\n")
+        existing = job_request(job_name, NAMES.data_bucket, quick)
+        existing["ResourceConfig"] = {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}
+        sagemaker.create_training_job(**existing)
+    finally:
+        sagemaker.stop_training_job(TrainingJobName=holder)
+    result = _output(wait_for_execution(sfn, execution, timeout=300))
+    assert result["jobName"] == job_name and result["status"] == "Completed"
+    failures = [
+        e["taskFailedEventDetails"]["error"] for e in _history(platform, execution) if e["type"] == "TaskFailed"
+    ]
+    assert "SageMaker.ResourceInUseException" in failures

@@ -26,6 +26,7 @@ SYNC_RESOURCE = "arn:aws:states:::sagemaker:createTrainingJob.sync"
 # AccessDeniedException); see trainstack/embedded_aws/README.md for the evidence.
 ERROR_UNMODELLED = "SageMaker.AmazonSageMakerException"
 ERROR_RESOURCE_LIMIT = "SageMaker.ResourceLimitExceededException"
+ERROR_RESOURCE_IN_USE = "SageMaker.ResourceInUseException"
 TRAIN_THROTTLE_RETRIES = 4
 # Tag values allow letters, numbers, spaces and _.:/=+-@ only; execution names also allow ( ) ! ' and more.
 EXECUTION_TAG_UNSAFE = r"/[^A-Za-z0-9 _.:\/=+\-@]/"
@@ -141,7 +142,9 @@ def train_states(*, next_state: str, failure_state: str, capacity_wait_state: st
     name, at most TRAIN_THROTTLE_RETRIES times; anything else goes to `failure_state` at once. Capacity and
     internal errors during the job are retried by SageMaker itself (RetryStrategy). A create refused with
     ResourceLimitExceeded (another run took the instances after this one counted them) goes back to
-    `capacity_wait_state` while the run's capacity wait lasts.
+    `capacity_wait_state` while the run's capacity wait lasts. A create answered ResourceInUse (the job exists:
+    an earlier attempt reached SageMaker but its answer was lost) follows that job by polling DescribeTrainingJob
+    instead of failing the run with "ended InProgress".
     """
     return {
         "Train": {
@@ -149,6 +152,13 @@ def train_states(*, next_state: str, failure_state: str, capacity_wait_state: st
             "Resource": SYNC_RESOURCE,
             "Arguments": "{% $request %}",
             "Catch": [
+                {
+                    # An earlier attempt of this create reached SageMaker (its answer was lost): the job exists.
+                    # Its name holds a hash of this execution's ARN, so it is this run's job: follow it.
+                    "ErrorEquals": [ERROR_RESOURCE_IN_USE],
+                    "Assign": {"failure": "{% $states.errorOutput %}", "adoptPolls": 0},
+                    "Next": "FollowExistingJob",
+                },
                 {
                     # Another run took the instances between the capacity check and this create.
                     "ErrorEquals": [ERROR_RESOURCE_LIMIT],
@@ -181,6 +191,38 @@ def train_states(*, next_state: str, failure_state: str, capacity_wait_state: st
                 }
             ],
             "Default": failure_state,
+        },
+        "FollowExistingJob": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob",
+            "Arguments": {"TrainingJobName": "{% $jobName %}"},
+            "Assign": {"job": "{% $states.result %}"},
+            "Retry": [
+                {
+                    "ErrorEquals": ["SageMaker.SageMakerException"],
+                    "IntervalSeconds": 1,
+                    "BackoffRate": 2,
+                    "MaxAttempts": 3,
+                    "JitterStrategy": "FULL",
+                }
+            ],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": failure_state}],
+            "Next": "ExistingJobEnded",
+        },
+        "ExistingJobEnded": {
+            "Type": "Choice",
+            "Choices": [
+                {"Condition": '{% $job.TrainingJobStatus = "Completed" %}', "Next": next_state},
+                {"Condition": '{% $job.TrainingJobStatus in ["Failed", "Stopped"] %}', "Next": failure_state},
+            ],
+            "Default": "WaitForExistingJob",
+        },
+        "WaitForExistingJob": {
+            "Type": "Wait",
+            # 5, 10, 20, 40, then every 60 s: what `.sync` would have done, by polling.
+            "Seconds": "{% $min([60, 5 * $power(2, $adoptPolls)]) %}",
+            "Assign": {"adoptPolls": "{% $adoptPolls + 1 %}"},
+            "Next": "FollowExistingJob",
         },
         "CapacityTaken": {
             "Type": "Choice",
