@@ -3,6 +3,7 @@ the matching "moto alone still lacks it" checks)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -372,3 +373,26 @@ def test_validate_state_machine_definition_reports_what_it_can_check(embedded_aw
     assert sfn.validate_state_machine_definition(definition="{not json")["diagnostics"][0]["code"] == (
         "INVALID_JSON_DESCRIPTION"
     )
+
+
+def test_jsonata_hash_is_the_digest_step_functions_computes(embedded_aws: Any) -> None:  # jsonata_hash.py
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Hash",
+        "States": {
+            "Hash": {
+                "Type": "Pass",
+                "Output": {
+                    "sha256": "{% $hash($states.input.text, 'SHA-256') %}",
+                    "md5": "{% $hash($states.input.text, 'MD5') %}",
+                },
+                "End": True,
+            }
+        },
+    }
+    result = run_machine(embedded_aws, machine, {"text": "trainstack"})
+    assert result["status"] == "SUCCEEDED", result
+    assert json.loads(result["output"]) == {
+        "sha256": hashlib.sha256(b"trainstack").hexdigest(),
+        "md5": hashlib.md5(b"trainstack").hexdigest(),
+    }
