@@ -547,3 +547,25 @@ def test_resume_from_takes_the_named_jobs_checkpoint_prefix(definitions) -> None
         "resume_from: expected the name of an earlier run or training job (up to 63 letters, digits and dashes), "
         f'got "{"x" * 64}"'
     ]
+
+
+def _expressions(value: object):
+    if isinstance(value, str) and value.startswith("{%"):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _expressions(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _expressions(item)
+
+
+def test_every_jsonata_expression_of_the_definition_compiles(definitions) -> None:
+    from trainstack.step_functions_jsonata import compile_expression
+
+    for env, definition in definitions.items():
+        for expression in _expressions(definition):
+            try:
+                compile_expression(expression.strip()[2:-2])
+            except Exception as error:  # the parser's own message says where
+                raise AssertionError(f"{env}: {error}: {expression[:200]}") from error

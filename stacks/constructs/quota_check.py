@@ -285,7 +285,6 @@ def quota_states(
                     "{% ($q := $states.result.Quotas;"
                     " $t := $q[QuotaName = $quotaNames.training].QuotaCode;"
                     " $w := $q[QuotaName = $quotaNames.warm_pool].QuotaCode;"
-                    ' {"training": $quotaCodes.training ? $quotaCodes.training : ($t ? $t[0] : null),'
                     " $s := $q[QuotaName = $quotaNames.spot].QuotaCode;"
                     ' {"training": $quotaCodes.training ? $quotaCodes.training : ($t ? $t[0] : null),'
                     ' "warm_pool": $quotaCodes.warm_pool ? $quotaCodes.warm_pool : ($w ? $w[0] : null),'
@@ -301,10 +300,11 @@ def quota_states(
         "GetQuotas": {
             "Type": "Map",
             "Items": (
-                '{% [{"key": "training", "code": $quotaCodes.training, "name": $quotaNames.training},'
+                '{% $append([{"key": "training", "code": $quotaCodes.training, "name": $quotaNames.training},'
                 ' {"key": "warm_pool", "code": $quotaCodes.warm_pool, "name": $quotaNames.warm_pool},'
-                ' {"key": "spot", "code": $quotaCodes.spot, "name": $quotaNames.spot},'
-                f' {{"key": "max_runtime", "code": "{LONGEST_RUN_TIME["code"]}", "name": "{LONGEST_RUN_TIME["name"]}"}}] %}}'
+                f' {{"key": "max_runtime", "code": "{LONGEST_RUN_TIME["code"]}", "name": "{LONGEST_RUN_TIME["name"]}"}}],'
+                # The spot quota only for spot runs: one lookup (and its fallback) fewer for every other run.
+                ' $run.spot ? [{"key": "spot", "code": $quotaCodes.spot, "name": $quotaNames.spot}] : []) %}'
             ),
             "MaxConcurrency": 4,
             "ItemProcessor": _quota_lookup_processor(),
