@@ -65,6 +65,10 @@ def embedded_aws() -> Figures:
     return _script("embedded_aws.py", "--skip-deploy", "--jobs", "2")
 
 
+def capacity() -> Figures:
+    return _script("capacity.py")
+
+
 def demo() -> Figures:
     with tempfile.TemporaryDirectory() as out:
         timings = Path(out) / "timings.json"
@@ -114,6 +118,7 @@ SECTIONS: dict[str, Callable[[], Figures]] = {
     "training": training,
     "embedded_aws": embedded_aws,
     "containers": containers,
+    "capacity": capacity,
     "demo": demo,
     "tests": tests,
     "gpu": gpu,

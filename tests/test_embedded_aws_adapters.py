@@ -3,6 +3,7 @@ the matching "moto alone still lacks it" checks)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -388,3 +389,26 @@ def test_an_unsupported_resource_type_is_named_once_in_plain_words(
         "see trainstack/embedded_aws/README.md"
     ]
     assert not any("No Moto CloudFormation support" in r.getMessage() for r in caplog.records)
+
+
+def test_jsonata_hash_is_the_digest_step_functions_computes(embedded_aws: Any) -> None:  # jsonata_hash.py
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Hash",
+        "States": {
+            "Hash": {
+                "Type": "Pass",
+                "Output": {
+                    "sha256": "{% $hash($states.input.text, 'SHA-256') %}",
+                    "md5": "{% $hash($states.input.text, 'MD5') %}",
+                },
+                "End": True,
+            }
+        },
+    }
+    result = run_machine(embedded_aws, machine, {"text": "trainstack"})
+    assert result["status"] == "SUCCEEDED", result
+    assert json.loads(result["output"]) == {
+        "sha256": hashlib.sha256(b"trainstack").hexdigest(),
+        "md5": hashlib.md5(b"trainstack").hexdigest(),
+    }

@@ -38,6 +38,10 @@ def test_moto_cannot_evaluate_jsonata(upstream: dict[str, Any]) -> None:  # json
     assert "NoneType" in upstream["jsonata"]["cause"]
 
 
+def test_moto_stubs_the_jsonata_hash_function(upstream: dict[str, Any]) -> None:  # jsonata_hash.py
+    assert "Function $hash is currently not supported" in upstream["jsonata_hash_declaration"]
+
+
 def test_moto_does_not_know_the_servicequotas_asl_name(upstream: dict[str, Any]) -> None:  # aws_sdk_service_names.py
     assert "Unknown service: 'servicequotas'" in upstream["servicequotas_aws_sdk"]["cause"]
 

@@ -15,7 +15,7 @@ from botocore.validate import ParamValidator
 from stacks.constructs.code_package import build_source_tarball
 from trainstack.config import TRAINING_CODE_DIR, ResourceNames, load_environment
 from trainstack.embedded_aws.sagemaker_request_rules import validate_create_training_job
-from trainstack.run_preview import definition_from_template, evaluate, preview
+from trainstack.run_preview import definition_from_template, evaluate, held_instances, preview
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO_ROOT / "examples" / "inputs").glob("*.json"))
@@ -362,9 +362,13 @@ def test_warm_pool_decisions(definitions) -> None:
     busy = [{"job": "other", "type": "ml.m5.xlarge", "count": 2, "status": "InUse"}]
     full = _warm(definitions, {"keep_alive_seconds": 600}, 2, busy)
     assert full["granted"] == 0 and full["retained"] == 2 and "would exceed it" in full["reason"]
-    reusable = [{"job": "previous", "type": "ml.m5.xlarge", "count": 1, "status": "Available"}]
+    key = preview(definitions["local"], {"keep_alive_seconds": 600}, quotas=QUOTAS).pool_key
+    reusable = [{"job": "previous", "type": "ml.m5.xlarge", "count": 1, "status": "Available", "key": key}]
     reuse = _warm(definitions, {"keep_alive_seconds": 600}, 1, reusable)
     assert reuse["granted"] == 600 and reuse["reusable_pool"] == "previous"
+    # Same type and count but another attribute SageMaker compares: not reusable, so no headroom is freed.
+    other_key = [{**reusable[0], "key": key.replace(",30,", ",31,")}]
+    assert _warm(definitions, {"keep_alive_seconds": 600}, 1, other_key)["granted"] == 0
     other_type = [{"job": "gpu", "type": "ml.g5.2xlarge", "count": 4, "status": "Available"}]
     assert _warm(definitions, {"keep_alive_seconds": 600}, 1, other_type)["granted"] == 600
     assert _warm(definitions, {"keep_alive_seconds": 0}, 2, [])["reason"].startswith("not requested")
@@ -374,8 +378,8 @@ def test_quota_choice_conditions(definitions) -> None:
     states = definitions["local"]["States"]
     over_training, over_runtime = (c["Condition"] for c in states["CheckQuotas"]["Choices"])
     run = {"instance_count": 3, "max_runtime_seconds": 500000}
-    assert evaluate(over_training, {}, {"run": run, "quotas": {"training": {"value": 2}}}) is True
-    assert evaluate(over_training, {}, {"run": run, "quotas": {"training": {"value": None}}}) is False
+    assert evaluate(over_training, {}, {"run": run, "jobQuota": {"value": 2}}) is True
+    assert evaluate(over_training, {}, {"run": run, "jobQuota": {"value": None}}) is False
     assert evaluate(over_runtime, {}, {"run": run, "quotas": {"max_runtime": {"value": 432000}}}) is True
 
 
@@ -476,3 +480,194 @@ def test_a_run_without_channels_sends_no_input_data_config() -> None:
     with_channel = evaluate(prepare_expression(config), {**here, "input": {"channels": {"train": "datasets/x/"}}})
     request = evaluate(request_expression(config, target), here, {**variables, "run": with_channel})
     assert [channel["ChannelName"] for channel in request["InputDataConfig"]] == ["train"]
+
+
+# --- capacity: what SageMaker counts, pool matching, waiting --------------------------------------------------
+
+
+def _described(request: dict, **changes: object) -> dict:
+    """A DescribeTrainingJob answer for a job created with `request` (SageMaker echoes these fields)."""
+    return {**json.loads(json.dumps(request)), "TrainingJobStatus": "Completed", **changes}
+
+
+def test_pool_key_of_a_job_matches_the_request_that_would_reuse_it(definitions) -> None:
+    definition = definitions["local"]
+    result = preview(definition, {"keep_alive_seconds": 600}, quotas=QUOTAS)
+    pool = held_instances(definition, _described(result.request, WarmPoolStatus={"Status": "Available"}))
+    assert pool["key"] == result.pool_key and pool["status"] == "Available" and pool["spot"] is False
+    # Subnets and security groups compare as sets, as SageMaker compares them.
+    shuffled = json.loads(json.dumps(result.request))
+    shuffled["VpcConfig"]["Subnets"].reverse()
+    assert held_instances(definition, _described(shuffled))["key"] == result.pool_key
+    for field, value in (
+        ("EnableNetworkIsolation", True),
+        ("RoleArn", "arn:aws:iam::123456789012:role/other"),
+        ("EnableInterContainerTrafficEncryption", True),
+    ):
+        assert held_instances(definition, _described(result.request, **{field: value}))["key"] != result.pool_key
+    resources = {**result.request["ResourceConfig"], "VolumeKmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/other"}
+    assert held_instances(definition, _described(result.request, ResourceConfig=resources))["key"] != result.pool_key
+
+
+def _capacity(definitions, run_input: dict, pools: list[dict], quota: int, **variables: object) -> dict:
+    definition = definitions["local"]
+    run = preview(definition, run_input, quotas=QUOTAS).run
+    bindings = {
+        "run": run,
+        "jobQuota": {"value": quota, "code": "L-TEST", "name": "test quota"},
+        "pools": pools,
+        "warmPool": {"granted": 0},
+        "capacityWaited": 0,
+        **variables,
+    }
+    return evaluate(definition["States"]["DecideCapacity"]["Output"], {}, bindings)
+
+
+def _held(status: str | None, job_status: str, count: int, *, spot: bool = False, type_: str = "ml.m5.xlarge") -> dict:
+    return {"job": "j", "type": type_, "count": count, "status": status, "jobStatus": job_status, "spot": spot}
+
+
+def test_capacity_counts_running_jobs_and_retained_pools_as_sagemaker_does(definitions) -> None:
+    pool_of_one = [_held("Available", "Completed", 1)]
+    short = _capacity(definitions, {"instance_count": 4}, pool_of_one, 4)
+    assert short["fits"] is False and short["in_use"] == 1 and short["headroom"] == 3
+    assert "with 1 instance(s) held by running jobs and warm pools; this run needs 4 and 3 are free" in short["reason"]
+    assert "Waiting for running jobs or pools to end (0 of 3600 s waited)" in short["reason"]
+    held = [
+        _held(None, "InProgress", 2),
+        _held("InUse", "InProgress", 1),  # running on a reused pool: counted once
+        _held("Reused", "Completed", 1),  # handed over: no longer held
+        _held("Terminated", "Completed", 3),
+        _held(None, "Stopping", 1),
+        _held("Available", "Completed", 2, type_="ml.g5.2xlarge"),  # another type's quota
+        _held(None, "InProgress", 2, spot=True),  # spot jobs count against the spot quota only
+    ]
+    assert _capacity(definitions, {"instance_count": 1}, held, 4)["in_use"] == 4
+    assert _capacity(definitions, {"spot": True, "keep_alive_seconds": 0}, held, 4)["in_use"] == 2
+    # The pool this run takes over frees its own instances.
+    reusing = _capacity(
+        definitions,
+        {"instance_count": 1},
+        [_held("Available", "Completed", 1)] * 4,
+        4,
+        warmPool={"granted": 300, "reusable_pool": "j"},
+    )
+    assert reusing["fits"] is True and reusing["reused"] == 1
+    gave_up = _capacity(definitions, {"capacity_wait_seconds": 0}, [_held(None, "InProgress", 4)], 4)
+    assert gave_up["fits"] is False and "Gave up after 0 s (capacity_wait_seconds is 0)" in gave_up["reason"]
+    assert _capacity(definitions, {}, [_held(None, "InProgress", 9)], None)["fits"] is True  # no quota known
+
+
+def test_capacity_wait_backs_off_and_never_passes_the_limit(definitions) -> None:
+    states = definitions["local"]["States"]
+    wait = states["WaitingForCapacity"]
+    steps = []
+    waited, polls = 0, 0
+    while waited < 100:
+        bindings = {"run": {"capacity_wait_seconds": 100}, "capacityWaited": waited, "capacityPolls": polls}
+        step = evaluate(wait["Seconds"], {}, bindings)
+        assert evaluate(wait["Assign"]["capacityWaited"], {}, bindings) == waited + step
+        steps.append(step)
+        waited, polls = waited + step, polls + 1
+    assert steps == [2, 4, 8, 16, 32, 38]
+    assert {c["Next"] for c in states["HasCapacity"]["Choices"]} == {"BuildRequest", "WaitingForCapacity"}
+    assert states["HasCapacity"]["Default"] == "CapacityUnavailable"
+    [limit] = [c for c in states["Train"]["Catch"] if c["ErrorEquals"] == ["SageMaker.ResourceLimitExceededException"]]
+    assert states[limit["Next"]]["Choices"][0]["Next"] == "WaitingForCapacity"
+
+
+def test_capacity_wait_seconds_is_validated_and_defaults_from_the_environment(definitions) -> None:
+    assert preview(definitions["local"], {}, quotas=QUOTAS).run["capacity_wait_seconds"] == 3600
+    assert preview(definitions["local"], {"capacity_wait_seconds": 0}, quotas=QUOTAS).run["capacity_wait_seconds"] == 0
+    problems = preview(definitions["local"], {"capacity_wait_seconds": -1}, quotas=QUOTAS).problems
+    assert problems == ["capacity_wait_seconds: expected a whole number from 0 to 604800, got -1"]
+    jsonschema.validate({"capacity_wait_seconds": 60}, SCHEMA)
+
+
+def _tasks_and_maps(states: dict, path: str = ""):
+    for name, state in states.items():
+        if state["Type"] in ("Task", "Map"):
+            yield f"{path}{name}", state
+        if state["Type"] == "Map":
+            yield from _tasks_and_maps(state["ItemProcessor"]["States"], f"{path}{name}/")
+
+
+def test_every_task_and_map_state_catches_its_errors(definitions) -> None:
+    for env, definition in definitions.items():
+        uncaught = [name for name, state in _tasks_and_maps(definition["States"]) if not state.get("Catch")]
+        assert uncaught == [], f"{env}: no Catch on {uncaught}"
+
+
+def test_the_capacity_states_hold_one_line_expressions(definitions) -> None:
+    capacity_states = (
+        "CountUsage",
+        "ListUsagePage",
+        "DescribeUsage",
+        "DecideWarmPool",
+        "DecideCapacity",
+        "WaitingForCapacity",
+    )
+    text = json.dumps({name: definitions["local"]["States"][name] for name in capacity_states})
+    assert "{%" in text and "\\n" not in text
+
+
+def test_a_float_with_17_significant_digits_reaches_the_script_unchanged(definitions) -> None:
+    values = {"pi": 3.141592653589793, "third": 1 / 3, "tiny": 7.872719471282574e-06, "lr": 0.002, "big": 1e300}
+    request = preview(definitions["local"], {"hyperparameters": values}, quotas=QUOTAS).request
+    for name, value in values.items():
+        assert float(request["HyperParameters"][name]) == value, (name, request["HyperParameters"][name])
+    assert request["HyperParameters"]["pi"] == "3.141592653589793"
+    assert request["HyperParameters"]["lr"] == "0.002"
+
+
+def test_executions_started_together_with_similar_names_get_different_job_names(definitions) -> None:
+    same_time = "2026-01-01T00:00:00.000Z"
+    names = {
+        preview(definitions["local"], {}, quotas=QUOTAS, execution_name=name, start_time=same_time).job_name
+        for name in ("cap-both-1-0123456789ab", "cap-both-2-0123456789ab")
+    }
+    assert len(names) == 2
+
+
+def test_resume_from_takes_the_named_jobs_checkpoint_prefix(definitions) -> None:
+    names = ResourceNames.of(load_environment("local"))
+    find = definitions["local"]["States"]["FindResumePoint"]
+    prefix = f"s3://{names.artifacts_bucket}/checkpoints/"
+    run = {"resume_from": "trainstack-20260101000000000-abcdef0123-r1"}
+
+    def checkpoint_name(described: dict) -> str | None:
+        return evaluate(find["Assign"]["checkpointName"], {"result": described}, {"run": run})
+
+    assert checkpoint_name({"CheckpointConfig": {"S3Uri": f"{prefix}trainstack-20260101000000000-abcdef0123/"}}) == (
+        "trainstack-20260101000000000-abcdef0123"
+    )
+    assert checkpoint_name({"CheckpointConfig": {"S3Uri": "s3://elsewhere/checkpoints/x/"}}) is None
+    assert checkpoint_name({}) is None
+    problem = evaluate(find["Assign"]["resumeProblem"], {"result": {}}, {"run": run})
+    assert problem.startswith("resume_from: training job trainstack-") and "(its CheckpointConfig is absent)" in problem
+    assert preview(definitions["local"], {"resume_from": "x" * 64}, quotas=QUOTAS).problems == [
+        "resume_from: expected the name of an earlier run or training job (up to 63 letters, digits and dashes), "
+        f'got "{"x" * 64}"'
+    ]
+
+
+def _expressions(value: object):
+    if isinstance(value, str) and value.startswith("{%"):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _expressions(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _expressions(item)
+
+
+def test_every_jsonata_expression_of_the_definition_compiles(definitions) -> None:
+    from trainstack.step_functions_jsonata import compile_expression
+
+    for env, definition in definitions.items():
+        for expression in _expressions(definition):
+            try:
+                compile_expression(expression.strip()[2:-2])
+            except Exception as error:  # the parser's own message says where
+                raise AssertionError(f"{env}: {error}: {expression[:200]}") from error

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from trainstack.config import ResourceNames, load_environment
-from trainstack.embedded_aws.testing import job_request, throttle, unique, upload_script
+from trainstack.embedded_aws.testing import throttle
 from trainstack.local_platform import stage_demo_data
 
 pytestmark = pytest.mark.slow
@@ -287,24 +287,3 @@ def test_a_request_sagemaker_refuses_fails_the_run_with_its_validation_message(
     (failure,) = _task_failures(platform, described)[:1]
     assert failure["error"] == "SageMaker.AmazonSageMakerException"
     assert _job_count(platform) == jobs_before
-
-
-def test_instances_held_by_other_jobs_fail_the_run_with_resource_limit_exceeded(platform: Platform) -> None:
-    _release_pools(platform)
-    sagemaker, s3 = platform.client("sagemaker"), platform.client("s3")
-    holder = unique("holder")
-    code = upload_script(s3, NAMES.data_bucket, "import time\ntime.sleep(120)\n")
-    # 3 of the 4 ml.m5.xlarge instances config/local.yaml allows are busy; the run asks for 2.
-    request = job_request(holder, NAMES.data_bucket, code)
-    request["ResourceConfig"] = {"InstanceType": "ml.m5.xlarge", "InstanceCount": 3, "VolumeSizeInGB": 30}
-    sagemaker.create_training_job(**request)
-    try:
-        described = run(platform, {"instance_count": 2, "keep_alive_seconds": 0})
-    finally:
-        sagemaker.stop_training_job(TrainingJobName=holder)
-    assert described["status"] == "FAILED" and described["error"] == "TrainingJobRejected"
-    assert (
-        "The account-level service limit 'ml.m5.xlarge for training job usage' is 4 Instances, with current "
-        "utilization of 3 Instances and a request delta of 2 Instances." in described["cause"]
-    )
-    assert _task_failures(platform, described)[0]["error"] == "SageMaker.ResourceLimitExceededException"

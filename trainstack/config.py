@@ -35,6 +35,8 @@ LOG_RETENTION_DAYS = (
 MAX_JOB_NAME_PREFIX_LENGTH = 30
 # "Longest run time for a training job" can be raised to 28 days, never beyond.
 MAX_RUNTIME_CEILING_SECONDS = 28 * 24 * 3600
+# How long a run may wait for instances held by other jobs and pools; a week bounds a forgotten execution.
+MAX_CAPACITY_WAIT_SECONDS = 7 * 24 * 3600
 
 # Deep Learning Containers live in one registry account per region; most regions share 763104351884,
 # opt-in and China regions have their own. A wrong account gives "image not found" at job start.
@@ -221,6 +223,8 @@ class TrainingConfig(_Strict):
     spot: bool = False
     max_wait_seconds: int | None = Field(None, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
     retry_attempts: int = Field(2, ge=1, le=30)
+    # A run the quota could serve once running jobs and pools end waits this long for them (0: fail at once).
+    capacity_wait_seconds: int = Field(3600, ge=0, le=MAX_CAPACITY_WAIT_SECONDS)
     # Job names are `<job_name_prefix>-<start time>-<execution>` (at most 63 characters); IAM lets the
     # environment's roles touch only `<job_name_prefix>-*`. Defaults to the environment's `prefix`, so two
     # environments in one account never share it (EnvironmentConfig fills it in; load_all checks the account).

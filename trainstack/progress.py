@@ -21,6 +21,16 @@ from training_code.metrics import parse_metric_lines
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 TERMINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+WAITING_STATE = "WaitingForCapacity"
+
+
+def waiting_reason(state_input: str | None) -> str:
+    """The reason a `WaitingForCapacity` state was entered, from its input (the DecideCapacity output)."""
+    try:
+        decision = json.loads(state_input or "{}")
+    except ValueError:
+        decision = {}
+    return str(decision.get("reason") or "waiting for capacity") if isinstance(decision, dict) else str(decision)
 
 
 @dataclass
@@ -32,6 +42,7 @@ class RunProgress:
     secondary: list[str] = field(default_factory=list)
     losses: list[float] = field(default_factory=list)
     eval_loss: float | None = None
+    waiting: str | None = None  # the latest WaitingForCapacity reason
     log_lines: int = 0
     _seen_events: int = 0
     _map_depth: int = 0
@@ -76,6 +87,10 @@ class RunWatcher:
                 name = event["stateEnteredEventDetails"]["name"]
                 self.progress.states.append(name)
                 self._say(f"state  {name}")
+                if name == WAITING_STATE:
+                    # The capacity decision is the Wait state's input: why the run waits, and how long it has.
+                    self.progress.waiting = waiting_reason(event["stateEnteredEventDetails"].get("input"))
+                    self._say(f"wait   {self.progress.waiting}")
             elif kind == "TaskScheduled":
                 details = event["taskScheduledEventDetails"]
                 if details.get("resource", "").startswith("createTrainingJob"):
@@ -118,6 +133,8 @@ class RunWatcher:
     def status_text(self) -> str:
         state = self.progress.states[-1] if self.progress.states else "starting"
         parts = [state]
+        if state == WAITING_STATE and self.progress.waiting:
+            parts.append(self.progress.waiting)
         if self.progress.secondary:
             parts.append(self.progress.secondary[-1])
         if self.progress.losses:

@@ -1,8 +1,8 @@
 """Preview a run without AWS: evaluate the state machine's own JSONata for an input.
 
 Takes the definition exactly as synthesized (or as deployed, from DescribeStateMachine) and evaluates
-its Validate, Prepare, NameJob, DecideWarmPool and BuildRequest expressions with `jsonata-python`, for
-given quota values and retained pools. The result is the list of input problems, or the
+its Validate, Prepare, NameJob, CountUsage (pool key), DecideWarmPool and BuildRequest expressions with
+`jsonata-python`, for given quota values and retained pools. The result is the list of input problems, or the
 CreateTrainingJob request the Train state would send. Tests use it to check every rendered request
 against botocore's SageMaker model; `trainstack run --dry-run` shows it to users.
 """
@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonata
+from trainstack.step_functions_jsonata import compile_expression
 
 # A deploy-time value (an ARN, a subnet id) inside a synthesized definition: a stand-in of the right type.
 DEPLOY_TIME_PLACEHOLDER = "arn:aws:cdk:::deploy-time-value"
@@ -26,6 +26,7 @@ class Preview:
     job_name: str | None = None
     warm_pool: dict[str, Any] | None = None
     request: dict[str, Any] | None = None
+    pool_key: str | None = None  # the attributes a reusable warm pool must match, as DecideWarmPool compares them
 
 
 def _body(expression: str) -> str:
@@ -39,7 +40,7 @@ def evaluate(expression: str, states: dict[str, Any], variables: dict[str, Any] 
     """Evaluate one `{% ... %}` expression with `$states` and workflow variables bound, as Step Functions does."""
     bindings = {"states": states, **(variables or {})}
     prelude = "".join(f"${name} := {json.dumps(value)};" for name, value in bindings.items())
-    result = jsonata.Jsonata(f"({prelude}{_body(expression)})").evaluate(None)
+    result = compile_expression(f"({prelude}{_body(expression)})").evaluate(None)
     return json.loads(json.dumps(result))
 
 
@@ -74,10 +75,25 @@ def preview(
         return Preview(problems=list(problems) if isinstance(problems, list) else [problems])
     run = evaluate(states["Prepare"]["Assign"]["run"], here)
     job_name = evaluate(states["NameJob"]["Assign"]["jobName"], here, {"run": run})
+    pool_key = evaluate(
+        states["CountUsage"]["Assign"]["poolKey"],
+        here,
+        {"run": run, "jobName": job_name, "checkpointName": job_name, "warmPool": {"granted": 0}},
+    )
     warm_pool = evaluate(
-        states["DecideWarmPool"]["Assign"]["warmPool"], here, {"run": run, "quotas": quotas, "pools": pools or []}
+        states["DecideWarmPool"]["Assign"]["warmPool"],
+        here,
+        {"run": run, "quotas": quotas, "pools": pools or [], "poolKey": pool_key},
     )
     request = evaluate(
-        states["BuildRequest"]["Assign"]["request"], here, {"run": run, "jobName": job_name, "warmPool": warm_pool}
+        states["BuildRequest"]["Assign"]["request"],
+        here,
+        {"run": run, "jobName": job_name, "checkpointName": job_name, "warmPool": warm_pool},
     )
-    return Preview(run=run, job_name=job_name, warm_pool=warm_pool, request=request)
+    return Preview(run=run, job_name=job_name, warm_pool=warm_pool, request=request, pool_key=pool_key)
+
+
+def held_instances(definition: dict[str, Any], described_job: dict[str, Any]) -> dict[str, Any]:
+    """A DescribeTrainingJob answer as the DescribeUsage map records it (type, count, statuses, pool key)."""
+    describer = definition["States"]["DescribeUsage"]["ItemProcessor"]["States"]["DescribeHeldInstances"]
+    return evaluate(describer["Output"], {"input": described_job["TrainingJobName"], "result": described_job})

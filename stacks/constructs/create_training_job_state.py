@@ -25,6 +25,8 @@ SYNC_RESOURCE = "arn:aws:states:::sagemaker:createTrainingJob.sync"
 # What the optimized integration names SageMaker errors its model lacks (ThrottlingException, ValidationException,
 # AccessDeniedException); see trainstack/embedded_aws/README.md for the evidence.
 ERROR_UNMODELLED = "SageMaker.AmazonSageMakerException"
+ERROR_RESOURCE_LIMIT = "SageMaker.ResourceLimitExceededException"
+ERROR_RESOURCE_IN_USE = "SageMaker.ResourceInUseException"
 TRAIN_THROTTLE_RETRIES = 4
 # Tag values allow letters, numbers, spaces and _.:/=+-@ only; execution names (1 to 80 characters) also allow
 # ( ) ! ' and more, and letters of any script: every character outside the tag class becomes "_", so the value is
@@ -54,7 +56,7 @@ def _metric_definitions() -> list[dict[str, str]]:
 
 
 def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> str:
-    """JSONata over `$run`, `$jobName` and `$warmPool`: the CreateTrainingJob request."""
+    """JSONata over `$run`, `$jobName`, `$checkpointName` and `$warmPool`: the CreateTrainingJob request."""
     names = ResourceNames.of(config)
     training = config.training
     literal = lambda value: json.dumps(value, separators=(",", ":"))  # noqa: E731
@@ -63,7 +65,8 @@ def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> 
     optional: list[str] = []
     if training.checkpoints:
         optional.append(
-            f'{{"CheckpointConfig": {{"S3Uri": {literal(checkpoints)} & $jobName & "/",'
+            # Per run, not per job: a job retried under a new name resumes from its first attempt's checkpoints.
+            f'{{"CheckpointConfig": {{"S3Uri": {literal(checkpoints)} & $checkpointName & "/",'
             f' "LocalPath": {literal(CHECKPOINT_LOCAL_PATH)}}}}}'
         )
     if target.subnet_ids:
@@ -134,7 +137,7 @@ def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> 
     )
 
 
-def train_states(*, next_state: str, failure_state: str) -> dict[str, dict[str, Any]]:
+def train_states(*, next_state: str, failure_state: str, capacity_wait_state: str) -> dict[str, dict[str, Any]]:
     """Train (`createTrainingJob.sync`), and a bounded retry of CreateTrainingJob when SageMaker throttles it.
 
     The optimized integration names every error SageMaker's model lacks `SageMaker.AmazonSageMakerException`:
@@ -142,7 +145,11 @@ def train_states(*, next_state: str, failure_state: str) -> dict[str, dict[str, 
     A Retry on that name would also retry requests SageMaker will never accept, so the Cause decides: a
     throttled create waits (1 s + full jitter over 5 s doubling) and tries again with the same, stable job
     name, at most TRAIN_THROTTLE_RETRIES times; anything else goes to `failure_state` at once. Capacity and
-    internal errors during the job are retried by SageMaker itself (RetryStrategy).
+    internal errors during the job are retried by SageMaker itself (RetryStrategy). A create refused with
+    ResourceLimitExceeded (another run took the instances after this one counted them) goes back to
+    `capacity_wait_state` while the run's capacity wait lasts. A create answered ResourceInUse (the job exists:
+    an earlier attempt reached SageMaker but its answer was lost) follows that job by polling DescribeTrainingJob
+    instead of failing the run with "ended InProgress".
     """
     return {
         "Train": {
@@ -150,6 +157,19 @@ def train_states(*, next_state: str, failure_state: str) -> dict[str, dict[str, 
             "Resource": SYNC_RESOURCE,
             "Arguments": "{% $request %}",
             "Catch": [
+                {
+                    # An earlier attempt of this create reached SageMaker (its answer was lost): the job exists.
+                    # Its name holds a hash of this execution's ARN, so it is this run's job: follow it.
+                    "ErrorEquals": [ERROR_RESOURCE_IN_USE],
+                    "Assign": {"failure": "{% $states.errorOutput %}", "adoptPolls": 0},
+                    "Next": "FollowExistingJob",
+                },
+                {
+                    # Another run took the instances between the capacity check and this create.
+                    "ErrorEquals": [ERROR_RESOURCE_LIMIT],
+                    "Assign": {"failure": "{% $states.errorOutput %}"},
+                    "Next": "CapacityTaken",
+                },
                 {
                     "ErrorEquals": [ERROR_UNMODELLED],
                     "Assign": {"failure": "{% $states.errorOutput %}"},
@@ -174,6 +194,45 @@ def train_states(*, next_state: str, failure_state: str) -> dict[str, dict[str, 
                     ),
                     "Next": "WaitToRetryTrain",
                 }
+            ],
+            "Default": failure_state,
+        },
+        "FollowExistingJob": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob",
+            "Arguments": {"TrainingJobName": "{% $jobName %}"},
+            "Assign": {"job": "{% $states.result %}"},
+            "Retry": [
+                {
+                    "ErrorEquals": ["SageMaker.SageMakerException"],
+                    "IntervalSeconds": 1,
+                    "BackoffRate": 2,
+                    "MaxAttempts": 3,
+                    "JitterStrategy": "FULL",
+                }
+            ],
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": failure_state}],
+            "Next": "ExistingJobEnded",
+        },
+        "ExistingJobEnded": {
+            "Type": "Choice",
+            "Choices": [
+                {"Condition": '{% $job.TrainingJobStatus = "Completed" %}', "Next": next_state},
+                {"Condition": '{% $job.TrainingJobStatus in ["Failed", "Stopped"] %}', "Next": failure_state},
+            ],
+            "Default": "WaitForExistingJob",
+        },
+        "WaitForExistingJob": {
+            "Type": "Wait",
+            # 5, 10, 20, 40, then every 60 s: what `.sync` would have done, by polling.
+            "Seconds": "{% $min([60, 5 * $power(2, $adoptPolls)]) %}",
+            "Assign": {"adoptPolls": "{% $adoptPolls + 1 %}"},
+            "Next": "FollowExistingJob",
+        },
+        "CapacityTaken": {
+            "Type": "Choice",
+            "Choices": [
+                {"Condition": "{% $capacityWaited < $run.capacity_wait_seconds %}", "Next": capacity_wait_state}
             ],
             "Default": failure_state,
         },

@@ -7,11 +7,18 @@ Decision, in order:
    usage" (the public table lacks, for one, the seed's ml.p4de.24xlarge).
 2. Each quota's applied value (`GetServiceQuota`), falling back to the AWS default
    (`GetAWSDefaultServiceQuota`); a quota that exists nowhere has value null.
-3. `QuotaExceeded` when the run asks for more instances than the training-job quota, or a longer
-   max runtime than "Longest run time for a training job" (L-33A961FD).
-4. Warm pool: headroom = warm-pool quota - instances already retained in pools of that type (Available
-   or InUse) + the instances of an Available pool this run will reuse (same type and count). The
-   keep-alive is granted only when the headroom covers the run; otherwise 0, with the reason.
+3. `QuotaExceeded` when the run asks for more instances than its instance quota (spot runs: "ml.X for spot
+   training job usage"), or a longer max runtime than "Longest run time for a training job" (L-33A961FD).
+4. Usage as SageMaker counts it: every job listed InProgress or Stopping, or with a warm pool Available or
+   InUse (ListTrainingJobs paged to the end with NextToken, a Choice loop, no Lambda), each described once.
+5. Warm pool: headroom = warm-pool quota - instances retained in pools of that type (Available or InUse)
+   + the instances of the Available pool this run will reuse. Reuse needs every attribute SageMaker compares
+   (`pool_key`: role, type, count, volume size and KMS key, subnets, security groups, inter-container
+   encryption, network isolation) to match the request this run sends. The keep-alive is granted only when
+   the headroom covers the run; otherwise 0, with the reason.
+6. Capacity: quota - instances held (running jobs and retained pools of the type; spot against spot) + the
+   reused pool's. Short of it, the run waits in `WaitingForCapacity` (2, 4, 8 ... 60 s between looks) for up
+   to `capacity_wait_seconds`, then fails `CapacityUnavailable` with the arithmetic; 0 fails at once.
 """
 
 from __future__ import annotations
@@ -30,6 +37,13 @@ _SDK = "arn:aws:states:::aws-sdk"
 # aws-sdk tasks name errors `<Prefix>.<Java SDK v2 exception>`: Service Quotas models TooManyRequestsException;
 # SageMaker's model has no throttling error, so a throttled call is the base `SageMaker.SageMakerException`,
 # the same name as its other unmodelled errors (access denied, validation): those are retried briefly only.
+_CHECK_FAILED = [
+    {
+        "ErrorEquals": ["States.ALL"],
+        "Assign": {"capacityFailure": "{% $states.errorOutput %}"},
+        "Next": "CapacityCheckFailed",
+    }
+]
 _THROTTLE_RETRY = [
     {
         "ErrorEquals": ["ServiceQuotas.TooManyRequestsException", "States.Timeout"],
@@ -60,6 +74,7 @@ def known_quota_codes(config: EnvironmentConfig) -> dict[str, dict[str, str]]:
         instance_type: {
             "training": codes.get("training_job_usage"),
             "warm_pool": codes.get("training_warm_pool_usage"),
+            "spot": codes.get("spot_training_job_usage"),
         }
         for instance_type, codes in _quota_table().items()
         if instance_type.split(".")[1] in families
@@ -105,46 +120,116 @@ def _quota_lookup_processor() -> dict[str, Any]:
     }
 
 
-def _retained_pool_lister() -> dict[str, Any]:
-    return {
-        "ProcessorConfig": {"Mode": "INLINE"},
-        "StartAt": "ListPoolsInStatus",
-        "States": {
-            "ListPoolsInStatus": {
-                "Type": "Task",
-                "Resource": f"{_SDK}:sagemaker:listTrainingJobs",
-                "Arguments": {"WarmPoolStatusEquals": "{% $states.input %}", "MaxResults": 100},
-                "Output": "{% [$states.result.TrainingJobSummaries.TrainingJobName] %}",
-                "Retry": _THROTTLE_RETRY,
-                "End": True,
-            }
-        },
-    }
+def one_line(expression: str) -> str:
+    """The expression as one line: asl-validator 4.0 refuses newlines inside `{% %}` (AWS's stance is unconfirmed).
+
+    Safe for the expressions of this file: none holds a newline inside a string literal or a comment."""
+    return " ".join(line.strip() for line in expression.strip().splitlines())
 
 
-def _retained_pool_describer() -> dict[str, Any]:
+# What AWS counts against a training-job quota: instances of running jobs (Stopping ones still hold theirs) and
+# instances retained in warm pools, Available or InUse (a job running on a reused pool is counted through it).
+USAGE_FILTERS = [
+    {"StatusEquals": "InProgress"},
+    {"StatusEquals": "Stopping"},
+    {"WarmPoolStatusEquals": "Available"},
+    {"WarmPoolStatusEquals": "InUse"},
+]
+
+
+def pool_key(request: str) -> str:
+    """JSONata: the attributes SageMaker requires to match for a warm pool's reuse, as one comparable string.
+
+    `request` is a CreateTrainingJob request or a DescribeTrainingJob answer (both carry these fields the same
+    way). Subnets and security groups compare as sets; absent booleans are false, as SageMaker defaults them."""
+    r = request
+    return (
+        f"$string([{r}.RoleArn, {r}.ResourceConfig.InstanceType, {r}.ResourceConfig.InstanceCount,"
+        f" {r}.ResourceConfig.VolumeSizeInGB, $exists({r}.ResourceConfig.VolumeKmsKeyId)"
+        f' ? {r}.ResourceConfig.VolumeKmsKeyId : null, $join($sort([{r}.VpcConfig.Subnets]), ","),'
+        f' $join($sort([{r}.VpcConfig.SecurityGroupIds]), ","), {r}.EnableInterContainerTrafficEncryption = true,'
+        f" {r}.EnableNetworkIsolation = true])"
+    )
+
+
+def _usage_describer() -> dict[str, Any]:
+    result = "$states.result"
     return {
         "ProcessorConfig": {"Mode": "INLINE"},
-        "StartAt": "DescribePool",
+        "StartAt": "DescribeHeldInstances",
         "States": {
-            "DescribePool": {
+            "DescribeHeldInstances": {
                 "Type": "Task",
                 "Resource": f"{_SDK}:sagemaker:describeTrainingJob",
                 "Arguments": {"TrainingJobName": "{% $states.input %}"},
                 "Output": (
-                    '{% {"job": $states.result.TrainingJobName, "type": $states.result.ResourceConfig.InstanceType,'
-                    ' "count": $states.result.ResourceConfig.InstanceCount,'
-                    ' "status": $states.result.WarmPoolStatus.Status} %}'
+                    f'{{% {{"job": {result}.TrainingJobName, "type": {result}.ResourceConfig.InstanceType,'
+                    f' "count": {result}.ResourceConfig.InstanceCount,'
+                    f' "status": $exists({result}.WarmPoolStatus.Status) ? {result}.WarmPoolStatus.Status : null,'
+                    f' "jobStatus": {result}.TrainingJobStatus, "spot": {result}.EnableManagedSpotTraining = true,'
+                    f' "key": {pool_key(result)}}} %}}'
                 ),
                 "Retry": _THROTTLE_RETRY,
+                # Listed a moment ago, gone now (or unreadable): it holds nothing this run must count.
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Output": '{% {"job": $states.input} %}', "Next": "Gone"}],
                 "End": True,
-            }
+            },
+            "Gone": {"Type": "Pass", "End": True},
         },
     }
 
 
-def quota_states(config: EnvironmentConfig, *, next_state: str, exceeded_state: str) -> dict[str, dict[str, Any]]:
-    """States from quota-code resolution to the warm-pool decision (`$warmPool`), then `next_state`."""
+# Headroom as SageMaker counts it at CreateTrainingJob: the run's quota (spot runs: "for spot training job usage")
+# minus the instances of that type held by running jobs and retained warm pools (spot jobs count against the spot
+# quota only, pools never are spot), plus the instances of the pool this run takes over.
+_CAPACITY_DECISION = r"""{% (
+  $n := $run.instance_count;
+  $q := $jobQuota;
+  $held := $pools[type = $run.instance_type and spot = $run.spot
+    and (jobStatus in ["InProgress", "Stopping"] or status in ["Available", "InUse"])];
+  $used := $count($held) > 0 ? $sum($held.count) : 0;
+  $reused := $warmPool.granted > 0 and $type($warmPool.reusable_pool) = "string" ? $n : 0;
+  $headroom := $type($q.value) = "number" ? $q.value - $used + $reused : null;
+  $fits := $type($headroom) != "number" or $headroom >= $n;
+  $left := $run.capacity_wait_seconds - $capacityWaited;
+  {"fits": $fits, "quota": $q.value, "quota_code": $q.code, "in_use": $used, "reused": $reused,
+   "headroom": $headroom, "needed": $n, "waited_seconds": $capacityWaited,
+   "wait_limit_seconds": $run.capacity_wait_seconds,
+   "reason": $fits ? "quota \"" & $q.name & "\" has room"
+     : "quota \"" & $q.name & "\" (" & $q.code & ") is " & $q.value & " in __REGION__ with " & $used
+       & " instance(s) held by running jobs and warm pools" & ($reused > 0 ? " (" & $reused & " of them the pool this run reuses)" : "")
+       & "; this run needs " & $n & " and " & $headroom & " are free. "
+       & ($left > 0 ? "Waiting for running jobs or pools to end (" & $capacityWaited & " of " & $run.capacity_wait_seconds & " s waited)"
+         : "Gave up after " & $capacityWaited & " s (capacity_wait_seconds is " & $run.capacity_wait_seconds
+           & "); raise it to wait longer, release a pool (trainstack pools release) or request a quota increase")}
+) %}"""
+
+# Poll with backoff: 2, 4, 8, ... seconds, at most 60 between looks, never past capacity_wait_seconds.
+_CAPACITY_WAIT_STEP = "$min([$run.capacity_wait_seconds - $capacityWaited, 60, 2 * $power(2, $capacityPolls)])"
+
+
+def capacity_wait_states(*, retry_state: str) -> dict[str, dict[str, Any]]:
+    """`WaitingForCapacity`: sleep one backoff step, then count usage again from `retry_state`."""
+    return {
+        "WaitingForCapacity": {
+            "Type": "Wait",
+            "Seconds": f"{{% {_CAPACITY_WAIT_STEP} %}}",
+            "Assign": {
+                "capacityWaited": f"{{% $capacityWaited + {_CAPACITY_WAIT_STEP} %}}",
+                "capacityPolls": "{% $capacityPolls + 1 %}",
+            },
+            "Next": retry_state,
+        },
+    }
+
+
+def quota_states(
+    config: EnvironmentConfig, *, draft_request: str, next_state: str, exceeded_state: str
+) -> dict[str, dict[str, Any]]:
+    """States from quota-code resolution to the warm-pool and capacity decisions, then `next_state`.
+
+    `draft_request` is the CreateTrainingJob request expression: a pool is reused only when every attribute
+    SageMaker compares matches the request this run will send."""
     codes = json.dumps(known_quota_codes(config), separators=(",", ":"), sort_keys=True)
     region = config.region
     return {
@@ -153,16 +238,22 @@ def quota_states(config: EnvironmentConfig, *, next_state: str, exceeded_state: 
             "Assign": {
                 "quotaNames": (
                     '{% {"training": $run.instance_type & " for training job usage",'
-                    ' "warm_pool": $run.instance_type & " for training warm pool usage"} %}'
+                    ' "warm_pool": $run.instance_type & " for training warm pool usage",'
+                    ' "spot": $run.instance_type & " for spot training job usage"} %}'
                 ),
                 "quotaCodes": (
                     f"{{% ($known := $lookup({codes}, $run.instance_type);"
                     ' {"training": $known.training ? $known.training : null,'
-                    ' "warm_pool": $known.warm_pool ? $known.warm_pool : null}) %}'
+                    ' "warm_pool": $known.warm_pool ? $known.warm_pool : null,'
+                    ' "spot": $known.spot ? $known.spot : null}) %}'
                 ),
                 "quotaPageToken": None,
                 "quotaPages": 0,
                 "pools": [],
+                # No keep-alive until DecideWarmPool grants one; the draft request for pool matching reads it.
+                "warmPool": {"granted": 0},
+                "capacityWaited": 0,
+                "capacityPolls": 0,
             },
             "Next": "NeedQuotaCodes",
         },
@@ -173,7 +264,8 @@ def quota_states(config: EnvironmentConfig, *, next_state: str, exceeded_state: 
                     # Page on while a needed code is missing and the listing has more pages.
                     "Condition": (
                         '{% ($not($type($quotaCodes.training) = "string")'
-                        ' or ($run.keep_alive_seconds > 0 and $not($type($quotaCodes.warm_pool) = "string")))'
+                        ' or ($run.keep_alive_seconds > 0 and $not($type($quotaCodes.warm_pool) = "string"))'
+                        ' or ($run.spot and $not($type($quotaCodes.spot) = "string")))'
                         ' and ($quotaPages = 0 or $type($quotaPageToken) = "string") %}'
                     ),
                     "Next": "ListQuotaPage",
@@ -193,38 +285,46 @@ def quota_states(config: EnvironmentConfig, *, next_state: str, exceeded_state: 
                     "{% ($q := $states.result.Quotas;"
                     " $t := $q[QuotaName = $quotaNames.training].QuotaCode;"
                     " $w := $q[QuotaName = $quotaNames.warm_pool].QuotaCode;"
+                    " $s := $q[QuotaName = $quotaNames.spot].QuotaCode;"
                     ' {"training": $quotaCodes.training ? $quotaCodes.training : ($t ? $t[0] : null),'
-                    ' "warm_pool": $quotaCodes.warm_pool ? $quotaCodes.warm_pool : ($w ? $w[0] : null)}) %}'
+                    ' "warm_pool": $quotaCodes.warm_pool ? $quotaCodes.warm_pool : ($w ? $w[0] : null),'
+                    ' "spot": $quotaCodes.spot ? $quotaCodes.spot : ($s ? $s[0] : null)}) %}'
                 ),
                 "quotaPageToken": "{% $states.result.NextToken ? $states.result.NextToken : null %}",
                 "quotaPages": "{% $quotaPages + 1 %}",
             },
             "Retry": _THROTTLE_RETRY,
+            "Catch": _CHECK_FAILED,
             "Next": "NeedQuotaCodes",
         },
         "GetQuotas": {
             "Type": "Map",
             "Items": (
-                '{% [{"key": "training", "code": $quotaCodes.training, "name": $quotaNames.training},'
+                '{% $append([{"key": "training", "code": $quotaCodes.training, "name": $quotaNames.training},'
                 ' {"key": "warm_pool", "code": $quotaCodes.warm_pool, "name": $quotaNames.warm_pool},'
-                f' {{"key": "max_runtime", "code": "{LONGEST_RUN_TIME["code"]}", "name": "{LONGEST_RUN_TIME["name"]}"}}] %}}'
+                f' {{"key": "max_runtime", "code": "{LONGEST_RUN_TIME["code"]}", "name": "{LONGEST_RUN_TIME["name"]}"}}],'
+                # The spot quota only for spot runs: one lookup (and its fallback) fewer for every other run.
+                ' $run.spot ? [{"key": "spot", "code": $quotaCodes.spot, "name": $quotaNames.spot}] : []) %}'
             ),
-            "MaxConcurrency": 3,
+            "MaxConcurrency": 4,
             "ItemProcessor": _quota_lookup_processor(),
-            "Assign": {"quotas": "{% $merge($map($states.result, function($q) { {$q.key: $q} })) %}"},
+            "Assign": {
+                "quotas": "{% $merge($map($states.result, function($q) { {$q.key: $q} })) %}",
+                # The quota CreateTrainingJob checks this run against: spot runs have their own.
+                "jobQuota": '{% $states.result[key = ($run.spot ? "spot" : "training")] %}',
+            },
+            "Catch": _CHECK_FAILED,
             "Next": "CheckQuotas",
         },
         "CheckQuotas": {
             "Type": "Choice",
             "Choices": [
                 {
-                    "Condition": (
-                        '{% $type($quotas.training.value) = "number" and $run.instance_count > $quotas.training.value %}'
-                    ),
+                    "Condition": '{% $type($jobQuota.value) = "number" and $run.instance_count > $jobQuota.value %}',
                     "Assign": {
                         "quotaProblem": (
-                            '{% "The quota \\"" & $quotas.training.name & "\\" (" & $quotas.training.code & ") is "'
-                            ' & $quotas.training.value & " in ' + region + '; this run asks for " & $run.instance_count'
+                            '{% "The quota \\"" & $jobQuota.name & "\\" (" & $jobQuota.code & ") is "'
+                            ' & $jobQuota.value & " in ' + region + '; this run asks for " & $run.instance_count'
                             ' & " instance(s). Request an increase in Service Quotas or lower instance_count." %}'
                         )
                     },
@@ -249,40 +349,76 @@ def quota_states(config: EnvironmentConfig, *, next_state: str, exceeded_state: 
                     "Next": exceeded_state,
                 },
             ],
-            "Default": "WarmPoolWanted",
+            "Default": "CountUsage",
         },
-        "WarmPoolWanted": {
+        # Every job holding instances, paged to the end of each listing (ListTrainingJobs has no type filter).
+        "CountUsage": {
+            "Type": "Pass",
+            "Assign": {
+                "usageFilter": 0,
+                "usageToken": None,
+                "usageJobs": [],
+                "poolKey": one_line(
+                    "{% ($r := (" + draft_request.strip()[2:-2].strip() + "); " + pool_key("$r") + ") %}"
+                ),
+            },
+            "Next": "ListUsagePage",
+        },
+        "ListUsagePage": {
+            "Type": "Task",
+            "Resource": f"{_SDK}:sagemaker:listTrainingJobs",
+            "Arguments": (
+                f'{{% $merge([{json.dumps(USAGE_FILTERS, separators=(",", ":"))}[$usageFilter], {{"MaxResults": 100}},'
+                ' $type($usageToken) = "string" ? {"NextToken": $usageToken}]) %}'
+            ),
+            "Assign": {
+                "usageJobs": "{% $append($usageJobs, [$states.result.TrainingJobSummaries.TrainingJobName]) %}",
+                "usageToken": "{% $states.result.NextToken ? $states.result.NextToken : null %}",
+                "usageFilter": "{% $states.result.NextToken ? $usageFilter : $usageFilter + 1 %}",
+            },
+            "Retry": _THROTTLE_RETRY,
+            "Catch": _CHECK_FAILED,
+            "Next": "MoreUsagePages",
+        },
+        "MoreUsagePages": {
             "Type": "Choice",
-            "Choices": [
-                {
-                    "Condition": (
-                        '{% $run.keep_alive_seconds > 0 and $type($quotas.warm_pool.value) = "number"'
-                        " and $quotas.warm_pool.value > 0 %}"
-                    ),
-                    "Next": "FindRetainedPools",
-                }
-            ],
-            "Default": "DecideWarmPool",
+            "Choices": [{"Condition": f"{{% $usageFilter < {len(USAGE_FILTERS)} %}}", "Next": "ListUsagePage"}],
+            "Default": "DescribeUsage",
         },
-        "FindRetainedPools": {
+        "DescribeUsage": {
             "Type": "Map",
-            "Items": ["Available", "InUse"],
-            "ItemProcessor": _retained_pool_lister(),
-            "Assign": {"retainedJobs": "{% $reduce($states.result, function($a, $b) { $append($a, $b) }, []) %}"},
-            "Next": "DescribeRetainedPools",
-        },
-        "DescribeRetainedPools": {
-            "Type": "Map",
-            "Items": "{% $retainedJobs %}",
-            "MaxConcurrency": 5,
-            "ItemProcessor": _retained_pool_describer(),
-            "Assign": {"pools": "{% $states.result %}"},
+            "Items": "{% $distinct($usageJobs) ? [$distinct($usageJobs)] : [] %}",
+            "MaxConcurrency": 10,
+            "ItemProcessor": _usage_describer(),
+            "Assign": {"pools": "{% [$states.result[$exists(type)]] %}"},
+            "Catch": _CHECK_FAILED,
             "Next": "DecideWarmPool",
         },
         "DecideWarmPool": {
             "Type": "Pass",
-            "Assign": {"warmPool": _WARM_POOL_DECISION.replace("__REGION__", region)},
-            "Next": next_state,
+            "Assign": {"warmPool": one_line(_WARM_POOL_DECISION.replace("__REGION__", region))},
+            "Next": "DecideCapacity",
+        },
+        # The decision is this state's output, so `WaitingForCapacity`'s input in the history carries its reason.
+        "DecideCapacity": {
+            "Type": "Pass",
+            "Output": one_line(_CAPACITY_DECISION.replace("__REGION__", region)),
+            "Next": "HasCapacity",
+        },
+        "HasCapacity": {
+            "Type": "Choice",
+            "Choices": [
+                {"Condition": "{% $states.input.fits %}", "Next": next_state},
+                {"Condition": "{% $capacityWaited < $run.capacity_wait_seconds %}", "Next": "WaitingForCapacity"},
+            ],
+            "Default": "CapacityUnavailable",
+        },
+        **capacity_wait_states(retry_state="CountUsage"),
+        "CapacityUnavailable": {"Type": "Fail", "Error": "CapacityUnavailable", "Cause": "{% $states.input.reason %}"},
+        "CapacityCheckFailed": {
+            "Type": "Fail",
+            "Error": "CapacityCheckFailed",
+            "Cause": "{% $capacityFailure.Error & ': ' & $capacityFailure.Cause %}",
         },
     }
 
@@ -291,9 +427,9 @@ _WARM_POOL_DECISION = r"""{% (
   $requested := $run.keep_alive_seconds;
   $n := $run.instance_count;
   $q := $quotas.warm_pool;
-  $mine := $pools[type = $run.instance_type];
+  $mine := $pools[type = $run.instance_type and status in ["Available", "InUse"]];
   $retained := $count($mine) > 0 ? $sum($mine.count) : 0;
-  $reusable := $pools[type = $run.instance_type and count = $n and status = "Available"][0];
+  $reusable := $pools[status = "Available" and key = $poolKey][0];
   $headroom := $type($q.value) = "number" ? $q.value - $retained + ($reusable ? $reusable.count : 0) : 0;
   $base := {"requested": $requested, "quota": $q.value, "quota_code": $q.code, "retained": $retained,
             "headroom": $headroom, "reusable_pool": $reusable ? $reusable.job : null};

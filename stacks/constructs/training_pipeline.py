@@ -1,9 +1,13 @@
 """The training pipeline: a JSONata state machine that validates a run, checks quotas and trains.
 
     Validate -> IsValid -(no)-> InvalidInput
-             -> Prepare -> NameJob -> ResolveQuotaCodes ... (quota_check.py) -> DecideWarmPool
+             -> Prepare -> NameJob -> ResolveQuotaCodes ... (quota_check.py) -> DecideWarmPool -> DecideCapacity
+                 -> HasCapacity -(short)-> WaitingForCapacity -> CountUsage ... | CapacityUnavailable
              -> BuildRequest -> Train (createTrainingJob.sync) -> Succeeded (the run's summary)
-                                  \\-> DescribeFailure -> Notify (SNS) -> TrainingFailed
+                                  \\-> (ResourceLimitExceeded) -> WaitingForCapacity
+                                  \\-> DescribeFailure -> CapacityLost -(CapacityError)-> WaitToRetryCapacity
+                                                        |                 -> CountUsage ... (job <run>-r<n>)
+                                                        \\-> Notify (SNS) -> TrainingFailed
 QuotaExceeded ends a run whose request the account's quotas cannot serve.
 
 No Lambda: every step is a Pass/Choice/Map state with JSONata or a direct service integration.
@@ -25,6 +29,7 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from stacks.constructs.capacity_retry import capacity_retry_states
 from stacks.constructs.create_training_job_state import (
     TrainingJobTarget,
     grant_sync_events,
@@ -33,6 +38,7 @@ from stacks.constructs.create_training_job_state import (
     train_states,
 )
 from stacks.constructs.quota_check import grant_quota_reads, quota_states
+from stacks.constructs.resume_from import resume_states
 from stacks.constructs.scoped_policy import ScopedPolicy
 from stacks.constructs.training_run_input import JOB_NAME_EXPRESSION, prepare_expression, validate_expression
 from stacks.nag import acknowledge
@@ -48,6 +54,8 @@ _SUMMARY = r"""{% {
   "instanceType": $run.instance_type,
   "instanceCount": $run.instance_count,
   "warmPool": $merge([$warmPool, {"status": $job.WarmPoolStatus.Status ? $job.WarmPoolStatus.Status : "None"}]),
+  "result": $job.ModelArtifacts.S3ModelArtifacts ? "model" : "nothing",
+  "checkpoints": $job.CheckpointConfig.S3Uri ? $job.CheckpointConfig.S3Uri : null,
   "quotas": $quotas
 } %}"""
 
@@ -74,21 +82,40 @@ def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: 
                 "Cause": '{% $join($problems, "; ") %}',
             },
             "Prepare": {"Type": "Pass", "Assign": {"run": prepare_expression(config)}, "Next": "NameJob"},
-            "NameJob": {"Type": "Pass", "Assign": {"jobName": JOB_NAME_EXPRESSION}, "Next": "ResolveQuotaCodes"},
-            **quota_states(config, next_state="BuildRequest", exceeded_state="QuotaExceeded"),
+            "NameJob": {
+                "Type": "Pass",
+                # The run's name: its first job's, and the checkpoint prefix every attempt shares.
+                "Assign": {"jobName": JOB_NAME_EXPRESSION, "checkpointName": JOB_NAME_EXPRESSION, "capacityRetries": 0},
+                "Next": "ResumeWanted",
+            },
+            **resume_states(config, next_state="ResolveQuotaCodes", invalid_state="ResumeNotPossible"),
+            **quota_states(
+                config,
+                draft_request=request_expression(config, target),
+                next_state="BuildRequest",
+                exceeded_state="QuotaExceeded",
+            ),
             "QuotaExceeded": {"Type": "Fail", "Error": "QuotaExceeded", "Cause": "{% $quotaProblem %}"},
             "BuildRequest": {
                 "Type": "Pass",
                 "Assign": {"request": request_expression(config, target), "trainThrottled": 0},
                 "Next": "Train",
             },
-            **train_states(next_state="Succeeded", failure_state="DescribeFailure"),
+            **train_states(
+                next_state="Succeeded", failure_state="DescribeFailure", capacity_wait_state="WaitingForCapacity"
+            ),
             "DescribeFailure": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob",
                 "Arguments": {"TrainingJobName": "{% $jobName %}"},
                 "Assign": {
                     "failureReason": _FAILURE_REASON,
+                    # What the run leaves: a model, checkpoints only (it trained, with checkpointing on), or nothing.
+                    "failureLeft": (
+                        '{% $states.result.ModelArtifacts.S3ModelArtifacts ? "model"'
+                        " : ($states.result.CheckpointConfig.S3Uri and $states.result.TrainingTimeInSeconds > 0"
+                        ' ? "checkpoints only: " & $states.result.CheckpointConfig.S3Uri : "nothing") %}'
+                    ),
                     "failureError": '{% $states.result.TrainingJobStatus = "Stopped" ? "TrainingJobStopped"'
                     ' : "TrainingJobFailed" %}',
                 },
@@ -99,12 +126,14 @@ def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: 
                         "Assign": {
                             "failureReason": "{% $failure.Cause ? $failure.Cause : $failure.Error %}",
                             "failureError": "TrainingJobRejected",
+                            "failureLeft": "nothing",
                         },
                         "Next": "Notify",
                     }
                 ],
-                "Next": "Notify",
+                "Next": "CapacityLost",
             },
+            **capacity_retry_states(retry_state="CountUsage", otherwise="Notify"),
             "Notify": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::sns:publish",
@@ -113,14 +142,19 @@ def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: 
                     "Subject": f"trainstack {config.name}: training run failed",
                     "Message": (
                         '{% $string({"environment": "' + config.name + '", "execution": $states.context.Execution.Id,'
-                        ' "jobName": $jobName, "error": $failureError, "reason": $failureReason}) %}'
+                        ' "jobName": $jobName, "error": $failureError, "reason": $failureReason,'
+                        ' "left": $failureLeft}) %}'
                     ),
                 },
                 # A notification that cannot be sent must not hide the job's own failure.
                 "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "TrainingFailed"}],
                 "Next": "TrainingFailed",
             },
-            "TrainingFailed": {"Type": "Fail", "Error": "{% $failureError %}", "Cause": "{% $failureReason %}"},
+            "TrainingFailed": {
+                "Type": "Fail",
+                "Error": "{% $failureError %}",
+                "Cause": '{% $failureReason & " (the run leaves " & $failureLeft & ")" %}',
+            },
             "Succeeded": {"Type": "Pass", "Output": _SUMMARY, "End": True},
         },
     }

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainstack.config import EnvironmentConfig, ResourceNames
+from trainstack.config import MAX_CAPACITY_WAIT_SECONDS, EnvironmentConfig, ResourceNames
 from trainstack.run_environment_rules import jsonata_rules, platform_reason
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "training-run-input.schema.json"
@@ -65,6 +65,7 @@ def run_defaults(config: EnvironmentConfig) -> dict[str, Any]:
         "spot": training.spot,
         "max_wait_seconds": training.max_wait_seconds,
         "volume_size_gb": training.volume_size_gb,
+        "capacity_wait_seconds": training.capacity_wait_seconds,
         "job_name_prefix": training.job_name_prefix,
         "tags": config.all_tags,
     }
@@ -86,6 +87,7 @@ def run_limits(config: EnvironmentConfig) -> dict[str, Any]:
         # The environment's ceilings, which IAM enforces too (create_training_job_state.grant_training_jobs).
         "max_keep_alive": training.keep_alive_ceiling_seconds,
         "max_runtime": training.max_runtime_ceiling_seconds,
+        "max_capacity_wait": MAX_CAPACITY_WAIT_SECONDS,
         "max_hyperparameters": MAX_USER_HYPERPARAMETERS,
         "max_hyperparameter_length": MAX_HYPERPARAMETER_LENGTH,
     }
@@ -98,9 +100,16 @@ def _literal(value: Any) -> str:
 
 # Helpers shared by the expressions below. `$enc` is the SageMaker SDK's json.dumps of a hyperparameter
 # value (strings quoted and escaped, numbers bare); `$show` uses it to quote values in messages.
+# `$string` writes numbers with 15 significant digits, so 3.141592653589793 would arrive as 3.14159265358979:
+# `$encNum` keeps `$string`'s form when it reads back as the same number, else takes the shortest
+# `$formatNumber` rendering (fixed from 1e-4 to 1e16 as Python's repr, else with an exponent) that does.
 ENCODE_FUNCTION = (
-    r'$enc := function($v) { $type($v) = "string" ? $substring($string([$v]), 1, $length($string([$v])) - 2)'
-    r" : $string($v) };"
+    r"$encNum := function($v) { ($s := $string($v); $number($s) = $v ? $s : ($exact := $filter($map([1..20],"
+    r' function($d) { $formatNumber($v, "0.0" & $pad("", $d - 1, "#")'
+    r' & ($abs($v) >= 0.0001 and $abs($v) < 1e16 ? "" : "e0")) }), function($c) { $number($c) = $v });'
+    r" $count($exact) > 0 ? $exact[0] : $s)) };"
+    r' $enc := function($v) { $type($v) = "string" ? $substring($string([$v]), 1, $length($string([$v])) - 2)'
+    r' : $type($v) = "number" ? $encNum($v) : $string($v) };'
 )
 _HELPERS = (
     "\n  "
@@ -283,6 +292,9 @@ def validate_expression(config: EnvironmentConfig) -> str:
         $isInt($in.max_wait_seconds) and $isInt($runtime) and $in.max_wait_seconds < $runtime
           ? "max_wait_seconds: must be at least max_runtime_seconds (" & $runtime & "), got " & $in.max_wait_seconds,
         $intIn("volume_size_gb", $in.volume_size_gb, 1, 16384),
+        $intIn("capacity_wait_seconds", $in.capacity_wait_seconds, 0, $L.max_capacity_wait),
+        $exists($in.resume_from) and $not($type($in.resume_from) = "string" and $contains($in.resume_from, /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/))
+          ? "resume_from: expected the name of an earlier run or training job (up to 63 letters, digits and dashes), got " & $show($in.resume_from),
         $exists($prefix) and ($not($type($prefix) = "string") or $not($contains($prefix, /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,29}$/)))
           ? "job_name_prefix: expected up to 30 letters, digits and dashes, got " & $show($prefix),
         $type($prefix) = "string" and $prefix != $L.job_name_prefix
@@ -350,10 +362,12 @@ def prepare_expression(config: EnvironmentConfig) -> str:
     )
 
 
-# Unique per execution and stable across retries within it: the execution's start time to the
-# millisecond plus the end of its name. At most 30 + 1 + 17 + 1 + 8 = 57 characters of [a-zA-Z0-9-].
-JOB_NAME_EXPRESSION = r"""{% (
-  $stamp := $replace($substring($states.context.Execution.StartTime, 0, 23), /[^0-9]/, "");
-  $suffix := $substring($replace($states.context.Execution.Name, /[^a-zA-Z0-9]/, ""), -8);
-  $run.job_name_prefix & "-" & $stamp & ($suffix ? "-" & $suffix : "")
-) %}"""
+# Unique per execution and stable across retries within it: the execution's start time to the millisecond (for
+# people) and 12 hex digits of the SHA-256 of its ARN (for uniqueness: two executions started in the same
+# millisecond whose names share an ending still differ; the ARN is unique across state machines and regions).
+# At most 30 + 1 + 17 + 1 + 10 = 59 characters of [a-zA-Z0-9-], leaving room for a retry's "-r<n>" (n < 10).
+# `$hash` is one of Step Functions' own JSONata functions.
+JOB_NAME_EXPRESSION = (
+    '{% $run.job_name_prefix & "-" & $replace($substring($states.context.Execution.StartTime, 0, 23), /[^0-9]/, "")'
+    ' & "-" & $substring($hash($states.context.Execution.Id, "SHA-256"), 0, 10) %}'
+)

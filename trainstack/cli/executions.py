@@ -18,6 +18,7 @@ from rich.text import Text
 
 from trainstack.cli import output
 from trainstack.cli.session import Session
+from trainstack.progress import WAITING_STATE, waiting_reason
 
 TERMINAL_JOB_STATUSES = {"Completed", "Failed", "Stopped"}
 
@@ -36,6 +37,7 @@ class ExecutionView:
     warm_pool: dict[str, Any] | None
     current_state: str | None
     job: dict[str, Any] | None = None  # DescribeTrainingJob, when asked for
+    waiting: str | None = None  # why the run waits, while it is in WaitingForCapacity
 
     @property
     def seconds(self) -> float | None:
@@ -59,11 +61,13 @@ def _decode(value: Any) -> Any:
 
 def read_history(events: list[dict[str, Any]], top_level: set[str] | None = None) -> dict[str, Any]:
     """jobName, warmPool and the latest entered top-level state, from history events in order."""
-    found: dict[str, Any] = {"jobName": None, "warmPool": None, "state": None}
+    found: dict[str, Any] = {"jobName": None, "warmPool": None, "state": None, "waiting": None}
     for event in events:
         entered = event.get("stateEnteredEventDetails")
         if entered and (top_level is None or entered.get("name") in top_level):
             found["state"] = entered.get("name")
+            if found["state"] == WAITING_STATE:
+                found["waiting"] = waiting_reason(entered.get("input"))
         exited = event.get("stateExitedEventDetails") or {}
         variables = exited.get("assignedVariables") or {}
         for key in ("jobName", "warmPool"):
@@ -88,7 +92,7 @@ def view_of(
     result = _decode(described.get("output")) if described["status"] == "SUCCEEDED" else None
     result = result if isinstance(result, dict) else None
     if result and result.get("jobName"):
-        found = {"jobName": result["jobName"], "warmPool": result.get("warmPool"), "state": None}
+        found = {"jobName": result["jobName"], "warmPool": result.get("warmPool"), "state": None, "waiting": None}
     else:
         found = read_history(history(session, described["executionArn"]), top_level)
     execution = ExecutionView(
@@ -104,6 +108,8 @@ def view_of(
         warm_pool=found["warmPool"],
         current_state=found["state"] if described["status"] == "RUNNING" else None,
     )
+    if execution.current_state == WAITING_STATE:
+        execution.waiting = found["waiting"]
     if with_job and execution.job_name:
         execution.job = session.describe_training_job(execution.job_name)
     return execution
@@ -131,6 +137,8 @@ def print_view(out: Console, execution: ExecutionView) -> None:
     output.field(out, "Status", headline)
     if execution.current_state:
         output.field(out, "State", execution.current_state)
+    if execution.waiting:
+        output.field(out, "Waiting", execution.waiting, style="yellow")
     if execution.job_name:
         job_line = Text(execution.job_name)
         if job:

@@ -22,8 +22,8 @@ from trainstack.cli import executions, output
 from trainstack.cli.errors import CliError, print_error
 from trainstack.cli.quota_values import QuotaReader
 from trainstack.cli.session import Session
-from trainstack.cli.usage import current_usage, pools_as_state
-from trainstack.run_preview import evaluate, preview
+from trainstack.cli.usage import current_usage
+from trainstack.run_preview import evaluate, held_instances, preview
 from trainstack.source_package import PackagingError, SourcePackage, pack, upload
 
 # --- the input ------------------------------------------------------------------------------------------------
@@ -136,7 +136,7 @@ def input_problems(definition: dict[str, Any], run_input: Any) -> list[str]:
 def quota_problem(definition: dict[str, Any], run: dict[str, Any], quotas: dict[str, Any]) -> str | None:
     """The QuotaExceeded cause the CheckQuotas state would give, or None."""
     here = {"input": {}, "context": _context("check", "2026-01-01T00:00:00.000Z")}
-    variables = {"run": run, "quotas": quotas}
+    variables = {"run": run, "quotas": quotas, "jobQuota": quotas.get("spot" if run.get("spot") else "training")}
     for choice in definition["States"]["CheckQuotas"]["Choices"]:
         if evaluate(choice["Condition"], here, variables):
             return str(evaluate(choice["Assign"]["quotaProblem"], here, variables))
@@ -155,7 +155,12 @@ def dry_run(session: Session, out: Console, definition: dict[str, Any], run_inpu
     quotas = QuotaReader(session.client("service-quotas")).run_quotas(run["instance_type"])
     _, pools = current_usage(session.client("sagemaker"))
     result = preview(
-        definition, run_input, quotas=quotas, pools=pools_as_state(pools), execution_name=name, start_time=start_time
+        definition,
+        run_input,
+        quotas=quotas,
+        pools=[held_instances(definition, job) for job in pools],
+        execution_name=name,
+        start_time=start_time,
     )
     out.print(Text("Execution input", style="bold"))
     out.print_json(json.dumps(run_input))

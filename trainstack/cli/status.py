@@ -42,6 +42,8 @@ def status(
         granted = (found.warm_pool or {}).get("granted")
         pool = f"{granted}s" if granted else "-"
         result = (found.result or {}).get("modelArtifacts") or found.error or found.current_state or ""
+        if found.waiting:
+            result = f"{result}: {found.waiting}"
         table.add_row(
             found.name,
             output.status_text(found.status),

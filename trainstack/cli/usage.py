@@ -70,16 +70,3 @@ def current_usage(sagemaker: Any) -> tuple[Usage, list[dict[str, Any]]]:
         status = job.get("WarmPoolStatus", {}).get("Status")
         (usage.available if status == "Available" else usage.in_use)[kind] += count
     return usage, pools
-
-
-def pools_as_state(pools: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`$pools` as the DescribeRetainedPools state assigns it."""
-    return [
-        {
-            "job": job["TrainingJobName"],
-            "type": instances(job)[0],
-            "count": instances(job)[1],
-            "status": job.get("WarmPoolStatus", {}).get("Status"),
-        }
-        for job in pools
-    ]

@@ -1,7 +1,8 @@
 """Gap: moto's Step Functions evaluates JSONata through a JVM bridge it ships disabled.
 
 moto 5.2.5 leaves `_eval_jsonata` as `None`, so every `{% ... %}` expression dies with a TypeError. We plug
-in the pure-Python `jsonata-python` evaluator. moto also writes string variables into the JSONata
+in the pure-Python `jsonata-python` evaluator, with the functions Step Functions adds to JSONata
+(`trainstack/step_functions_jsonata.py`). moto also writes string variables into the JSONata
 prelude unescaped (`$x := "<value>";`), so a value holding a quote or newline breaks the expression; we
 encode them as JSON string literals instead.
 """
@@ -12,16 +13,17 @@ import datetime as dt
 import json
 from typing import Any
 
-import jsonata
 from moto.stepfunctions.parser.asl.eval import states as moto_states
 from moto.stepfunctions.parser.asl.eval import variable_store as moto_variable_store
 from moto.stepfunctions.parser.asl.jsonata import jsonata as moto_jsonata
+
+from trainstack.step_functions_jsonata import compile_expression
 
 
 def evaluate(expression: str) -> Any:
     """Evaluate a complete JSONata expression (moto prepends the `$states`/variable bindings)."""
     try:
-        result = jsonata.Jsonata(expression).evaluate(None)
+        result = compile_expression(expression).evaluate(None)
     except Exception as error:
         raise moto_jsonata.JSONataException("UNKNOWN", str(error)) from error
     # Round-trip through JSON so the result holds only plain dict/list/str/number values, as the JVM

@@ -31,11 +31,13 @@ from . import (
     cloudformation_unsupported_types,
     execution_names,
     jsonata_evaluator,
+    jsonata_hash,
     logs_kms_keys,
     sagemaker_sync_integration,
     step_functions_task_credentials,
 )
 from .assumed_role_credentials import forget_sessions
+from .capacity_errors import capacity_error_control
 from .iam_enforcement import IamEnforcement
 from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler, endpoint_client
 from .sagemaker_quotas import SageMakerQuotaHandler, SageMakerQuotaTable
@@ -43,6 +45,7 @@ from .sagemaker_training_api import SageMakerTrainingHandler
 from .throttling import Throttle, ThrottleControl
 from .training_executor import TrainingExecutor
 from .validate_state_machine_definition import ValidateDefinitionHandler
+from .warm_pool_seeding import seed_warm_pools_control
 
 _applied = False
 _running_lock = threading.Lock()
@@ -57,6 +60,7 @@ def apply_adapters() -> None:
     if _applied:
         return
     jsonata_evaluator.apply()
+    jsonata_hash.apply()
     aws_sdk_service_names.apply()
     cloudformation_change_sets.apply()
     cloudformation_kms_tags.apply()
@@ -107,9 +111,12 @@ class EmbeddedAws:
         # The test switch answers first: a throttled call never reaches the handler that would serve it.
         handlers: list[JsonHandler] = [self.throttle]
         adapters = AdapterApplication(DomainDispatcherApplication(create_backend_app), handlers)
-        # IAM is evaluated before anything answers: the throttle switch, our handlers and moto see only
+        app = ThrottleControl(adapters, self.throttle)
+        app = seed_warm_pools_control(app, lambda: self.executor)
+        app = capacity_error_control(app, lambda: self.executor.capacity_errors if self.executor else None)
+        # IAM is evaluated before anything answers: the test switches, our handlers and moto see only
         # allowed requests.
-        self.iam = IamEnforcement(ThrottleControl(adapters, self.throttle), self.account, self.region)
+        self.iam = IamEnforcement(app, self.account, self.region)
         app = self.iam
 
         class QuietHandler(MotoRequestHandler):

@@ -107,15 +107,30 @@ def log_lines(logs: Any, job_name: str) -> dict[str, list[str]]:
     }
 
 
-def throttle(endpoint_url: str, operation: str, count: int = 1) -> dict[str, Any]:
-    """Make the next `count` calls of `operation` ("SageMaker.CreateTrainingJob") answer as AWS throttles them."""
+def _control(endpoint_url: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a test switch of the embedded AWS (`/trainstack-api/...`)."""
     if not endpoint_url.startswith("http://"):
         raise ValueError(f"expected the embedded AWS's http:// endpoint, got {endpoint_url}")
     request = urllib.request.Request(  # noqa: S310 - checked above: http:// only
-        f"{endpoint_url}/trainstack-api/throttle",
-        data=json.dumps({"operation": operation, "count": count}).encode(),
+        f"{endpoint_url}/trainstack-api/{path}",
+        data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
     )
     with urllib.request.urlopen(request) as response:  # noqa: S310 - the embedded endpoint, http://127.0.0.1 only
         return json.loads(response.read())
+
+
+def throttle(endpoint_url: str, operation: str, count: int = 1) -> dict[str, Any]:
+    """Make the next `count` calls of `operation` ("SageMaker.CreateTrainingJob") answer as AWS throttles them."""
+    return _control(endpoint_url, "throttle", {"operation": operation, "count": count})
+
+
+def seed_warm_pools(endpoint_url: str, request: dict[str, Any], count: int) -> list[str]:
+    """`count` Completed jobs `<TrainingJobName>-<i>` holding Available pools, as if each had run (no run)."""
+    return _control(endpoint_url, "seed-warm-pools", {"request": request, "count": count})["TrainingJobArns"]
+
+
+def fail_with_capacity_error(endpoint_url: str, instance_type: str, count: int = 1) -> dict[str, Any]:
+    """The next `count` jobs of `instance_type` run, then fail with SageMaker's CapacityError (no model)."""
+    return _control(endpoint_url, "capacity-error", {"instance_type": instance_type, "count": count})

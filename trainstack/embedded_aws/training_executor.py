@@ -37,6 +37,7 @@ from trainstack.toolkit_host import (
 )
 
 from .assumed_role_credentials import RoleCredentials, assume_role, role_client
+from .capacity_errors import CAPACITY_ERROR, CapacityErrors
 from .job_container import JobContainer
 from .json_protocol import AwsError
 from .sagemaker_quotas import quota_name
@@ -123,6 +124,10 @@ def warm_pool_mismatches(pool_request: dict[str, Any], request: dict[str, Any]) 
     return [name for name in WARM_POOL_MATCH if pool[name] != wanted[name]]
 
 
+class _CapacityLost(Exception):
+    """The job's instances were lost (the capacity-error test switch); the message is its FailureReason."""
+
+
 @dataclass
 class WarmPool:
     status: str  # Available | InUse | Reused | Terminated
@@ -189,6 +194,7 @@ class TrainingExecutor:
         self.work_dir = work_dir
         self.quotas = quotas
         self._jobs: dict[str, TrainingJob] = {}
+        self.capacity_errors = CapacityErrors()  # the test switch (capacity_errors.py)
         self._lock = threading.RLock()
         self._closed = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -222,6 +228,33 @@ class TrainingExecutor:
         self._threads.append(thread)
         thread.start()
         return {"TrainingJobArn": job.arn}
+
+    def seed_retained_pool(self, request: dict[str, Any]) -> str:
+        """A job that already ran and kept its pool (Completed, pool Available), without running anything.
+
+        For tests that need many retained pools (paging, counting): running 150 real jobs would take minutes.
+        The request is validated as CreateTrainingJob validates it and must ask for a keep-alive; quotas are
+        checked as SageMaker checks them when a pool is kept, so the seeded state is one AWS can reach."""
+        request = json.loads(json.dumps(request))
+        request.setdefault("StoppingCondition", {}).setdefault("MaxRuntimeInSeconds", 86400)
+        validate_create_training_job(request, self.quotas.longest_run_time_seconds if self.quotas else None)
+        with self._lock:
+            name = request["TrainingJobName"]
+            if name in self._jobs:
+                raise AwsError("ResourceInUse", f"a training job named {name} already exists")
+            job = TrainingJob(request=request, arn=self._arn(name))
+            if job.keep_alive <= 0:
+                raise AwsError("ValidationException", "a seeded pool needs ResourceConfig.KeepAlivePeriodInSeconds")
+            self._check_training_quota(job, None)
+            self._offer_warm_pool(job)
+            if job.warm_pool is None:
+                raise AwsError("ResourceLimitExceeded", f"the warm-pool quota of {job.instance_type} is used up")
+            now = utcnow()
+            job.status = "Completed"
+            job.training_start = job.training_end = now
+            self._transition(job, "Completed")
+            self._jobs[name] = job
+            return job.arn
 
     def describe(self, name: str) -> dict[str, Any]:
         with self._lock:
@@ -557,9 +590,15 @@ class TrainingExecutor:
             else:
                 self._set(job, "Training")
                 outcome = run.train()
+            if outcome == "Completed" and self.capacity_errors.take(job.instance_type):
+                # Checkpoints are synced (train() ends with a sync); the instances are gone, no model is uploaded.
+                raise _CapacityLost(CAPACITY_ERROR)
             if outcome in ("Completed", "Stopped", "MaxRuntimeExceeded"):
                 self._set(job, "Uploading")
                 job.model_artifact = run.upload_outputs()
+        except _CapacityLost as error:
+            outcome = "Failed"
+            job.failure_reason = str(error)
         except AwsError as error:
             outcome = "Failed"
             job.failure_reason = f"ClientError: {error.message}"[:_FAILURE_REASON_LIMIT]

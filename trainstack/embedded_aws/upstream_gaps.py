@@ -17,6 +17,7 @@ from typing import Any
 import boto3
 from moto.core.config import default_user_config
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.stepfunctions.parser.asl.component.intrinsic.jsonata import get_intrinsic_functions_declarations
 
 from .json_protocol import endpoint_client
 
@@ -75,6 +76,8 @@ def _probe_step_functions(url: str) -> dict[str, Any]:
         "servicequotas_aws_sdk": _run_machine(url, quotas),
         "sagemaker_sync": _run_machine(url, sync),
         "unnamed_execution_arn": _run_machine(url, _PASS, name=None)["arn"],
+        # moto cannot evaluate JSONata as shipped, so read the declaration it would prepend for `$hash`.
+        "jsonata_hash_declaration": get_intrinsic_functions_declarations({"$hash"}),
         "validate_definition_error": _error(
             lambda: _client(url, "stepfunctions").validate_state_machine_definition(definition=json.dumps(_PASS))
         ),

@@ -1,0 +1,231 @@
+"""Capacity-aware runs on the embedded AWS: the deployed state machine counts instances as SageMaker does,
+waits for capacity instead of failing, and pages through every retained pool.
+
+The embedded SageMaker enforces the same arithmetic at CreateTrainingJob (`ResourceLimitExceeded` counting
+running jobs and Available/InUse pools, spot against the spot quota), so a run that gets past the state
+machine's check and is then refused would fail these tests."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+
+import pytest
+
+from tests import test_pipeline_executions as executions
+from tests.test_pipeline_executions import NAMES, QUICK, Platform, _output, _release_pools, run
+from trainstack.cli.executions import read_history
+from trainstack.embedded_aws.testing import (
+    ROLE,
+    fail_with_capacity_error,
+    job_request,
+    log_lines,
+    seed_warm_pools,
+    unique,
+    upload_script,
+    wait_for_execution,
+)
+from trainstack.progress import RunWatcher
+
+pytestmark = pytest.mark.slow
+# The executions module's deployed platform (demo data staged, stray pools released), one per module.
+platform = executions.platform
+
+
+def _history(platform: Platform, execution_arn: str) -> list[dict]:
+    pages = platform.client("stepfunctions").get_paginator("get_execution_history")
+    return [event for page in pages.paginate(executionArn=execution_arn) for event in page["events"]]
+
+
+def _entered(events: list[dict], state: str) -> list[dict]:
+    return [
+        event["stateEnteredEventDetails"]
+        for event in events
+        if event.get("stateEnteredEventDetails", {}).get("name") == state
+    ]
+
+
+def _trained(platform: Platform, described: dict) -> dict:
+    """The run's summary; on failure, the end of its job's log in the assertion message."""
+    if described["status"] != "SUCCEEDED":
+        job = read_history(_history(platform, described["executionArn"]))["jobName"]
+        tail = (
+            [line for lines in log_lines(platform.client("logs"), job).values() for line in lines][-40:] if job else []
+        )
+        raise AssertionError(f"{described.get('error')}: {described.get('cause')}\n" + "\n".join(tail))
+    return _output(described)
+
+
+def test_a_run_short_of_instances_waits_for_a_warm_pool_to_end_then_trains(platform: Platform) -> None:
+    # One ml.m5.xlarge kept warm for 10 s; then 4 of the quota's 4 are asked for: the run waits for the pool.
+    _release_pools(platform)
+    first = _output(run(platform, {"keep_alive_seconds": 10, "hyperparameters": QUICK}))
+    assert first["warmPool"]["status"] == "Available"
+    described = run(platform, {"instance_count": 4, "keep_alive_seconds": 0, "hyperparameters": QUICK})
+    result = _output(described)
+    assert result["status"] == "Completed" and result["instanceCount"] == 4
+    events = _history(platform, described["executionArn"])
+    waits = _entered(events, "WaitingForCapacity")
+    assert waits, "the run never waited"
+    reason = json.loads(waits[0]["input"])["reason"]
+    assert (
+        'quota "ml.m5.xlarge for training job usage"' in reason
+        and "with 1 instance(s) held by running jobs and warm pools; this run needs 4 and 3 are free" in reason
+    )
+    # What `trainstack status` and `run --watch` show of the wait.
+    assert read_history(events)["waiting"] == json.loads(waits[-1]["input"])["reason"]
+    lines: list[str] = []
+    RunWatcher(platform.client, described["executionArn"], on_line=lines.append).poll()
+    assert f"wait   {reason}" in lines
+
+
+def test_two_concurrent_three_instance_runs_against_a_quota_of_four_both_train(platform: Platform) -> None:
+    _release_pools(platform)
+    sfn = platform.client("stepfunctions")
+    run_input = json.dumps({"instance_count": 3, "keep_alive_seconds": 0, "hyperparameters": QUICK})
+    tag = uuid.uuid4().hex[:6]
+    arns = [
+        sfn.start_execution(
+            stateMachineArn=platform.state_machine_arn, name=f"cap-both-{index}-{tag}", input=run_input
+        )["executionArn"]
+        for index in (1, 2)
+    ]
+    results = [_trained(platform, wait_for_execution(sfn, arn, timeout=400)) for arn in arns]
+    assert {r["status"] for r in results} == {"Completed"}
+    assert results[0]["jobName"] != results[1]["jobName"]
+    # One of them waited: before creating (it saw the other's job) or after SageMaker refused its create.
+    waited = [arn for arn in arns if _entered(_history(platform, arn), "WaitingForCapacity")]
+    assert len(waited) >= 1
+
+
+def test_no_capacity_wait_fails_at_once_with_the_arithmetic_and_creates_nothing(platform: Platform) -> None:
+    _release_pools(platform)
+    sagemaker, s3 = platform.client("sagemaker"), platform.client("s3")
+    holder = unique("holder")
+    code = upload_script(s3, NAMES.data_bucket, "import time\ntime.sleep(120)\n")
+    request = job_request(holder, NAMES.data_bucket, code)
+    request["ResourceConfig"] = {"InstanceType": "ml.m5.xlarge", "InstanceCount": 3, "VolumeSizeInGB": 30}
+    sagemaker.create_training_job(**request)
+    jobs_before = len(sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"])
+    try:
+        described = run(platform, {"instance_count": 2, "keep_alive_seconds": 0, "capacity_wait_seconds": 0})
+    finally:
+        sagemaker.stop_training_job(TrainingJobName=holder)
+    assert described["status"] == "FAILED" and described["error"] == "CapacityUnavailable"
+    assert (
+        "with 3 instance(s) held by running jobs and warm pools; this run needs 2 and 1 are free"
+        in (described["cause"])
+    )
+    assert "Gave up after 0 s (capacity_wait_seconds is 0)" in described["cause"]
+    assert len(sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]) == jobs_before
+
+
+def test_a_spot_run_is_checked_against_the_spot_quota(platform: Platform) -> None:
+    # config/local.yaml gives ml.m5.xlarge 4 on-demand instances and no spot ones.
+    described = run(platform, {"spot": True, "keep_alive_seconds": 0})
+    assert described["error"] == "QuotaExceeded"
+    assert '"ml.m5.xlarge for spot training job usage" (L-' in described["cause"]
+    assert "is 0 in us-east-1; this run asks for 1 instance" in described["cause"]
+
+
+def test_all_150_retained_pools_are_counted(platform: Platform) -> None:
+    # 150 one-instance ml.g5.xlarge pools (quota 152): more than a ListTrainingJobs page of 100.
+    sagemaker = platform.client("sagemaker")
+    request = job_request(unique("seeded"), NAMES.data_bucket, f"s3://{NAMES.data_bucket}/code/none.tar.gz")
+    request["RoleArn"] = ROLE
+    request["ResourceConfig"] = {
+        "InstanceType": "ml.g5.xlarge",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 30,
+        "KeepAlivePeriodInSeconds": 900,
+    }
+    arns = seed_warm_pools(platform.aws.endpoint_url, request, 150)
+    try:
+        described = run(
+            platform,
+            {"instance_type": "ml.g5.xlarge", "instance_count": 3, "keep_alive_seconds": 0, "capacity_wait_seconds": 0},
+        )
+    finally:
+        for arn in arns:
+            sagemaker.update_training_job(
+                TrainingJobName=arn.rsplit("/", 1)[1], ResourceConfig={"KeepAlivePeriodInSeconds": 0}
+            )
+    assert described["error"] == "CapacityUnavailable", (described.get("error"), described.get("cause"))
+    assert "is 152 in us-east-1 with 150 instance(s) held by running jobs and warm pools" in described["cause"]
+
+
+def test_a_job_that_loses_its_capacity_is_retried_under_a_new_name_and_resumes_from_its_checkpoint(
+    platform: Platform,
+) -> None:
+    _release_pools(platform)
+    fail_with_capacity_error(platform.aws.endpoint_url, "ml.m5.xlarge", 1)
+    result = _output(run(platform, {"keep_alive_seconds": 0, "hyperparameters": QUICK}))
+    assert result["status"] == "Completed" and result["jobName"].endswith("-r1")
+    sagemaker = platform.client("sagemaker")
+    first = sagemaker.describe_training_job(TrainingJobName=result["jobName"].removesuffix("-r1"))
+    second = sagemaker.describe_training_job(TrainingJobName=result["jobName"])
+    assert first["TrainingJobStatus"] == "Failed" and first["FailureReason"].startswith("CapacityError: ")
+    assert first["CheckpointConfig"]["S3Uri"] == second["CheckpointConfig"]["S3Uri"]
+    assert first["CheckpointConfig"]["S3Uri"].endswith(f"/{first['TrainingJobName']}/")
+    lines = [
+        line for stream in log_lines(platform.client("logs"), second["TrainingJobName"]).values() for line in stream
+    ]
+    assert any("resuming from checkpoint-4" in line for line in lines)
+    assert result["checkpoints"] == first["CheckpointConfig"]["S3Uri"] and result["result"] == "model"
+
+    # Resume across runs: a new run naming the earlier job continues from the same checkpoints (step 4 -> 6).
+    resumed = _output(
+        run(
+            platform,
+            {
+                "resume_from": second["TrainingJobName"],
+                "keep_alive_seconds": 0,
+                "hyperparameters": {**QUICK, "max_steps": 6},
+            },
+        )
+    )
+    assert resumed["checkpoints"] == first["CheckpointConfig"]["S3Uri"]
+    lines = [line for stream in log_lines(platform.client("logs"), resumed["jobName"]).values() for line in stream]
+    assert any("resuming from checkpoint-" in line for line in lines), "\n".join(lines[-60:])
+
+
+def test_resume_from_a_job_that_does_not_exist_fails_before_anything_is_created(platform: Platform) -> None:
+    described = run(platform, {"resume_from": "trainstack-no-such-run"})
+    assert described["error"] == "InvalidInput"
+    assert described["cause"].startswith("resume_from: no training job named trainstack-no-such-run can be described")
+
+
+def test_a_create_whose_job_already_exists_follows_that_job_to_its_end(platform: Platform) -> None:
+    # As when an earlier attempt of the create reached SageMaker but its answer was lost: the run's job exists
+    # by the time the run creates it. Held instances make the run wait; meanwhile its job is created directly.
+    _release_pools(platform)
+    sagemaker, sfn = platform.client("sagemaker"), platform.client("stepfunctions")
+    holder = unique("holder")
+    sleeper = upload_script(platform.client("s3"), NAMES.data_bucket, "import time\ntime.sleep(120)\n")
+    request = job_request(holder, NAMES.data_bucket, sleeper)
+    request["ResourceConfig"] = {"InstanceType": "ml.m5.xlarge", "InstanceCount": 3, "VolumeSizeInGB": 30}
+    sagemaker.create_training_job(**request)
+    execution = sfn.start_execution(
+        stateMachineArn=platform.state_machine_arn,
+        name=f"adopt-{uuid.uuid4().hex[:8]}",
+        input=json.dumps({"instance_count": 2, "keep_alive_seconds": 0}),
+    )["executionArn"]
+    try:
+        deadline = time.monotonic() + 60
+        while not _entered(events := _history(platform, execution), "WaitingForCapacity"):
+            assert time.monotonic() < deadline, "the run never waited"
+            time.sleep(0.5)
+        job_name = read_history(events)["jobName"]
+        quick = upload_script(platform.client("s3"), NAMES.data_bucket, "print('the earlier attempt')\n")
+        existing = job_request(job_name, NAMES.data_bucket, quick)
+        existing["ResourceConfig"] = {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}
+        sagemaker.create_training_job(**existing)
+    finally:
+        sagemaker.stop_training_job(TrainingJobName=holder)
+    result = _output(wait_for_execution(sfn, execution, timeout=300))
+    assert result["jobName"] == job_name and result["status"] == "Completed"
+    failures = [
+        e["taskFailedEventDetails"]["error"] for e in _history(platform, execution) if e["type"] == "TaskFailed"
+    ]
+    assert "SageMaker.ResourceInUseException" in failures

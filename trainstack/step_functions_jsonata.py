@@ -1,0 +1,32 @@
+"""JSONata as Step Functions evaluates it: the standard library plus the functions Step Functions adds.
+
+Step Functions adds `$partition`, `$range`, `$hash`, `$random(seed)`, `$uuid` and `$parse` to JSONata (AWS Step
+Functions Developer Guide, "Transforming data with JSONata": "JSONata functions provided by Step Functions").
+jsonata-python has none of them; the state machine uses `$hash` (a job-name suffix unique to the execution), so
+that one is provided here, with the algorithms AWS lists. Both the embedded AWS and `run_preview` compile
+expressions through `compile_expression`, so a preview and an execution evaluate the same language.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import jsonata
+
+# Step Functions' names for the algorithms `$hash` accepts, and Python's.
+HASH_ALGORITHMS = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
+
+
+def step_functions_hash(value: object, algorithm: object) -> str:
+    """`$hash(value, algorithm)`: the hex digest of a string, as States.Hash computes it."""
+    if not isinstance(value, str):
+        raise ValueError(f"$hash: expected a string to hash, got {type(value).__name__}")
+    if algorithm not in HASH_ALGORITHMS:
+        raise ValueError(f"$hash: algorithm must be one of {', '.join(HASH_ALGORITHMS)}, got {algorithm!r}")
+    return hashlib.new(HASH_ALGORITHMS[str(algorithm)], value.encode("utf-8")).hexdigest()
+
+
+def compile_expression(expression: str) -> jsonata.Jsonata:
+    compiled = jsonata.Jsonata(expression)
+    compiled.register_lambda("hash", step_functions_hash)
+    return compiled
