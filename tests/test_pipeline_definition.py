@@ -671,3 +671,10 @@ def test_every_jsonata_expression_of_the_definition_compiles(definitions) -> Non
                 compile_expression(expression.strip()[2:-2])
             except Exception as error:  # the parser's own message says where
                 raise AssertionError(f"{env}: {error}: {expression[:200]}") from error
+
+
+def test_every_deployed_jsonata_expression_is_on_one_line(definitions) -> None:
+    # asl-validator 4.0 refuses newlines inside {% %}; stacks/constructs/jsonata_text.py collapses them at synth.
+    for env, definition in definitions.items():
+        multi_line = [expression[:120] for expression in _expressions(definition) if "\n" in expression]
+        assert not multi_line, f"{env}: {multi_line}"

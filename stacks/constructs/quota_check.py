@@ -27,6 +27,7 @@ import json
 from functools import cache
 from typing import Any
 
+from stacks.constructs.jsonata_text import one_line
 from stacks.constructs.scoped_policy import ScopedPolicy
 from trainstack.config import REPO_ROOT, EnvironmentConfig, ResourceNames
 
@@ -118,13 +119,6 @@ def _quota_lookup_processor() -> dict[str, Any]:
             "QuotaNotFound": {"Type": "Pass", "Output": found("not found", "null"), "End": True},
         },
     }
-
-
-def one_line(expression: str) -> str:
-    """The expression as one line: asl-validator 4.0 refuses newlines inside `{% %}` (AWS's stance is unconfirmed).
-
-    Safe for the expressions of this file: none holds a newline inside a string literal or a comment."""
-    return " ".join(line.strip() for line in expression.strip().splitlines())
 
 
 # What AWS counts against a training-job quota: instances of running jobs (Stopping ones still hold theirs) and

@@ -37,6 +37,7 @@ from stacks.constructs.create_training_job_state import (
     request_expression,
     train_states,
 )
+from stacks.constructs.jsonata_text import one_line_expressions
 from stacks.constructs.quota_check import grant_quota_reads, quota_states
 from stacks.constructs.resume_from import resume_states
 from stacks.constructs.scoped_policy import ScopedPolicy
@@ -210,7 +211,7 @@ class TrainingPipeline(Construct):
         policy.allow("Notify", ["sns:Publish"], [self.topic.topic_arn])
         policy.allow("UseTopicKey", ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])
 
-        asl = definition(config, target, self.topic.topic_arn)
+        asl = one_line_expressions(definition(config, target, self.topic.topic_arn))
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
