@@ -122,7 +122,13 @@ def measure(aws: EmbeddedAws, state_machine_arn: str) -> dict[str, Any]:
 
 
 def main() -> None:
-    work = Path(tempfile.mkdtemp(prefix="bench-warm-pool-"))
+    with tempfile.TemporaryDirectory(prefix="bench-warm-pool-") as out:
+        run_bench(Path(out))
+    print(json.dumps({"cpu_count": os.cpu_count()}))
+
+
+def run_bench(work: Path) -> None:
+    """Everything (model, job host folders, CDK assembly) under `work`, removed afterwards: ~1 GB per run."""
     with EmbeddedAws(work_dir=work / "jobs") as aws:
         started = time.monotonic()
         platform = deploy(CONFIG, aws.env, work / "cdk.out", log=work / "cdk.log")
@@ -147,7 +153,6 @@ def main() -> None:
             )
         saved = cold["to first step"] - reused["to first step"]
         print(f"reused pool saves {saved:.1f} s to the first step for a {size / 1e6:.0f} MB model")
-    print(json.dumps({"cpu_count": os.cpu_count()}))
 
 
 if __name__ == "__main__":
