@@ -2,7 +2,8 @@
 
 Sections: synth time per environment; the tiny local training run (tokens/s); embedded AWS overhead per
 job; a job container's environment and packing a user folder; the demo's phases (synth, bootstrap,
-deploy, execution, training, whole); the test suite's wall time; the GPU benchmark where CUDA exists.
+deploy, execution, training, whole); CreateTrainingJob -> first training step on a cold vs a reused warm
+pool with a ~300 MB model (warm_pool_cache.py); the test suite's wall time; the GPU benchmark where CUDA exists.
 `--only NAME` runs one section; `--skip-tests` skips the suite.
 """
 
@@ -69,6 +70,10 @@ def capacity() -> Figures:
     return _script("capacity.py")
 
 
+def warm_pool_cache() -> Figures:
+    return _script("warm_pool_cache.py")
+
+
 def demo() -> Figures:
     with tempfile.TemporaryDirectory() as out:
         timings = Path(out) / "timings.json"
@@ -119,6 +124,7 @@ SECTIONS: dict[str, Callable[[], Figures]] = {
     "embedded_aws": embedded_aws,
     "containers": containers,
     "capacity": capacity,
+    "warm_pool_cache": warm_pool_cache,
     "demo": demo,
     "tests": tests,
     "gpu": gpu,
