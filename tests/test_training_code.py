@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -426,27 +427,35 @@ def test_tiny_model_loads_with_auto_classes(tiny_model_dir: Path) -> None:
     assert model.config.n_layer == 2
 
 
-def test_model_s3_uri_pull_copies_the_prefix_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import boto3
-    from moto import mock_aws
+def _weights_bucket(embedded_aws, monkeypatch: pytest.MonkeyPatch) -> tuple[object, str]:
+    """A fresh bucket in the session's embedded AWS, and the script's AWS environment pointed at it.
 
+    Not moto's `mock_aws`: it resets moto's process-wide state, which is the session's embedded AWS too."""
+    for name, value in embedded_aws.env.items():
+        monkeypatch.setenv(name, value)
+    bucket = f"weights-{uuid.uuid4().hex[:12]}"
+    s3 = embedded_aws.client("s3")
+    s3.create_bucket(Bucket=bucket)
+    return s3, bucket
+
+
+def test_model_s3_uri_pull_copies_the_prefix_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_aws
+) -> None:
     weights = code_module("weights")
     # No s5cmd on a laptop or in CI: the boto3 path does the same copy.
     monkeypatch.setattr(weights.shutil, "which", lambda _name: None)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="weights")
-        s3.put_object(Bucket="weights", Key="models/tiny/config.json", Body=b"{}")
-        s3.put_object(Bucket="weights", Key="models/tiny/shards/model-1.safetensors", Body=b"x")
-        s3.put_object(Bucket="weights", Key="models/tinier/config.json", Body=b"not this one")
-        target = tmp_path / "model-from-s3"
-        uri = weights.resolve_s3_uri("models/tiny", "weights")
-        assert weights.pull_weights(uri, target, {}) == target
-        assert (target / "config.json").read_bytes() == b"{}"
-        assert (target / "shards" / "model-1.safetensors").read_bytes() == b"x"
-        s3.delete_object(Bucket="weights", Key="models/tiny/config.json")
-        weights.pull_weights(uri, target, {})  # already pulled: S3 is not read again
+    s3, bucket = _weights_bucket(embedded_aws, monkeypatch)
+    s3.put_object(Bucket=bucket, Key="models/tiny/config.json", Body=b"{}")
+    s3.put_object(Bucket=bucket, Key="models/tiny/shards/model-1.safetensors", Body=b"x")
+    s3.put_object(Bucket=bucket, Key="models/tinier/config.json", Body=b"not this one")
+    target = tmp_path / "model-from-s3"
+    uri = weights.resolve_s3_uri("models/tiny", bucket)
+    assert weights.pull_weights(uri, target, {}) == target
+    assert (target / "config.json").read_bytes() == b"{}"
+    assert (target / "shards" / "model-1.safetensors").read_bytes() == b"x"
+    s3.delete_object(Bucket=bucket, Key="models/tiny/config.json")
+    weights.pull_weights(uri, target, {})  # already pulled: S3 is not read again
     assert (target / "config.json").exists()
     assert sorted(p.name for p in target.iterdir()) == [".trainstack-pulled-from", "config.json", "shards"]
 
@@ -707,28 +716,23 @@ def test_packed_examples_attend_only_within_their_own_document(tmp_path: Path, t
 
 
 def test_warm_pool_cache_keys_the_model_by_etag_and_skips_the_download(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], embedded_aws
 ) -> None:
-    import boto3
-    from moto import mock_aws
-
     weights = code_module("weights")
     monkeypatch.setattr(weights.shutil, "which", lambda _name: None)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3, bucket = _weights_bucket(embedded_aws, monkeypatch)
     environ = {weights.WARM_POOL_CACHE_ENV: str(tmp_path / "warmpoolcache")}
-    with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket="weights")
-        s3.put_object(Bucket="weights", Key="models/tiny/config.json", Body=b"{}")
-        first = weights.fetch_model("s3://weights/models/tiny", tmp_path / "input", environ)
-        assert "warm-pool cache miss" in capsys.readouterr().out
-        assert (first / "config.json").read_bytes() == b"{}"
-        # The next job of the pool: same objects, so no download.
-        again = weights.fetch_model("s3://weights/models/tiny", tmp_path / "input", environ)
-        assert again == first and "warm-pool cache hit" in capsys.readouterr().out
-        # A changed object has a new ETag: a new key, a fresh download.
-        s3.put_object(Bucket="weights", Key="models/tiny/config.json", Body=b'{"changed": true}')
-        changed = weights.fetch_model("s3://weights/models/tiny", tmp_path / "input", environ)
-        assert changed != first and (changed / "config.json").read_bytes() == b'{"changed": true}'
-        assert "warm-pool cache miss" in capsys.readouterr().out
+    uri = f"s3://{bucket}/models/tiny"
+    s3.put_object(Bucket=bucket, Key="models/tiny/config.json", Body=b"{}")
+    first = weights.fetch_model(uri, tmp_path / "input", environ)
+    assert "warm-pool cache miss" in capsys.readouterr().out
+    assert (first / "config.json").read_bytes() == b"{}"
+    # The next job of the pool: same objects, so no download.
+    again = weights.fetch_model(uri, tmp_path / "input", environ)
+    assert again == first and "warm-pool cache hit" in capsys.readouterr().out
+    # A changed object has a new ETag: a new key, a fresh download.
+    s3.put_object(Bucket=bucket, Key="models/tiny/config.json", Body=b'{"changed": true}')
+    changed = weights.fetch_model(uri, tmp_path / "input", environ)
+    assert changed != first and (changed / "config.json").read_bytes() == b'{"changed": true}'
+    assert "warm-pool cache miss" in capsys.readouterr().out
     assert first.parent == tmp_path / "warmpoolcache" / "models"
