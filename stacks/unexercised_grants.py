@@ -57,9 +57,6 @@ UNEXERCISED_GRANTS: dict[tuple[str, str], str] = {
     ("execution role", "s3:AbortMultipartUpload"): (
         "multipart uploads of large models and checkpoints; the test models fit in one PutObject"
     ),
-    ("execution role", "s3:DeleteObject"): (
-        "checkpoint sync mirrors files the script deletes from /opt/ml/checkpoints; the embedded sync only uploads"
-    ),
     ("execution role", "s3:GetObject"): (
         "also granted on output/ and checkpoints/: a job restores checkpoints/<job>/ when it resumes (spot "
         "interruption, retry); test jobs always start fresh"

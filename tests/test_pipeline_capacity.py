@@ -57,12 +57,22 @@ def _trained(platform: Platform, described: dict) -> dict:
     return _output(described)
 
 
-def test_a_run_short_of_instances_waits_for_a_warm_pool_to_end_then_trains(platform: Platform) -> None:
+@pytest.fixture(scope="module")
+def tiny_code(platform: Platform) -> dict[str, str]:
+    """A run's own code package whose script only writes a model file: these scenarios are about capacity, and
+    the packaged training code (torch on every host) would cost a minute of CPU per multi-instance run."""
+    script = "import os, pathlib\npathlib.Path(os.environ['SM_MODEL_DIR'], 'model.txt').write_text('ok')\n"
+    return {"package": upload_script(platform.client("s3"), NAMES.artifacts_bucket, script), "entry_point": "train.py"}
+
+
+def test_a_run_short_of_instances_waits_for_a_warm_pool_to_end_then_trains(
+    platform: Platform, tiny_code: dict[str, str]
+) -> None:
     # One ml.m5.xlarge kept warm for 10 s; then 4 of the quota's 4 are asked for: the run waits for the pool.
     _release_pools(platform)
-    first = _output(run(platform, {"keep_alive_seconds": 10, "hyperparameters": QUICK}))
+    first = _output(run(platform, {"keep_alive_seconds": 10, "code": tiny_code}))
     assert first["warmPool"]["status"] == "Available"
-    described = run(platform, {"instance_count": 4, "keep_alive_seconds": 0, "hyperparameters": QUICK})
+    described = run(platform, {"instance_count": 4, "keep_alive_seconds": 0, "code": tiny_code})
     result = _output(described)
     assert result["status"] == "Completed" and result["instanceCount"] == 4
     events = _history(platform, described["executionArn"])
@@ -80,10 +90,12 @@ def test_a_run_short_of_instances_waits_for_a_warm_pool_to_end_then_trains(platf
     assert f"wait   {reason}" in lines
 
 
-def test_two_concurrent_three_instance_runs_against_a_quota_of_four_both_train(platform: Platform) -> None:
+def test_two_concurrent_three_instance_runs_against_a_quota_of_four_both_train(
+    platform: Platform, tiny_code: dict[str, str]
+) -> None:
     _release_pools(platform)
     sfn = platform.client("stepfunctions")
-    run_input = json.dumps({"instance_count": 3, "keep_alive_seconds": 0, "hyperparameters": QUICK})
+    run_input = json.dumps({"instance_count": 3, "keep_alive_seconds": 0, "code": tiny_code})
     tag = uuid.uuid4().hex[:6]
     arns = [
         sfn.start_execution(
