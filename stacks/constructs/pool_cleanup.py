@@ -172,7 +172,7 @@ def cleanup_definition(config: EnvironmentConfig, topic_arn: str) -> dict[str, A
                         ' or $substring(TrainingJobName, 0, $length($runName) + 2) = ($runName & "-r")]'
                         ".TrainingJobName) %}"
                     ),
-                    "token": "{% $states.result.NextToken %}",
+                    "token": "{% $exists($states.result.NextToken) ? $states.result.NextToken : null %}",
                 },
                 "Retry": _RETRY,
                 "Catch": [
@@ -186,7 +186,7 @@ def cleanup_definition(config: EnvironmentConfig, topic_arn: str) -> dict[str, A
             },
             "MoreJobs": {
                 "Type": "Choice",
-                "Choices": [{"Condition": "{% $exists($token) and $token != null %}", "Next": "ListJobs"}],
+                "Choices": [{"Condition": "{% $token != null %}", "Next": "ListJobs"}],
                 "Default": "CleanJobs",
             },
             "CleanJobs": {
