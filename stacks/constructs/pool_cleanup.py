@@ -11,9 +11,10 @@ state machine (JSONata, no Lambda) with the event as its input:
 
 Finding the jobs: the run's name is derived from the event exactly as the pipeline derives it (the execution's
 ARN and start time, `run_name_expression`), and its jobs are that name and its capacity retries `<name>-r<n>`.
-This needs only the event: no history to page (a run that waited for capacity for hours has thousands of
-events, and `aws-sdk` output casing of GetExecutionHistory differs between AWS and the embedded AWS), and it
-finds jobs whose creation the history shows only as a failed task (a retried create that did create its job).
+This needs only the event: no GetExecutionHistory to page (a run that waited for capacity for hours has thousands
+of events; and Step Functions' API is camelCase, whose `aws-sdk` output casing the embedded AWS renders as boto3
+does, which we could not confirm against AWS), and it finds jobs the history shows only as a failed task (a
+retried create that did create its job). The cost: ListTrainingJobs has no resource-level permissions.
 """
 
 from __future__ import annotations
