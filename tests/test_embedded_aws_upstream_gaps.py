@@ -119,3 +119,15 @@ def test_moto_bucket_policies_ignore_conditions(upstream: dict[str, Any]) -> Non
     assert "AccessDenied" in (upstream["tls_only_bucket_put_error"] or "") or "403" in (
         upstream["tls_only_bucket_put_error"] or ""
     )
+
+
+def test_moto_emits_no_execution_status_change_events(upstream: dict[str, Any]) -> None:
+    # step_functions_status_events.py; the control event shows the rule and its queue do deliver.
+    assert upstream["control_events_received"] == 1
+    assert upstream["status_change_events_received"] == 0
+
+
+def test_moto_events_cannot_start_a_state_machine(upstream: dict[str, Any]) -> None:
+    # events_step_functions_targets.py
+    assert "500" in upstream["events_state_machine_target_error"]
+    assert upstream["state_machine_target_executions"] == 0

@@ -37,7 +37,12 @@ QUOTAS = {
 
 
 def _state_machine(template: dict) -> dict:
-    [machine] = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    # The pipeline; the training stack also holds its pool cleanup (tests/test_pool_cleanup.py).
+    [machine] = [
+        r
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine" and k.startswith("PipelineStateMachine")
+    ]
     return machine
 
 
@@ -385,15 +390,23 @@ def test_quota_choice_conditions(definitions) -> None:
 
 def test_state_machine_logs_everything_traces_and_alarms(synthesized) -> None:
     template = synthesized.template("local", "training")
-    props = _state_machine(template)["Properties"]
-    assert props["LoggingConfiguration"]["Level"] == "ALL"
-    assert props["TracingConfiguration"] == {"Enabled": True}
-    [log_group] = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
-    assert "KmsKeyId" in log_group["Properties"]
+    machines = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    assert len(machines) == 2  # the pipeline and its pool cleanup
+    for machine in machines:
+        assert machine["Properties"]["LoggingConfiguration"]["Level"] == "ALL"
+        assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+    log_groups = [r for r in template["Resources"].values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(log_groups) == 2 and all("KmsKeyId" in group["Properties"] for group in log_groups)
     [topic] = [r for r in template["Resources"].values() if r["Type"] == "AWS::SNS::Topic"]
     assert "KmsMasterKeyId" in topic["Properties"]
     [alarm] = [r for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
-    assert alarm["Properties"]["MetricName"] == "ExecutionsFailed"
+    # Failed, aborted and timed-out executions: ExecutionsFailed alone counts none of the other two.
+    metrics = {
+        query["MetricStat"]["Metric"]["MetricName"] for query in alarm["Properties"]["Metrics"] if "MetricStat" in query
+    }
+    assert metrics == {"ExecutionsFailed", "ExecutionsAborted", "ExecutionsTimedOut"}
+    [expression] = [q["Expression"] for q in alarm["Properties"]["Metrics"] if "Expression" in q]
+    assert expression == "failed + aborted + timedOut"
     outputs = template["Outputs"]
     assert "console.aws.amazon.com/states" in json.dumps(outputs["ConsoleUrl"])
     assert json.loads(outputs["ExampleInput"]["Value"])["instance_type"] == "ml.m5.xlarge"
@@ -673,8 +686,77 @@ def test_every_jsonata_expression_of_the_definition_compiles(definitions) -> Non
                 raise AssertionError(f"{env}: {error}: {expression[:200]}") from error
 
 
-def test_every_deployed_jsonata_expression_is_on_one_line(definitions) -> None:
-    # asl-validator 4.0 refuses newlines inside {% %}; stacks/constructs/jsonata_text.py collapses them at synth.
-    for env, definition in definitions.items():
-        multi_line = [expression[:120] for expression in _expressions(definition) if "\n" in expression]
-        assert not multi_line, f"{env}: {multi_line}"
+def test_every_deployed_jsonata_expression_is_on_one_line(synthesized) -> None:
+    # asl-validator 4.0 refuses newlines inside {% %}; stacks/constructs/jsonata_text.py collapses them at synth,
+    # for the pipeline and the pool cleanup alike.
+    for env in ("local", "dev", "prod"):
+        machines = _of_type(synthesized.template(env, "training"), "AWS::StepFunctions::StateMachine")
+        assert len(machines) == 2
+        for machine_id, machine in machines.items():
+            definition = definition_from_template(machine["Properties"]["DefinitionString"])
+            multi_line = [expression[:120] for expression in _expressions(definition) if "\n" in expression]
+            assert not multi_line, f"{env} {machine_id}: {multi_line}"
+
+
+def _of_type(template: dict, kind: str) -> dict[str, dict]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == kind}
+
+
+def test_aborted_and_timed_out_runs_start_the_pool_cleanup_as_a_role_that_may_only_start_it(synthesized) -> None:
+    template = synthesized.template("local", "training")
+    [rule] = _of_type(template, "AWS::Events::Rule").values()
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.states"]
+    assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "TIMED_OUT"]
+    [(machine_id, _)] = [
+        (k, r) for k, r in _of_type(template, "AWS::StepFunctions::StateMachine").items() if "PoolCleanup" in k
+    ]
+    [pipeline_id] = [k for k in _of_type(template, "AWS::StepFunctions::StateMachine") if k.startswith("PipelineState")]
+    assert pattern["detail"]["stateMachineArn"] == [{"Ref": pipeline_id}]
+    [target] = rule["Properties"]["Targets"]
+    assert target["Arn"] == {"Ref": machine_id}
+    role_id = target["RoleArn"]["Fn::GetAtt"][0]
+    statements = [
+        statement
+        for policy in _of_type(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+    assert statements == [{"Action": "states:StartExecution", "Effect": "Allow", "Resource": {"Ref": machine_id}}]
+
+
+def test_pool_cleanup_role_stops_and_ends_pools_of_the_environment_s_jobs_only(synthesized) -> None:
+    config = load_environment("local")
+    template = synthesized.template("local", "training")
+    [role_id] = [k for k in _of_type(template, "AWS::IAM::Role") if k.startswith("PipelinePoolCleanupRole")]
+    granted = {
+        (action, json.dumps(statement["Resource"]))
+        for policy in _of_type(template, "AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"] and "DefaultPolicy" not in json.dumps(policy)
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    }
+    jobs = json.dumps(ResourceNames.of(config).arn("sagemaker", f"training-job/{config.training.job_name_prefix}-*"))
+    for action in ("sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:UpdateTrainingJob"):
+        assert (action, jobs) in granted
+    assert ("sagemaker:ListTrainingJobs", '"*"') in granted
+    assert not [a for a, _ in granted if a.startswith("sagemaker:Create") or a == "iam:PassRole"]
+
+
+def test_pool_cleanup_names_the_run_as_the_pipeline_does(synthesized) -> None:
+    """The run's name from the status-change event (epoch-millisecond startDate) equals the job name the
+    pipeline derived from its context (ISO StartTime), evaluated with the embedded AWS's JSONata."""
+    from stacks.constructs.pool_cleanup import cleanup_definition
+    from stacks.constructs.training_run_input import JOB_NAME_EXPRESSION
+
+    config = load_environment("local")
+    arn = "arn:aws:states:us-east-1:123456789012:execution:trainstack-local-training:abc"
+    event = {"detail": {"executionArn": arn, "startDate": 1795759504123, "status": "ABORTED"}}
+    from_event = evaluate(cleanup_definition(config, "topic")["States"]["Start"]["Assign"]["runName"], {"input": event})
+    run = {"job_name_prefix": config.training.job_name_prefix}
+    # AWS's context StartTime, and the embedded AWS's (microseconds, +00:00).
+    for start_time in ("2026-11-27T06:05:04.123Z", "2026-11-27T06:05:04.123456+00:00"):
+        context = {"Execution": {"Id": arn, "StartTime": start_time}}
+        assert evaluate(JOB_NAME_EXPRESSION, {"context": context}, {"run": run}) == from_event
+    assert from_event == f"{config.training.job_name_prefix}-20261127060504123-" + from_event[-10:]

@@ -38,7 +38,12 @@ AWS_TAG_CHARACTER = regex.compile(r"[\p{L}\p{Z}\p{N}_.:/=+\-@]", regex.VERSION1)
 @pytest.fixture(scope="module")
 def definition(synthesized) -> dict:
     template = synthesized.template("local", "training")
-    [machine] = [r for r in template["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    # The pipeline; the training stack also holds its pool cleanup (tests/test_pool_cleanup.py).
+    [machine] = [
+        r
+        for k, r in template["Resources"].items()
+        if r["Type"] == "AWS::StepFunctions::StateMachine" and k.startswith("PipelineStateMachine")
+    ]
     return definition_from_template(machine["Properties"]["DefinitionString"])
 
 

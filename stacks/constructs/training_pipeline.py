@@ -18,15 +18,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from stacks.constructs.capacity_retry import capacity_retry_states
@@ -37,12 +35,12 @@ from stacks.constructs.create_training_job_state import (
     request_expression,
     train_states,
 )
-from stacks.constructs.jsonata_text import one_line_expressions
+from stacks.constructs.logged_state_machine import logged_state_machine
+from stacks.constructs.pool_cleanup import PoolCleanup
 from stacks.constructs.quota_check import grant_quota_reads, quota_states
 from stacks.constructs.resume_from import resume_states
 from stacks.constructs.scoped_policy import ScopedPolicy
 from stacks.constructs.training_run_input import JOB_NAME_EXPRESSION, prepare_expression, validate_expression
-from stacks.nag import acknowledge
 from trainstack.config import EnvironmentConfig, ResourceNames
 
 _SUMMARY = r"""{% {
@@ -162,7 +160,7 @@ def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: 
 
 
 class TrainingPipeline(Construct):
-    """Exposes `.state_machine`, `.topic`, `.log_group`, `.role` and `.failure_alarm`."""
+    """Exposes `.state_machine`, `.topic`, `.log_group`, `.role`, `.cleanup` and `.failure_alarm`."""
 
     def __init__(
         self,
@@ -187,15 +185,6 @@ class TrainingPipeline(Construct):
         for email in config.training.notification_emails:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
 
-        self.log_group = logs.LogGroup(
-            self,
-            "ExecutionLogs",
-            log_group_name=f"/aws/vendedlogs/states/{names.state_machine}",
-            encryption_key=key,
-            retention=logs.RetentionDays.SIX_MONTHS,
-            removal_policy=RemovalPolicy.RETAIN,
-        )
-
         self.role = iam.Role(
             self,
             "Role",
@@ -211,25 +200,21 @@ class TrainingPipeline(Construct):
         policy.allow("Notify", ["sns:Publish"], [self.topic.topic_arn])
         policy.allow("UseTopicKey", ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])
 
-        asl = one_line_expressions(definition(config, target, self.topic.topic_arn))
-        self.state_machine = sfn.StateMachine(
+        self.state_machine, self.log_group = logged_state_machine(
             self,
-            "StateMachine",
-            state_machine_name=names.state_machine,
-            definition_body=sfn.DefinitionBody.from_string(Stack.of(self).to_json_string(asl)),
+            name=names.state_machine,
+            asl=definition(config, target, self.topic.topic_arn),
             role=self.role,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
-            tracing_enabled=True,
+            key=key,
+            policy=policy,
         )
-        # The run's own policy must be attached before the first execution can start.
-        self.state_machine.node.add_dependency(policy)
-        # CDK adds log-delivery and X-Ray statements to the role's default policy; neither API has resources.
-        default_policy = self.role.node.find_child("DefaultPolicy")
-        acknowledge(
-            default_policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "CloudWatch Logs delivery (logs:CreateLogDelivery and friends) and X-Ray PutTraceSegments "
-            "support no resource-level permissions; CDK adds exactly these for LogLevel.ALL and tracing.",
+        self.cleanup = PoolCleanup(
+            self,
+            "PoolCleanup",
+            config=config,
+            key=key,
+            topic=self.topic,
+            pipeline_arn=self.state_machine.state_machine_arn,
         )
 
         self.failure_alarm = cloudwatch.Alarm(
@@ -237,7 +222,17 @@ class TrainingPipeline(Construct):
             "FailedExecutions",
             alarm_name=f"{names.state_machine}-failed-executions",
             alarm_description="A training run failed, timed out or was aborted; the topic carries the reason.",
-            metric=self.state_machine.metric_failed(period=Duration.minutes(5), statistic="Sum"),
+            # ExecutionsFailed counts neither aborted nor timed-out executions: the three are summed.
+            metric=cloudwatch.MathExpression(
+                expression="failed + aborted + timedOut",
+                using_metrics={
+                    "failed": self.state_machine.metric_failed(statistic="Sum"),
+                    "aborted": self.state_machine.metric_aborted(statistic="Sum"),
+                    "timedOut": self.state_machine.metric_timed_out(statistic="Sum"),
+                },
+                label="failed, aborted and timed-out executions",
+                period=Duration.minutes(5),
+            ),
             threshold=1,
             evaluation_periods=1,
             comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,

@@ -367,7 +367,20 @@ def prepare_expression(config: EnvironmentConfig) -> str:
 # millisecond whose names share an ending still differ; the ARN is unique across state machines and regions).
 # At most 30 + 1 + 17 + 1 + 10 = 59 characters of [a-zA-Z0-9-], leaving room for a retry's "-r<n>" (n < 10).
 # `$hash` is one of Step Functions' own JSONata functions.
+def run_name_expression(prefix: str, start_time: str, execution_arn: str) -> str:
+    """The run's name (its first job's) as a JSONata expression over the three given expressions.
+
+    `start_time` is ISO 8601 (`$states.context.Execution.StartTime`, or `$fromMillis(...)` of an execution status
+    event's `startDate`): only its first 23 characters, to the millisecond, are used, so both forms agree.
+    """
+    return (
+        f'{prefix} & "-" & $replace($substring({start_time}, 0, 23), /[^0-9]/, "")'
+        f' & "-" & $substring($hash({execution_arn}, "SHA-256"), 0, 10)'
+    )
+
+
 JOB_NAME_EXPRESSION = (
-    '{% $run.job_name_prefix & "-" & $replace($substring($states.context.Execution.StartTime, 0, 23), /[^0-9]/, "")'
-    ' & "-" & $substring($hash($states.context.Execution.Id, "SHA-256"), 0, 10) %}'
+    "{% "
+    + run_name_expression("$run.job_name_prefix", "$states.context.Execution.StartTime", "$states.context.Execution.Id")
+    + " %}"
 )

@@ -29,11 +29,13 @@ from . import (
     cloudformation_state_machines,
     cloudformation_template_url,
     cloudformation_unsupported_types,
+    events_step_functions_targets,
     execution_names,
     jsonata_evaluator,
     jsonata_hash,
     logs_kms_keys,
     sagemaker_sync_integration,
+    step_functions_status_events,
     step_functions_task_credentials,
 )
 from .assumed_role_credentials import forget_sessions
@@ -70,6 +72,8 @@ def apply_adapters() -> None:
     cloudformation_state_machines.apply()
     cloudformation_template_url.apply()
     execution_names.apply()
+    step_functions_status_events.apply()
+    events_step_functions_targets.apply()
     logs_kms_keys.apply()
     sagemaker_sync_integration.apply()
     step_functions_task_credentials.apply()

@@ -561,6 +561,7 @@ class TrainingExecutor:
     def _run(self, job: TrainingJob) -> None:
         job_dir = self.work_dir / job.name
         outcome: str
+        launched = False
         try:
             credentials = assume_role(self.endpoint_url, self.region, job.request["RoleArn"], JOB_SESSION_NAME)
             run = _JobRun(
@@ -589,6 +590,7 @@ class TrainingExecutor:
                 outcome = "Stopped"
             else:
                 self._set(job, "Training")
+                launched = True
                 outcome = run.train()
             if outcome == "Completed" and self.capacity_errors.take(job.instance_type):
                 # Checkpoints are synced (train() ends with a sync); the instances are gone, no model is uploaded.
@@ -623,7 +625,9 @@ class TrainingExecutor:
             else:
                 job.status = outcome
                 self._transition(job, outcome)
-            if outcome == "Completed":
+            # SageMaker keeps a pool for a completed job and for one stopped after its cluster launched ("Warm
+            # pool creation", train-warm-pools.html): here, one stopped once it was Training.
+            if outcome == "Completed" or (outcome == "Stopped" and launched):
                 self._offer_warm_pool(job)
             else:
                 job.warm_pool = None

@@ -214,6 +214,33 @@ def _probe_resource_policies(url: str) -> dict[str, Any]:
     }
 
 
+def _probe_events(url: str) -> dict[str, Any]:
+    """Step Functions emits no status-change events; EventBridge cannot start a state machine."""
+    events, sqs, sfn = _client(url, "events"), _client(url, "sqs"), _client(url, "stepfunctions")
+    queue = sqs.create_queue(QueueName="probe-status-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    # The control event shows the rule and queue deliver: only Step Functions' own events are missing.
+    events.put_rule(Name="probe-status", EventPattern=json.dumps({"source": ["aws.states", "probe-control"]}))
+    events.put_targets(Rule="probe-status", Targets=[{"Id": "q", "Arn": queue_arn}])
+    _run_machine(url, _PASS, name="status-events")
+    received = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])
+    events.put_events(Entries=[{"Source": "probe-control", "DetailType": "probe", "Detail": "{}"}])
+    control = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", [])
+    machine = sfn.create_state_machine(name="probe-target", definition=json.dumps(_PASS), roleArn=_ROLE)
+    events.put_rule(Name="probe-target", EventPattern=json.dumps({"source": ["probe"]}))
+    events.put_targets(Rule="probe-target", Targets=[{"Id": "m", "Arn": machine["stateMachineArn"], "RoleArn": _ROLE}])
+    return {
+        "status_change_events_received": len(received),
+        "control_events_received": len(control),
+        "events_state_machine_target_error": _error(
+            lambda: events.put_events(Entries=[{"Source": "probe", "DetailType": "probe", "Detail": "{}"}])
+        ),
+        "state_machine_target_executions": len(
+            sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]
+        ),
+    }
+
+
 def probe() -> dict[str, Any]:
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -229,6 +256,7 @@ def probe() -> dict[str, Any]:
             **_probe_logs(url),
             **_probe_iam(url),
             **_probe_resource_policies(url),
+            **_probe_events(url),
         }
     finally:
         server.stop()

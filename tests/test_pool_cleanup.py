@@ -1,0 +1,109 @@
+"""Never leak a pool: a run aborted while its job trains leaves no job running and no warm pool Available.
+
+On the deployed embedded platform: the pipeline's ABORTED status-change event (step_functions_status_events.py)
+matches the cleanup rule, EventBridge starts the cleanup machine as the rule's role
+(events_step_functions_targets.py), and the cleanup, as its own role under IAM, stops the job and ends its pool.
+The embedded `.sync` task does not stop the job on abort (AWS tries, best effort), so here the cleanup is what
+stops it."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+import pytest
+
+from tests import test_pipeline_executions as executions
+from tests.test_pipeline_executions import NAMES, QUICK, Platform, _release_pools
+from trainstack.cli.executions import read_history
+
+pytestmark = pytest.mark.slow
+platform = executions.platform
+T = TypeVar("T")
+CLEANUP = NAMES.arn("states", f"stateMachine:{NAMES.state_machine}-pool-cleanup")
+
+
+def _wait(condition: Callable[[], T], what: str, seconds: float) -> T:
+    deadline = time.monotonic() + seconds
+    while True:
+        found = condition()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what}: not within {seconds:.0f} s"
+        time.sleep(0.5)
+
+
+def _history(platform: Platform, execution_arn: str) -> list[dict]:
+    pages = platform.client("stepfunctions").get_paginator("get_execution_history")
+    return [event for page in pages.paginate(executionArn=execution_arn) for event in page["events"]]
+
+
+def _cleanup_of(platform: Platform, execution_arn: str) -> dict | None:
+    sfn = platform.client("stepfunctions")
+    for item in sfn.list_executions(stateMachineArn=CLEANUP)["executions"]:
+        described = sfn.describe_execution(executionArn=item["executionArn"])
+        event = json.loads(described["input"])
+        if event.get("detail", {}).get("executionArn") == execution_arn and described["status"] != "RUNNING":
+            return described
+    return None
+
+
+def test_an_aborted_run_leaves_no_job_running_and_no_pool_available(platform: Platform) -> None:
+    _release_pools(platform)
+    sfn, sagemaker = platform.client("stepfunctions"), platform.client("sagemaker")
+    run_input = {"keep_alive_seconds": 300, "hyperparameters": {**QUICK, "max_steps": 400, "save_steps": 400}}
+    execution = sfn.start_execution(
+        stateMachineArn=platform.state_machine_arn, name=f"abort-{uuid.uuid4().hex[:8]}", input=json.dumps(run_input)
+    )["executionArn"]
+    job = _wait(lambda: read_history(_history(platform, execution))["jobName"], "the run created no job", 120)
+    # The history names the job when the task is scheduled, a moment before SageMaker has it.
+    _wait(
+        lambda: any(
+            summary["TrainingJobName"] == job
+            for summary in sagemaker.list_training_jobs(NameContains=job, StatusEquals="InProgress")[
+                "TrainingJobSummaries"
+            ]
+        ),
+        f"{job} never trained",
+        60,
+    )
+    sfn.stop_execution(executionArn=execution, error="Test", cause="aborted while its job trains")
+
+    cleanup = _wait(lambda: _cleanup_of(platform, execution), "no cleanup ran for the aborted run", 60)
+    assert cleanup["status"] == "SUCCEEDED", (cleanup.get("error"), cleanup.get("cause"))
+    report = json.loads(cleanup["output"])
+    assert report["execution"] == execution and report["executionStatus"] == "ABORTED"
+    assert report["runName"] == job  # derived from the event exactly as the pipeline named the job
+    # null or absent: the embedded AWS's JSONata binds a null variable as undefined, so the key may be dropped.
+    assert report.get("problem") is None, report
+    (cleaned,) = report["jobs"]
+    assert cleaned["jobName"] == job and cleaned["status"] == "Stopped" and cleaned["poolEnded"] is True, report
+    assert cleaned["stopped"] is True  # the embedded `.sync` does not stop the job on abort: the cleanup did
+
+    described = sagemaker.describe_training_job(TrainingJobName=job)
+    assert described["TrainingJobStatus"] == "Stopped"
+    assert described["WarmPoolStatus"]["Status"] != "Available"
+    running = sagemaker.list_training_jobs(NameContains=job, StatusEquals="InProgress")["TrainingJobSummaries"]
+    pooled = sagemaker.list_training_jobs(NameContains=job, WarmPoolStatusEquals="Available")["TrainingJobSummaries"]
+    assert running == [] and pooled == []
+
+
+def test_a_run_that_ends_otherwise_starts_no_cleanup(platform: Platform) -> None:
+    # The rule matches ABORTED and TIMED_OUT only: an invalid input FAILS and is not cleaned up.
+    sfn = platform.client("stepfunctions")
+    execution = sfn.start_execution(
+        stateMachineArn=platform.state_machine_arn,
+        name=f"invalid-{uuid.uuid4().hex[:8]}",
+        input=json.dumps({"instance_count": "two"}),
+    )["executionArn"]
+    _wait(lambda: sfn.describe_execution(executionArn=execution)["status"] == "FAILED", "the run did not fail", 60)
+    time.sleep(2)  # the event is delivered asynchronously; give a wrong match the time to show
+    assert _cleanup_of(platform, execution) is None
+    started = [
+        json.loads(sfn.describe_execution(executionArn=item["executionArn"])["input"])["detail"]["executionArn"]
+        for item in sfn.list_executions(stateMachineArn=CLEANUP)["executions"]
+    ]
+    assert execution not in started
