@@ -175,6 +175,7 @@ def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
         # SIGTERM: the checkpoint is what a restart needs; the rest of the stop window is not ours to spend.
         if trainer.is_world_process_zero():
             print(f"stopped by SIGTERM after checkpoint-{trainer.state.global_step}", flush=True)
+        leave_process_group()
         return
 
     summary: dict[str, float] = dict(result.metrics)
@@ -186,6 +187,20 @@ def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
         sm.output_data_dir.mkdir(parents=True, exist_ok=True)
         (sm.output_data_dir / "metrics.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     save_final_model(trainer, tokenizer, sm.model_dir, args)
+    leave_process_group()
+
+
+def leave_process_group() -> None:
+    """All ranks leave the process group together once the work is done.
+
+    Otherwise rank 0, still writing the model, and the other ranks, already exiting, tear the group down at
+    different times, and a gloo or NCCL peer whose connection closes under it aborts (SIGABRT): a finished
+    job that fails on one host."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def final_evaluation(trainer: SFTTrainer) -> dict[str, float]:
