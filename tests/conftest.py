@@ -155,3 +155,22 @@ def deployed_local_platform(embedded_aws: object, tmp_path_factory: pytest.TempP
         templates=templates,
         seconds=platform.seconds,
     )
+
+
+# --- The deployed local platform, as the IAM and guard-rail tests address it -----------------------------
+
+
+def role_arn(name: str) -> str:
+    """An IAM role of the `local` environment's account."""
+    from trainstack.config import load_environment
+
+    return f"arn:aws:iam::{load_environment('local').account}:role/{name}"
+
+
+def stack_outputs(aws: object, stack: str) -> dict[str, str]:
+    """The outputs of one deployed `local` stack (`storage`, `network`, `training`, ...)."""
+    from trainstack.config import ResourceNames, load_environment
+
+    name = ResourceNames.of(load_environment("local")).stack(stack)
+    described = aws.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]  # type: ignore[attr-defined]
+    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}

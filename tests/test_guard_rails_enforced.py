@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from conftest import role_arn, stack_outputs
 
 from trainstack.config import ResourceNames, load_environment
 from trainstack.embedded_aws import testing
@@ -33,15 +34,6 @@ SCRIPT = "import os, pathlib\npathlib.Path(os.environ['SM_MODEL_DIR'], 'model.tx
 Request = dict[str, Any]
 
 
-def role_arn(name: str) -> str:
-    return f"arn:aws:iam::{CONFIG.account}:role/{name}"
-
-
-def _outputs(aws: Any, stack: str) -> dict[str, str]:
-    described = aws.client("cloudformation").describe_stacks(StackName=NAMES.stack(stack))["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-
-
 @pytest.fixture(scope="module")
 def aws(deployed_local_platform: Any, tiny_model_dir: Any) -> Any:
     aws = deployed_local_platform.aws
@@ -53,7 +45,7 @@ def conforming_request(aws: Any, name: str, **overrides: Any) -> Request:
     """A CreateTrainingJob request inside every guard rail of the environment, as a notebook user builds it
     from the stacks' outputs: platform subnets and group, platform key on volume and output, an allowed type,
     runtime within the ceiling, the platform's tags, encryption between nodes, the platform's execution role."""
-    network, storage, training = _outputs(aws, "network"), _outputs(aws, "storage"), _outputs(aws, "training")
+    network, storage, training = (stack_outputs(aws, stack) for stack in ("network", "storage", "training"))
     key = storage["KmsKeyArn"]
     code = upload_script(aws.client("s3"), NAMES.artifacts_bucket, SCRIPT)
     request = testing.job_request(
@@ -257,7 +249,7 @@ def test_the_notebook_role_cannot_change_a_platform_tag_later(aws: Any, notebook
 
 @pytest.fixture(scope="module")
 def state_machine_sagemaker(aws: Any) -> Any:
-    arn = _outputs(aws, "training")["StateMachineArn"]
+    arn = stack_outputs(aws, "training")["StateMachineArn"]
     role = aws.client("stepfunctions").describe_state_machine(stateMachineArn=arn)["roleArn"]
     return role_client(aws.endpoint_url, aws.region, "sagemaker", role, "pipeline")
 
@@ -322,7 +314,7 @@ def test_the_execution_role_deletes_no_output(aws: Any, base_job: str) -> None:
 def test_the_execution_role_uses_the_platform_key_only_through_services(aws: Any) -> None:
     """kms:ViaService: the key encrypts and decrypts for S3 and SageMaker (the conforming job did both), never
     for the job's own code calling KMS."""
-    key = _outputs(aws, "storage")["KmsKeyArn"]
+    key = stack_outputs(aws, "storage")["KmsKeyArn"]
     job_kms = execution(aws, "kms")
     refused(lambda: job_kms.generate_data_key(KeyId=key, KeySpec="AES_256"), "kms:GenerateDataKey")
     blob = aws.client("kms").encrypt(KeyId=key, Plaintext=b"secret")["CiphertextBlob"]
@@ -330,7 +322,7 @@ def test_the_execution_role_uses_the_platform_key_only_through_services(aws: Any
 
 
 def test_the_execution_role_grants_the_key_only_to_aws_services(aws: Any) -> None:
-    key = _outputs(aws, "storage")["KmsKeyArn"]
+    key = stack_outputs(aws, "storage")["KmsKeyArn"]
     grantee = role_arn(NAMES.notebook_role)
     job_kms = execution(aws, "kms")
     refused(

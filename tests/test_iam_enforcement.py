@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from conftest import role_arn, stack_outputs
 from test_guard_rails_enforced import conforming_request
 
 from trainstack.config import ResourceNames, load_environment
@@ -39,18 +40,9 @@ def aws(deployed_local_platform: Any, tiny_model_dir: Any) -> Any:
     return aws
 
 
-def role_arn(name: str) -> str:
-    return f"arn:aws:iam::{CONFIG.account}:role/{name}"
-
-
-def _outputs(aws: Any, stack: str) -> dict[str, str]:
-    described = aws.client("cloudformation").describe_stacks(StackName=NAMES.stack(stack))["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-
-
 @pytest.fixture(scope="module")
 def state_machine(aws: Any) -> dict[str, str]:
-    arn = _outputs(aws, "training")["StateMachineArn"]
+    arn = stack_outputs(aws, "training")["StateMachineArn"]
     role = aws.client("stepfunctions").describe_state_machine(stateMachineArn=arn)["roleArn"]
     return {"arn": arn, "role": role.rsplit("/", 1)[-1]}
 
@@ -160,7 +152,7 @@ def test_a_job_writing_output_under_another_kms_key_fails(aws: Any) -> None:
     """An output under another KMS key is refused twice over: the bucket policy denies PutObject under any key but
     the platform's (checked first, as S3 does), and the execution role has no kms:GenerateDataKey on other keys."""
     other_key = aws.client("kms").create_key(Description="not the platform's")["KeyMetadata"]["Arn"]
-    outputs = _outputs(aws, "training")
+    outputs = stack_outputs(aws, "training")
     name = f"{CONFIG.training.job_name_prefix}-otherkey-{uuid.uuid4().hex[:6]}"
     script = "import os, pathlib\npathlib.Path(os.environ['SM_MODEL_DIR'], 'model.txt').write_text('m')\n"
     code = upload_script(aws.client("s3"), NAMES.artifacts_bucket, script)  # under code/, which the role may read

@@ -28,7 +28,31 @@ def _document(policy: Any) -> str:
     return policy if isinstance(policy, str) else json.dumps(policy)
 
 
-class BucketPolicy(CloudFormationModel):
+class _PolicyResource:
+    """A policy attached to other resources: no name of its own; an update is a re-create (the policy replaced).
+
+    A mixin, not a CloudFormationModel subclass: moto finds resource types among that class's direct
+    subclasses only."""
+
+    @staticmethod
+    def cloudformation_name_type() -> str:
+        return ""
+
+    @classmethod
+    def update_from_cloudformation_json(  # type: ignore[override]
+        cls,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        return cls.create_from_cloudformation_json(  # type: ignore[attr-defined]
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+
+class BucketPolicy(_PolicyResource, CloudFormationModel):
     def __init__(self, bucket: str, account_id: str) -> None:
         self.bucket = bucket
         self.account_id = account_id
@@ -36,10 +60,6 @@ class BucketPolicy(CloudFormationModel):
     @staticmethod
     def cloudformation_type() -> str:
         return "AWS::S3::BucketPolicy"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
 
     @property
     def physical_resource_id(self) -> str:
@@ -55,34 +75,19 @@ class BucketPolicy(CloudFormationModel):
         return cls(bucket, account_id)
 
     @classmethod
-    def update_from_cloudformation_json(  # type: ignore[override]
-        cls,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-    ) -> BucketPolicy:
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
-
-    @classmethod
     def delete_from_cloudformation_json(  # type: ignore[override]
         cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
     ) -> None:
         s3_backends[account_id]["aws"].delete_bucket_policy(cloudformation_json["Properties"]["Bucket"])
 
 
-class TopicPolicy(CloudFormationModel):
+class TopicPolicy(_PolicyResource, CloudFormationModel):
     def __init__(self, topics: list[str]) -> None:
         self.topics = topics
 
     @staticmethod
     def cloudformation_type() -> str:
         return "AWS::SNS::TopicPolicy"
-
-    @staticmethod
-    def cloudformation_name_type() -> str:
-        return ""
 
     @property
     def physical_resource_id(self) -> str:
@@ -97,17 +102,6 @@ class TopicPolicy(CloudFormationModel):
         for topic in properties["Topics"]:
             backend.get_topic(topic).policy = _document(properties["PolicyDocument"])
         return cls(list(properties["Topics"]))
-
-    @classmethod
-    def update_from_cloudformation_json(  # type: ignore[override]
-        cls,
-        original_resource: Any,
-        new_resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-    ) -> TopicPolicy:
-        return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
     @classmethod
     def delete_from_cloudformation_json(  # type: ignore[override]
