@@ -59,17 +59,16 @@ def test_an_aborted_run_leaves_no_job_running_and_no_pool_available(platform: Pl
         stateMachineArn=platform.state_machine_arn, name=f"abort-{uuid.uuid4().hex[:8]}", input=json.dumps(run_input)
     )["executionArn"]
     job = _wait(lambda: read_history(_history(platform, execution))["jobName"], "the run created no job", 120)
-    # The history names the job when the task is scheduled, a moment before SageMaker has it.
-    _wait(
-        lambda: any(
-            summary["TrainingJobName"] == job
-            for summary in sagemaker.list_training_jobs(NameContains=job, StatusEquals="InProgress")[
-                "TrainingJobSummaries"
-            ]
-        ),
-        f"{job} never trained",
-        60,
-    )
+
+    # The history names the job when the task is scheduled, a moment before SageMaker has it; and a job stopped
+    # before its cluster launched keeps no pool (SageMaker's rule): abort once it is Training.
+    def training() -> bool:
+        try:
+            return sagemaker.describe_training_job(TrainingJobName=job)["SecondaryStatus"] == "Training"
+        except sagemaker.exceptions.ClientError:  # not created yet
+            return False
+
+    _wait(training, f"{job} never trained", 120)
     sfn.stop_execution(executionArn=execution, error="Test", cause="aborted while its job trains")
 
     cleanup = _wait(lambda: _cleanup_of(platform, execution), "no cleanup ran for the aborted run", 60)
