@@ -154,6 +154,56 @@ def two_hosts(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path
     ]
 
 
+# Installed through PYTHONPATH into every process of a host (toolkit, launcher, torchrun workers): each
+# safetensors file a process opens is appended to the file the variable names. transformers reads weights
+# through `safetensors.safe_open` (imported by name, after this wrapper replaced it).
+_READ_COUNTER = """
+import os
+
+if os.environ.get("TRAINSTACK_TEST_WEIGHT_READS"):
+    import safetensors
+
+    _safe_open = safetensors.safe_open
+
+    def safe_open(filename, *args, **kwargs):
+        with open(os.environ["TRAINSTACK_TEST_WEIGHT_READS"], "a") as reads:
+            reads.write(f"{os.environ.get('SM_CURRENT_HOST')} {os.environ.get('RANK')} {os.getpid()} {filename}\\n")
+        return _safe_open(filename, *args, **kwargs)
+
+    safetensors.safe_open = safe_open
+"""
+
+
+@dataclass
+class Cluster:
+    hosts: list[HostRun]
+    weight_reads: list[str]
+
+
+@pytest.fixture(scope="module")
+def two_hosts_two_ranks_each(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> Cluster:
+    """2 hosts x 2 ranks (as 2 GPU hosts with 2 GPUs each), trained in bf16, keeping one checkpoint."""
+    root = tmp_path_factory.mktemp("two-by-two")
+    (root / "site").mkdir()
+    (root / "site" / "sitecustomize.py").write_text(_READ_COUNTER)
+    reads = root / "weight-reads.txt"
+    reads.touch()
+    environment = {
+        "TRAINSTACK_CPU_PROCESSES_PER_HOST": "2",
+        "TRAINSTACK_TEST_WEIGHT_READS": str(reads),
+        "PYTHONPATH": str(root / "site"),
+        "OMP_NUM_THREADS": "1",
+    }
+    more = hyperparameters(precision="bf16", max_steps=4, save_steps=2, logging_steps=1, save_total_limit=1)
+    hosts = start_cluster(root, instance_count=2, hyperparameters=more, channels=channels, environment=environment)
+    codes = wait_cluster(hosts, timeout=RUN_TIMEOUT_S)
+    runs = [
+        HostRun(host.base_dir, code, host.log_file.read_text(errors="replace"))
+        for host, code in zip(hosts, codes, strict=True)
+    ]
+    return Cluster(runs, [line for line in reads.read_text().splitlines() if "/input/data/model/" in line])
+
+
 @pytest.fixture(scope="module")
 def corrupt_data(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> HostRun:
     train = tmp_path_factory.mktemp("corrupt-train")
@@ -256,6 +306,52 @@ def test_two_hosts_save_one_model_from_rank_zero(two_hosts: list[HostRun]) -> No
 def test_two_hosts_loss_falls(two_hosts: list[HostRun]) -> None:
     losses = two_hosts[0].metrics["train_loss"]
     assert losses[-1] < losses[0] - 0.5, losses
+
+
+@pytest.mark.slow
+def test_one_process_per_host_reads_the_weights(two_hosts_two_ranks_each: Cluster) -> None:
+    first, second = two_hosts_two_ranks_each.hosts
+    assert [first.exit_code, second.exit_code] == [0, 0], first.log[-3000:] + second.log[-3000:]
+    assert "rank 3/4 on algo-2" in second.log and "rank 1/4 on algo-1" in first.log
+    readers = {tuple(line.split()[:2]) for line in two_hosts_two_ranks_each.weight_reads}
+    # Local rank 0 of each host (world ranks 0 and 2); ranks 1 and 3 built the model on the meta device.
+    assert readers == {("algo-1", "0"), ("algo-2", "2")}, two_hosts_two_ranks_each.weight_reads
+    assert len(two_hosts_two_ranks_each.weight_reads) == 2
+    assert "read the base model's weights from" in first.log and "(bfloat16)" in first.log
+
+
+@pytest.mark.slow
+def test_every_host_prunes_its_own_checkpoints_to_save_total_limit(two_hosts_two_ranks_each: Cluster) -> None:
+    first, second = two_hosts_two_ranks_each.hosts
+    # transformers rotated algo-1's folder; HostCheckpointRotationCallback rotated algo-2's.
+    assert first.checkpoints() == {"checkpoint-4"}
+    assert second.checkpoints() == {"checkpoint-4"}
+    assert code_module("checkpoints").is_complete(
+        s3_restore_of_the_shared_prefix(two_hosts_two_ranks_each.hosts, first.base_dir.parent / "restored")
+        / "checkpoint-4"
+    )
+
+
+@pytest.mark.slow
+def test_a_model_trained_in_bf16_says_bf16_and_loads_at_bf16_size(two_hosts_two_ranks_each: Cluster) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model_dir = two_hosts_two_ranks_each.hosts[0].base_dir / "model"
+    assert json.loads((model_dir / "config.json").read_text())["dtype"] == "bfloat16"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert model.get_memory_footprint() == 2 * sum(p.numel() for p in model.parameters()) + sum(
+        b.numel() * b.element_size() for b in model.buffers()
+    )
+
+
+@pytest.mark.slow
+def test_packing_raw_text_drops_no_token_and_says_so(two_hosts_two_ranks_each: Cluster) -> None:
+    log = two_hosts_two_ranks_each.hosts[0].log
+    packed = re.search(r"packing train: (\d+) tokens packed into (\d+) rows, (\d+) tokens dropped", log)
+    assert packed, log[-3000:]
+    assert int(packed.group(1)) > 0 and int(packed.group(3)) == 0
 
 
 # --- failure --------------------------------------------------------------------------------------------
@@ -582,7 +678,7 @@ def first_training_batch(train_dir: Path, model_dir: Path, cache_dir: Path) -> t
     shape = sft_data.check_channel("train", train_dir, "text")
     environ = {"SM_OUTPUT_DIR": str(cache_dir / "output")}
     plan = launcher.plan_launch(sagemaker_env.SageMakerEnvironment.from_environ(environ), environ)
-    config = run_train.sft_config(args, shape, 64, cache_dir / "checkpoints", plan)
+    config = run_train.sft_config(args, shape, 64, cache_dir / "checkpoints", plan, "fp32")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     dataset = sft_data.load_channel("train", train_dir, shape, "text", cache_dir)
     trainer = SFTTrainer(model=str(model_dir), args=config, train_dataset=dataset, processing_class=tokenizer)
@@ -713,6 +809,75 @@ def test_packed_examples_attend_only_within_their_own_document(tmp_path: Path, t
         packed = model(input_ids=ids, position_ids=positions, use_cache=False).logits[0, first:second]
         alone = model(input_ids=ids[:, first:second], use_cache=False).logits[0]
     torch.testing.assert_close(packed, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_packing_chooses_an_attention_without_a_dense_mask_and_refuses_one_that_needs_it() -> None:
+    from transformers import GPT2LMHeadModel, LlamaForCausalLM
+
+    model_loading = code_module("model_loading")
+    choose = model_loading.choose_attention
+    assert choose("auto", packing=True, cuda=False, model_class=LlamaForCausalLM) == "flex_attention"
+    assert choose("auto", packing=False, cuda=True, model_class=LlamaForCausalLM) == "sdpa"
+    with pytest.raises(model_loading.ArgumentError, match=r"attn_implementation=sdpa builds a dense \(B\*L\)\^2"):
+        choose("sdpa", packing=True, cuda=True, model_class=LlamaForCausalLM)
+    # GPT-2 has no flex_attention and this environment no flash-attn package: nothing fits on a GPU.
+    with pytest.raises(model_loading.ArgumentError, match="GPT2LMHeadModel here supports none of"):
+        choose("auto", packing=True, cuda=True, model_class=GPT2LMHeadModel)
+    # On a CPU host (tests, the embedded AWS) there is no fused kernel to lose: a warning only.
+    assert choose("auto", packing=True, cuda=False, model_class=GPT2LMHeadModel) == "sdpa"
+
+
+def test_packed_rows_under_flex_attention_build_no_dense_mask_and_keep_documents_apart(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    from transformers import AutoModelForCausalLM, LlamaConfig, masking_utils
+    from transformers.integrations import flex_attention as transformers_flex
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    # transformers compiles flex_attention; on CPU that takes a minute, and the eager kernel takes the same
+    # BlockMask and computes the same values, so the test runs it uncompiled.
+    monkeypatch.setattr(
+        transformers_flex,
+        "compile_friendly_flex_attention",
+        lambda query, key, value, training=False, **kwargs: flex_attention(query, key, value, **kwargs),
+    )
+    monkeypatch.setattr(
+        masking_utils, "create_block_mask", lambda **kwargs: create_block_mask(**kwargs | {"_compile": False})
+    )
+    batch, tokenizer = first_training_batch(SAMPLE / "train", tiny_model_dir, tmp_path)
+    ids, positions = batch["input_ids"], batch["position_ids"]
+    assert ids.shape[0] == 1  # padding-free: the batch is one row of B x L tokens
+    starts = (positions[0] == 0).nonzero().flatten().tolist()
+    assert len(starts) > 2
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="flex_attention").eval()
+    masks: list[object] = []
+    flex = ALL_ATTENTION_FUNCTIONS["flex_attention"]
+
+    def recording(module, query, key, value, attention_mask, **kwargs):
+        masks.append(attention_mask)
+        return flex(module, query, key, value, attention_mask, **kwargs)
+
+    monkeypatch.setitem(ALL_ATTENTION_FUNCTIONS, "flex_attention", recording)
+    with torch.no_grad():
+        packed = model(input_ids=ids, position_ids=positions, use_cache=False).logits[0]
+        # No dense mask of any size reached attention: a BlockMask (128-token blocks) carries the documents.
+        assert masks and all(not isinstance(mask, torch.Tensor) for mask in masks)
+        assert {type(mask).__name__ for mask in masks} == {"BlockMask"}
+        for start, end in zip(starts, [*starts[1:], ids.shape[1]], strict=True):
+            alone = model(input_ids=ids[:, start:end], use_cache=False).logits[0]
+            torch.testing.assert_close(packed[start:end], alone, atol=1e-4, rtol=1e-4)
 
 
 def test_warm_pool_cache_keys_the_model_by_etag_and_skips_the_download(

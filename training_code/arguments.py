@@ -29,11 +29,11 @@ class ModelArguments:
             "or a bare prefix inside the MODEL_S3_BUCKET environment variable's bucket."
         },
     )
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = field(
-        default="float32",
+    dtype: Literal["precision", "float32", "bfloat16", "float16", "auto"] = field(
+        default="precision",
         metadata={
-            "help": "Dtype the weights are loaded in. float32 keeps fp32 master weights under bf16 autocast; "
-            "bfloat16 halves host memory for very large models."
+            "help": "Dtype the weights are read in. precision: bf16 (fp16) when training in it, else fp32, which "
+            "halves host memory at load; trainable weights are kept in fp32 for the optimizer all the same."
         },
     )
 
@@ -90,9 +90,19 @@ class TrainArguments:
     save_steps: int = field(default=500, metadata={"help": "Checkpoint every N optimizer steps."})
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept on disk (and so synced to S3)."})
     save_minutes: float = field(
-        default=0.0, metadata={"help": "Also checkpoint every N minutes of wall time; 0 = off. SIGTERM always saves."}
+        default=30.0,
+        metadata={
+            "help": "Also checkpoint every N minutes of wall time (0 = off): bounds the work a spot interruption "
+            "loses, since the SIGTERM save is best effort."
+        },
     )
-    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa, eager, flash_attention_2, ..."})
+    attn_implementation: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: with packing FlashAttention 3/2 where installed, else flex_attention; without, sdpa. "
+            "Or sdpa, eager, flex_attention, flash_attention_2, flash_attention_3."
+        },
+    )
     precision: Literal["auto", "bf16", "fp16", "fp32"] = field(
         default="auto", metadata={"help": "auto: bf16 on GPUs that support it, fp32 otherwise."}
     )

@@ -33,7 +33,6 @@ from sft_data import Shape, check_channel
 from weights import WARM_POOL_CACHE_ENV, fetch_model, resolve_s3_uri
 
 if TYPE_CHECKING:
-    import torch
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
@@ -96,15 +95,19 @@ def check_data(args: Arguments, sm: SageMakerEnvironment) -> dict[str, Shape]:
 def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
     # Heavy imports here: the launcher process never needs them.
     import datasets
+    import torch
     import transformers
     from callbacks import MetricLinesCallback, RankReportCallback
     from checkpoints import (
         CompleteCheckpointCallback,
+        HostCheckpointRotationCallback,
         SaveTriggersCallback,
         agreed_resume_checkpoint,
         resolve_checkpoint_dir,
     )
     from metrics import perplexity
+    from model_loading import choose_attention, load_model, master_weights_in_fp32, model_class_for, training_dtype
+    from packing import count_packed_tokens
     from sft_data import load_channel
     from transformers import AutoConfig, AutoTokenizer, PrinterCallback
     from trl import SFTTrainer
@@ -126,7 +129,11 @@ def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
         raise DataError(f"the train channel holds chat `messages`, but the model at {model_path} has no chat template")
     block_size = min(args.data.block_size, _context_length(AutoConfig.from_pretrained(model_path)))
     checkpoint_dir = resolve_checkpoint_dir(args.train.checkpoint_dir, os.environ)
-    config = sft_config(args, shapes["train"], block_size, checkpoint_dir, plan)
+    precision = resolve_precision(args.train.precision)
+    attention = choose_attention(
+        args.train.attn_implementation, args.data.packing, torch.cuda.is_available(), model_class_for(model_path)
+    )
+    config = sft_config(args, shapes["train"], block_size, checkpoint_dir, plan, precision)
 
     # Loaded and split once per host, main process first: the others read the Arrow cache it wrote.
     cache_dir = data_cache_dir(sm)
@@ -151,19 +158,35 @@ def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
         " (packed)" if args.data.packing else "",
     )
 
-    trainer = SFTTrainer(
-        model=model_path,
-        args=config,
-        train_dataset=train_set,
-        eval_dataset=val_set,
-        processing_class=tokenizer,
-        peft_config=lora_config(args.lora),
+    # Read once per host (model_loading.py), after the data: a broken dataset fails before the weights load.
+    model = load_model(
+        model_path,
+        training_dtype(args.model.dtype, precision),
+        attention,
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        world_size=plan.world_size,
+        fsdp=bool(args.train.fsdp),
     )
+    master_weights_in_fp32(model, fsdp=bool(args.train.fsdp), lora=args.lora.lora_r > 0)
+    with count_packed_tokens() as packed:
+        trainer = SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=train_set,
+            eval_dataset=val_set,
+            processing_class=tokenizer,
+            peft_config=lora_config(args.lora),
+        )
+    if trainer.is_world_process_zero():
+        for line in packed.report_lines():
+            print(line, flush=True)
     # Our metric lines replace Trainer's dict printing; the rank report proves every node trained.
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(MetricLinesCallback())
     trainer.add_callback(RankReportCallback(sm.current_host, trainer.args.process_index, trainer.args.world_size))
     trainer.add_callback(CompleteCheckpointCallback(checkpoint_dir))
+    # After the manifest's gather: every rank has finished writing the checkpoint before any host prunes.
+    trainer.add_callback(HostCheckpointRotationCallback(checkpoint_dir, args.train.save_total_limit))
     triggers = SaveTriggersCallback(args.train.save_minutes)
     trainer.add_callback(triggers)
 
@@ -247,11 +270,27 @@ def save_final_model(trainer: SFTTrainer, tokenizer: object, model_dir: Path, ar
         merged.save_pretrained(model_dir)
     else:
         model.save_pretrained(model_dir, state_dict=state_dict)
+        if trainer.args.bf16 and not args.lora.lora_r:
+            # save_pretrained records the dtype of the parameters in memory (the fp32 master weights), not that
+            # of the bf16 state dict it wrote; a loader with dtype="auto" would double the memory.
+            base.config.dtype = torch.bfloat16
+            base.config.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     print(f"saved model to {model_dir}", flush=True)
 
 
-def sft_config(args: Arguments, shape: Shape, block_size: int, checkpoint_dir: Path, plan: LaunchPlan) -> SFTConfig:
+def resolve_precision(requested: str) -> str:
+    """`auto`: bf16 on GPUs that support it, else fp32; anything else as given."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def sft_config(
+    args: Arguments, shape: Shape, block_size: int, checkpoint_dir: Path, plan: LaunchPlan, precision: str
+) -> SFTConfig:
     """Our hyperparameters -> TRL's SFTConfig (a TrainingArguments), with the platform's fixed choices."""
     import dataclasses
 
@@ -264,9 +303,6 @@ def sft_config(args: Arguments, shape: Shape, block_size: int, checkpoint_dir: P
     # whichever this install has, so an image with an older transformers 5 still works.
     fields = {f.name for f in dataclasses.fields(SFTConfig)}
     checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
-    precision = train.precision
-    if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
     fsdp_layers = [name.strip() for name in train.fsdp_transformer_layer_cls_to_wrap.split(",") if name.strip()]
     fsdp_config: dict[str, object] | None = None
     if train.fsdp:
@@ -322,11 +358,14 @@ def sft_config(args: Arguments, shape: Shape, block_size: int, checkpoint_dir: P
         # TRL: the data side.
         max_length=block_size,
         packing=args.data.packing,
+        # Raw text is split across rows rather than truncated (every token trains); a conversation or a
+        # prompt/completion pair is kept whole (split, its tail would train without its prompt) and what
+        # does not fit a row is counted and reported (packing.py).
+        packing_strategy="bfd_split" if shape is Shape.TEXT else "bfd",
         dataset_text_field=args.data.text_field,
         assistant_only_loss=shape is Shape.CHAT and args.data.assistant_only_loss,
         completion_only_loss=None,  # on for prompt/completion records, by TRL's own rule
         dataset_num_proc=args.data.dataset_num_proc,
-        model_init_kwargs={"dtype": _torch_dtype(args.model), "attn_implementation": train.attn_implementation},
     )
 
 
@@ -370,12 +409,6 @@ def model_source(model: ModelArguments, sm: SageMakerEnvironment) -> str:
     if "model" in sm.channels:
         return str(sm.channels["model"])
     raise ArgumentError("no base model: add a `model` channel, or set model_s3_uri or model_name_or_path")
-
-
-def _torch_dtype(model: ModelArguments) -> torch.dtype | str:
-    import torch
-
-    return "auto" if model.dtype == "auto" else getattr(torch, model.dtype)
 
 
 def _context_length(config: object) -> int:
