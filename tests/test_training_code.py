@@ -10,8 +10,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import re
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -631,7 +633,9 @@ def test_sigterm_mid_run_leaves_a_complete_checkpoint(tmp_path: Path, channels: 
     while "step=3;" not in log_file.read_text(errors="replace") and process.poll() is None:
         assert time.monotonic() < deadline, "the run never reached step 3"
         time.sleep(0.2)
-    stop_host(process)  # SIGTERM to the host's processes, as StopTrainingJob or a spot interruption sends it
+    # SIGTERM to every process of the host: what the script gets only where the image's first process passes
+    # the signal on (SageMaker signals that one alone, see the next test); here it proves the save itself.
+    stop_host(process)
     process.wait(timeout=RUN_TIMEOUT_S)
     # The toolkit's `train` has no SIGTERM handler and exits at once; the script finishes its save on its own.
     while "stopped by SIGTERM" not in (log := log_file.read_text(errors="replace")):
@@ -640,6 +644,77 @@ def test_sigterm_mid_run_leaves_a_complete_checkpoint(tmp_path: Path, channels: 
     step = int(re.search(r"SIGTERM: saving checkpoint-(\d+) and stopping", log).group(1))
     assert step >= 3
     assert code_module("checkpoints").is_complete(base_dir / "checkpoints" / f"checkpoint-{step}")
+
+
+_CONTAINER = """
+import signal, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", '''
+import pathlib, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: (pathlib.Path(sys.argv[1]).write_text("got SIGTERM"), sys.exit(0)))
+pathlib.Path(sys.argv[1] + ".ready").touch()
+time.sleep(600)
+''', sys.argv[1]])
+child.wait()
+"""
+
+
+def test_a_stopped_container_signals_its_first_process_only(tmp_path: Path) -> None:
+    """The embedded executor stops hosts as SageMaker does: a child with a SIGTERM handler (a training
+    worker under the toolkit's `train`) is not told, and nothing of the container outlives the stop."""
+    import subprocess
+
+    from trainstack.toolkit_host import stop_hosts
+
+    marker = tmp_path / "child"
+    process = subprocess.Popen([sys.executable, "-c", _CONTAINER, str(marker)], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "child.ready").exists():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    stop_hosts([process], grace_seconds=5)
+    assert process.returncode == -signal.SIGTERM  # no handler in the first process: it ends at once
+    assert not marker.exists()  # the child never saw the SIGTERM
+    deadline = time.monotonic() + 10
+    while _group_alive(process.pid):  # the whole group is killed (the orphaned child is reaped by init)
+        assert time.monotonic() < deadline, "a process of the stopped container outlived it"
+        time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_checkpoint_sync_deletes_in_s3_what_a_host_deleted(embedded_aws, tmp_path: Path) -> None:
+    """SageMaker mirrors a container's checkpoint deletions into CheckpointConfig.S3Uri; so does the executor."""
+    from types import SimpleNamespace
+
+    from trainstack.embedded_aws.training_executor import _JobRun
+
+    s3 = embedded_aws.client("s3")
+    bucket = f"ckpt-sync-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    job = SimpleNamespace(name="sync", instance_count=2, request={"CheckpointConfig": {"S3Uri": f"s3://{bucket}/run"}})
+    run = _JobRun(job, tmp_path, s3, None, "us-east-1", "", None)  # type: ignore[arg-type]
+    for host, files in (
+        ("algo-1", ("checkpoint-2/a", "checkpoint-4/a")),
+        ("algo-2", ("checkpoint-2/b", "checkpoint-4/b")),
+    ):
+        for name in files:
+            (tmp_path / host / "checkpoints" / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / host / "checkpoints" / name).write_text(name)
+    run.sync_checkpoints()
+
+    def keys() -> set[str]:
+        return {item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+    assert keys() == {"run/checkpoint-2/a", "run/checkpoint-4/a", "run/checkpoint-2/b", "run/checkpoint-4/b"}
+    shutil.rmtree(tmp_path / "algo-2" / "checkpoints" / "checkpoint-2")  # algo-2 prunes its old checkpoint
+    run.sync_checkpoints()
+    assert keys() == {"run/checkpoint-2/a", "run/checkpoint-4/a", "run/checkpoint-4/b"}
 
 
 # --- data shapes: chat and prompt/completion with the loss masked on the prompt, LoRA ---------------------

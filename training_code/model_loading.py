@@ -82,7 +82,10 @@ def load_model(
         )
     if not fsdp:
         # DDP needs real storage to receive the broadcast into; its constructor fills it from rank 0.
+        # to_empty gives tied weights (lm_head = embeddings) separate storage: tie them again, or this rank
+        # would hold one parameter more than rank 0 and DDP refuses to start.
         model.to_empty(device="cpu")
+        model.tie_weights()
     log.info("built the model on the meta device; its weights come from rank 0's broadcast")
     return model
 
