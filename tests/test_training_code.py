@@ -955,6 +955,105 @@ def test_packed_rows_under_flex_attention_build_no_dense_mask_and_keep_documents
             torch.testing.assert_close(packed[start:end], alone, atol=1e-4, rtol=1e-4)
 
 
+LLAMA_3_70B = {
+    "model_type": "llama", "vocab_size": 128256, "hidden_size": 8192, "num_hidden_layers": 80,
+    "num_attention_heads": 64, "num_key_value_heads": 8, "intermediate_size": 28672, "tie_word_embeddings": False,
+}  # fmt: skip
+LLAMA_3_8B = {**LLAMA_3_70B, "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+              "intermediate_size": 14336}  # fmt: skip
+
+
+@pytest.mark.parametrize("config", [LLAMA_3_70B, LLAMA_3_8B], ids=["llama-3-70b", "llama-3-8b"])
+def test_memory_plan_counts_the_parameters_transformers_builds(config: dict) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(LlamaConfig(**config))
+    assert code_module("memory_plan").model_shape(config).parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_memory_plan_counts_the_tiny_gpt2(tiny_model_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert code_module("memory_plan").model_shape(config).parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_memory_plan_matches_accelerates_estimate_for_adam() -> None:
+    from accelerate.commands.estimate import estimate_training_usage
+
+    memory_plan = code_module("memory_plan")
+    plan = memory_plan.plan(LLAMA_3_70B, memory_plan.Run("full", "ml.p4de.24xlarge", 2))
+    fp32_bytes = 4 * plan.shape.parameters
+    accelerate = estimate_training_usage(fp32_bytes, "bfloat16")
+    # accelerate: fp32 model, 2 fp32 Adam moments, gradients in fp32 plus a bf16 compute copy. Here sharded
+    # over 16 GPUs, with the bf16 copies counted in FSDP's working set of two layers instead.
+    assert plan.weights * 16 == pytest.approx(accelerate["model"], rel=1e-6)
+    assert plan.optimizer * 16 == pytest.approx(accelerate["optimizer"], rel=1e-6)
+    assert plan.gradients * 16 == pytest.approx(accelerate["gradients"] - fp32_bytes // 2, rel=1e-6)
+
+
+# SageMaker HyperPod recipes (github.com/aws/sagemaker-hyperpod-recipes, README "Fine-Tuning"): node counts
+# AWS validated. The plan must accept each (it may accept fewer nodes: the recipes are sized for speed too).
+HYPERPOD_RECIPES = [
+    ("llama 3.3 70b SFT seq8k", LLAMA_3_70B, "full", "ml.p5.48xlarge", 10, 8192),
+    ("llama 3.3 70b LoRA seq8k", LLAMA_3_70B, "lora", "ml.p5.48xlarge", 1, 8192),
+    ("llama 3.1 70b SFT seq8k on p4d", LLAMA_3_70B, "full", "ml.p4d.24xlarge", 32, 8192),
+    ("llama 3.1 8b SFT seq8k on p4d", LLAMA_3_8B, "full", "ml.p4d.24xlarge", 4, 8192),
+    ("llama 3.1 8b SFT seq8k", LLAMA_3_8B, "full", "ml.p5.48xlarge", 1, 8192),
+    ("llama 3.1 8b LoRA seq8k on p4d", LLAMA_3_8B, "lora", "ml.p4d.24xlarge", 1, 8192),
+]
+
+
+@pytest.mark.parametrize(("name", "config", "method", "instance", "nodes", "seq"), HYPERPOD_RECIPES)
+def test_memory_plan_accepts_the_hyperpod_recipes_node_counts(
+    name: str, config: dict, method: str, instance: str, nodes: int, seq: int
+) -> None:
+    memory_plan = code_module("memory_plan")
+    plan = memory_plan.plan(config, memory_plan.Run(method, instance, nodes, sequence_length=seq))
+    assert plan.fits, plan.render()
+
+
+def test_memory_plan_refuses_70b_full_fine_tuning_on_two_p4de_and_accepts_lora() -> None:
+    memory_plan = code_module("memory_plan")
+    full = memory_plan.plan(LLAMA_3_70B, memory_plan.Run("full", "ml.p4de.24xlarge", 2))
+    assert not full.fits
+    # 16 B/param over 16 GPUs is ~70.6 GB before activations: with them, more than 90 % of an 80 GiB A100.
+    assert full.weights + full.gradients + full.optimizer == pytest.approx(70.55e9, rel=1e-3)
+    refusal = full.refusal(LLAMA_3_70B)
+    assert "83.3 GB of 77.3 GB usable" in refusal, refusal
+    assert "3 x ml.p4de.24xlarge" in refusal and "LoRA (lora_r=16) on the same 2 host(s)" in refusal
+    lora = memory_plan.plan(LLAMA_3_70B, memory_plan.Run("lora", "ml.p4de.24xlarge", 2))
+    assert lora.fits and lora.per_gpu < 25e9
+
+
+def test_the_script_refuses_a_run_that_does_not_fit_before_downloading_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_aws
+) -> None:
+    s3, bucket = _weights_bucket(embedded_aws, monkeypatch)
+    s3.put_object(Bucket=bucket, Key="models/llama-70b/config.json", Body=json.dumps(LLAMA_3_70B).encode())
+    s3.put_object(Bucket=bucket, Key="models/llama-70b/model-00001-of-00030.safetensors", Body=b"not read")
+    environ = {
+        "SM_HOSTS": '["algo-1","algo-2"]',
+        "SM_CURRENT_HOST": "algo-1",
+        "SM_NUM_GPUS": "8",
+        "SM_CURRENT_INSTANCE_TYPE": "ml.p4de.24xlarge",
+        "SM_INPUT_DIR": str(tmp_path / "input"),
+        "SM_OUTPUT_DIR": str(tmp_path / "output"),
+        "SM_CHANNEL_TRAIN": str(SAMPLE / "train"),
+    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    flags = ["--model_s3_uri", f"s3://{bucket}/models/llama-70b", "--fsdp", "full_shard auto_wrap"]
+    assert code_module("run_train").main([*flags, "--gradient_checkpointing", "true"]) == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "the run does not fit" in failure and "70.55B parameters on 2 x ml.p4de.24xlarge" in failure
+    assert "What would fit: 3 x ml.p4de.24xlarge; LoRA" in failure
+    assert not (tmp_path / "input" / "data" / "model-from-s3").exists()  # nothing downloaded
+
+
 def test_warm_pool_cache_keys_the_model_by_etag_and_skips_the_download(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], embedded_aws
 ) -> None:

@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import memory_plan
 from arguments import Arguments, LoraArguments, ModelArguments, parse_arguments
 from errors import ArgumentError, DataError
 from failure import describe, write_failure
@@ -51,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_arguments(argv)
         plan = plan_launch(sm, os.environ)
+        if not is_torchrun_worker(os.environ):
+            # First, once per host: a run that cannot fit fails here, before data checks and weight downloads.
+            check_memory_plan(args, sm)
         if plan.world_size > 1 and not is_torchrun_worker(os.environ):
             return launch(args, sm, plan, argv)
         train(args, sm, plan)
@@ -77,6 +81,61 @@ def launch(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan, argv: Se
             f"(node {plan.node_rank} of {plan.nnodes}, {plan.nproc_per_node} worker(s)). The training log has details.",
         )
     return code
+
+
+def check_memory_plan(args: Arguments, sm: SageMakerEnvironment) -> None:
+    """Print the memory plan (memory_plan.py) from the base model's config.json; refuse a run that cannot fit."""
+    config = base_model_config(args.model, sm)
+    if config is None:
+        log.info("no config.json to plan memory from (a hub id): no memory plan")
+        return
+    run = memory_plan_run(args, sm.instance_type, len(sm.hosts))
+    try:
+        plan = memory_plan.plan(config, run)
+    except KeyError as missing:
+        log.warning("no memory plan: config.json of model_type %r has no %s", config.get("model_type"), missing)
+        return
+    print(plan.render(), flush=True)
+    if not plan.fits:
+        raise ArgumentError(plan.refusal(config))
+
+
+def memory_plan_run(args: Arguments, instance_type: str, instance_count: int) -> memory_plan.Run:
+    """The memory-relevant hyperparameters of a run (shared with `trainstack run --dry-run` and tn.Estimator)."""
+    load_bytes = {"float32": 4, "auto": 2, "bfloat16": 2, "float16": 2}.get(args.model.dtype)
+    if load_bytes is None:  # `precision`: bf16 on the GPUs this plan knows, unless fp32 was asked for
+        load_bytes = 4 if args.train.precision == "fp32" else 2
+    return memory_plan.Run(
+        method="lora" if args.lora.lora_r else "full",
+        instance_type=instance_type,
+        instance_count=instance_count,
+        fsdp=bool(args.train.fsdp),
+        gradient_checkpointing=args.train.gradient_checkpointing,
+        sequence_length=args.data.block_size,
+        batch_size=args.train.per_device_train_batch_size,
+        lora_r=args.lora.lora_r or 16,
+        load_bytes_per_parameter=load_bytes,
+    )
+
+
+def base_model_config(model: ModelArguments, sm: SageMakerEnvironment) -> dict | None:
+    """The base model's config.json: one small S3 object for model_s3_uri (no weights), else the local folder."""
+    if model.model_s3_uri:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, _, prefix = resolve_s3_uri(model.model_s3_uri, sm.model_s3_bucket).removeprefix("s3://").partition("/")
+        key = f"{prefix.rstrip('/')}/config.json".lstrip("/")
+        try:
+            body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as error:  # the download that follows reports it in full
+            log.warning("no memory plan: cannot read s3://%s/%s (%s)", bucket, key, error)
+            return None
+        return json.loads(body)
+    folder = Path(model.model_name_or_path) if model.model_name_or_path else sm.channels.get("model")
+    if folder is None or not (folder / "config.json").is_file():
+        return None
+    return json.loads((folder / "config.json").read_text(encoding="utf-8"))
 
 
 def check_data(args: Arguments, sm: SageMakerEnvironment) -> dict[str, Shape]:
