@@ -186,8 +186,9 @@ class MemoryPlan:
 
     def refusal(self, config: Mapping[str, Any]) -> str:
         options = self.what_would_fit(config) or ["CPU offload of the optimizer (not configured by this platform)"]
+        figures = "; ".join(line.strip() for line in self.render().splitlines())  # one line: a FailureReason
         return (
-            f"the run does not fit: {'; '.join(line.strip() for line in self.render().splitlines())}. What would fit: {'; '.join(options)}. "
+            f"the run does not fit: {figures}. What would fit: {'; '.join(options)}. "
             "(Checked before the weights download; memory_plan.py states the formula.)"
         )
 
