@@ -1054,6 +1054,53 @@ def test_the_script_refuses_a_run_that_does_not_fit_before_downloading_weights(
     assert not (tmp_path / "input" / "data" / "model-from-s3").exists()  # nothing downloaded
 
 
+def test_memory_plan_defaults_are_the_scripts() -> None:
+    arguments, memory_plan = code_module("arguments"), code_module("memory_plan")
+    parsed = arguments.parse_arguments([])
+    values = {k: v for group in (parsed.model, parsed.data, parsed.lora, parsed.train) for k, v in vars(group).items()}
+    assert {name: values[name] for name in memory_plan.HYPERPARAMETER_DEFAULTS} == memory_plan.HYPERPARAMETER_DEFAULTS
+
+
+def test_dry_run_and_the_estimator_print_the_scripts_plan_from_config_json_in_s3(
+    monkeypatch: pytest.MonkeyPatch, embedded_aws
+) -> None:
+    from trainstack.memory_preview import memory_plan_for_request, memory_plan_text
+
+    s3, bucket = _weights_bucket(embedded_aws, monkeypatch)
+    s3.put_object(Bucket=bucket, Key="models/llama-70b/config.json", Body=json.dumps(LLAMA_3_70B).encode())
+    request = {
+        "HyperParameters": {
+            "fsdp": '"full_shard auto_wrap"',
+            "gradient_checkpointing": "true",
+            "block_size": "2048",
+            "per_device_train_batch_size": "1",
+        },
+        "ResourceConfig": {"InstanceType": "ml.p4de.24xlarge", "InstanceCount": 2},
+        "InputDataConfig": [
+            {"ChannelName": "model", "DataSource": {"S3DataSource": {"S3Uri": f"s3://{bucket}/models/llama-70b"}}}
+        ],
+    }
+    text = memory_plan_for_request(request, s3)
+    assert "= 83.3 GB of 77.3 GB usable" in text and "What would fit: 3 x ml.p4de.24xlarge; LoRA" in text
+    lora = memory_plan_text(
+        {"lora_r": 16, "fsdp": "full_shard auto_wrap", "gradient_checkpointing": True, "block_size": 2048},
+        "ml.p4de.24xlarge",
+        2,
+        None,
+        s3,
+        model_bucket=None,
+    )
+    assert lora.startswith("memory plan: none (no model_s3_uri")
+    with_uri = {
+        "model_s3_uri": f"s3://{bucket}/models/llama-70b",
+        "lora_r": 16,
+        "fsdp": "full_shard auto_wrap",
+        "gradient_checkpointing": "true",
+    }
+    text = memory_plan_text(with_uri, "ml.p4de.24xlarge", 2, None, s3)
+    assert "lora fine-tuning of 70.55B parameters" in text and "does not fit" not in text
+
+
 def test_warm_pool_cache_keys_the_model_by_etag_and_skips_the_download(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], embedded_aws
 ) -> None:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 GIB = 1024**3
+NOTHING_FITS = "CPU offload of the optimizer (not configured by this platform)"
 USABLE_FRACTION = 0.9
 
 
@@ -185,12 +186,49 @@ class MemoryPlan:
         return options
 
     def refusal(self, config: Mapping[str, Any]) -> str:
-        options = self.what_would_fit(config) or ["CPU offload of the optimizer (not configured by this platform)"]
+        options = self.what_would_fit(config) or [NOTHING_FITS]
         figures = "; ".join(line.strip() for line in self.render().splitlines())  # one line: a FailureReason
         return (
             f"the run does not fit: {figures}. What would fit: {'; '.join(options)}. "
             "(Checked before the weights download; memory_plan.py states the formula.)"
         )
+
+
+# The defaults of arguments.py for what changes memory (that module needs transformers, this one must not;
+# test_memory_plan_defaults_are_the_scripts keeps them equal).
+HYPERPARAMETER_DEFAULTS: dict[str, Any] = {
+    "lora_r": 0,
+    "fsdp": "",
+    "gradient_checkpointing": False,
+    "block_size": 512,
+    "per_device_train_batch_size": 8,
+    "dtype": "precision",
+    "precision": "auto",
+}
+
+
+def run_from_hyperparameters(values: Mapping[str, Any], instance_type: str, instance_count: int) -> Run:
+    """The memory-relevant part of a run from its hyperparameters (decoded values; missing ones default)."""
+    merged = {**HYPERPARAMETER_DEFAULTS, **values}
+    dtype = merged["dtype"]
+    # `precision` (the default): bf16 on the GPUs this plan knows, unless fp32 training was asked for.
+    load_bytes = 4 if dtype == "float32" or (dtype == "precision" and merged["precision"] == "fp32") else 2
+    lora_r = int(merged["lora_r"])
+    return Run(
+        method="lora" if lora_r > 0 else "full",
+        instance_type=instance_type,
+        instance_count=instance_count,
+        fsdp=bool(merged["fsdp"]),
+        gradient_checkpointing=_truthy(merged["gradient_checkpointing"]),
+        sequence_length=int(merged["block_size"]),
+        batch_size=int(merged["per_device_train_batch_size"]),
+        lora_r=lora_r or 16,
+        load_bytes_per_parameter=load_bytes,
+    )
+
+
+def _truthy(value: Any) -> bool:
+    return value.strip().lower() in ("true", "1", "yes") if isinstance(value, str) else bool(value)
 
 
 def plan(config: Mapping[str, Any], run: Run) -> MemoryPlan:

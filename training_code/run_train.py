@@ -21,6 +21,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -89,7 +90,8 @@ def check_memory_plan(args: Arguments, sm: SageMakerEnvironment) -> None:
     if config is None:
         log.info("no config.json to plan memory from (a hub id): no memory plan")
         return
-    run = memory_plan_run(args, sm.instance_type, len(sm.hosts))
+    values = {k: v for group in (args.model, args.data, args.lora, args.train) for k, v in asdict(group).items()}
+    run = memory_plan.run_from_hyperparameters(values, sm.instance_type, len(sm.hosts))
     try:
         plan = memory_plan.plan(config, run)
     except KeyError as missing:
@@ -98,24 +100,6 @@ def check_memory_plan(args: Arguments, sm: SageMakerEnvironment) -> None:
     print(plan.render(), flush=True)
     if not plan.fits:
         raise ArgumentError(plan.refusal(config))
-
-
-def memory_plan_run(args: Arguments, instance_type: str, instance_count: int) -> memory_plan.Run:
-    """The memory-relevant hyperparameters of a run (shared with `trainstack run --dry-run` and tn.Estimator)."""
-    load_bytes = {"float32": 4, "auto": 2, "bfloat16": 2, "float16": 2}.get(args.model.dtype)
-    if load_bytes is None:  # `precision`: bf16 on the GPUs this plan knows, unless fp32 was asked for
-        load_bytes = 4 if args.train.precision == "fp32" else 2
-    return memory_plan.Run(
-        method="lora" if args.lora.lora_r else "full",
-        instance_type=instance_type,
-        instance_count=instance_count,
-        fsdp=bool(args.train.fsdp),
-        gradient_checkpointing=args.train.gradient_checkpointing,
-        sequence_length=args.data.block_size,
-        batch_size=args.train.per_device_train_batch_size,
-        lora_r=args.lora.lora_r or 16,
-        load_bytes_per_parameter=load_bytes,
-    )
 
 
 def base_model_config(model: ModelArguments, sm: SageMakerEnvironment) -> dict | None:
