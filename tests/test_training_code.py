@@ -1101,6 +1101,36 @@ def test_dry_run_and_the_estimator_print_the_scripts_plan_from_config_json_in_s3
     assert "lora fine-tuning of 70.55B parameters" in text and "does not fit" not in text
 
 
+def test_a_chat_template_without_generation_markers_fails_before_the_weights_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_aws, tiny_model_dir: Path
+) -> None:
+    s3, bucket = _weights_bucket(embedded_aws, monkeypatch)
+    for path in tiny_model_dir.iterdir():
+        body = path.read_bytes()
+        if path.name == "chat_template.jinja":  # the same conversation, without {% generation %} markers
+            body = re.sub(rb"\{%-?\s*(end)?generation\s*-?%\}", b"", body)
+        s3.put_object(Bucket=bucket, Key=f"models/tiny/{path.name}", Body=body)
+    for name, value in {
+        "SM_INPUT_DIR": str(tmp_path / "input"),
+        "SM_OUTPUT_DIR": str(tmp_path / "output"),
+        "SM_CHANNEL_TRAIN": str(write_chat_channel(tmp_path / "chat", count=4)),
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert code_module("run_train").main(["--model_s3_uri", f"s3://{bucket}/models/tiny"]) == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "assistant_only_loss needs a chat template that marks assistant turns with {% generation %}" in failure
+    assert (tmp_path / "input" / "model-small-files" / "tokenizer.json").is_file()
+    assert not list((tmp_path / "input").rglob("*.safetensors"))  # the weights were never downloaded
+
+
+def test_tokenizing_uses_the_hosts_cores_and_a_timeout_that_suits_the_data() -> None:
+    tokenizing_plan = code_module("sft_data").tokenizing_plan
+    assert tokenizing_plan(2_000_000, cores=96) == (None, 1802)  # small data: in-process
+    # 20 GB of text: every core of a p4de's 96, and 30 min + 20e9 B / (96 x 1 MB/s).
+    assert tokenizing_plan(20_000_000_000, cores=96) == (96, 1800 + 20_000_000_000 // 96_000_000)
+    assert tokenizing_plan(120_000_000, cores=96) == (3, 1800 + 40)
+
+
 def test_warm_pool_cache_keys_the_model_by_etag_and_skips_the_download(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], embedded_aws
 ) -> None:

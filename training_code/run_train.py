@@ -31,8 +31,8 @@ from errors import ArgumentError, DataError
 from failure import describe, write_failure
 from launcher import LaunchPlan, efa_environment, is_torchrun_worker, plan_launch, run_torchrun
 from sagemaker_env import SageMakerEnvironment
-from sft_data import Shape, check_channel
-from weights import WARM_POOL_CACHE_ENV, fetch_model, resolve_s3_uri
+from sft_data import Shape, check_channel, data_files, tokenizing_plan
+from weights import WARM_POOL_CACHE_ENV, fetch_model, pull_small_files, resolve_s3_uri
 
 if TYPE_CHECKING:
     from peft import LoraConfig
@@ -70,8 +70,9 @@ def launch(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan, argv: Se
     """This host's share of a multi-process job: per-host preparation, then torchrun."""
     # Once per host, before any worker exists (and inside no rendezvous timeout): N local workers must not
     # race on the same download, and a broken dataset fails the job before weights load.
-    os.environ[_CHECKED_DATA_ENV] = json.dumps({c: s.value for c, s in check_data(args, sm).items()})
-    os.environ[_MODEL_PATH_ENV] = model_source(args.model, sm)
+    shapes, model_path = prepare_host(args, sm)
+    os.environ[_CHECKED_DATA_ENV] = json.dumps({c: s.value for c, s in shapes.items()})
+    os.environ[_MODEL_PATH_ENV] = model_path
     efa_environment(os.environ)
     code = run_torchrun(plan, Path(__file__).resolve(), argv)
     if code != 0:
@@ -122,6 +123,22 @@ def base_model_config(model: ModelArguments, sm: SageMakerEnvironment) -> dict |
     return json.loads((folder / "config.json").read_text(encoding="utf-8"))
 
 
+def prepare_host(args: Arguments, sm: SageMakerEnvironment) -> tuple[dict[str, Shape], str]:
+    """Once per host: data, then tokenizer and chat template (early_checks.py), then the weights."""
+    from early_checks import check_tokenizer
+
+    shapes = check_data(args, sm)
+    tokenizer_dir: Path | str
+    if args.model.model_s3_uri:
+        uri = resolve_s3_uri(args.model.model_s3_uri, sm.model_s3_bucket)
+        tokenizer_dir = pull_small_files(uri, sm.input_dir / "model-small-files")
+    else:
+        tokenizer_dir = model_source(args.model, sm)
+    train_dir = channel_dir(args.data.train_dir, sm, "train")
+    check_tokenizer(tokenizer_dir, shapes["train"], train_dir, args.data.assistant_only_loss)
+    return shapes, model_source(args.model, sm)
+
+
 def check_data(args: Arguments, sm: SageMakerEnvironment) -> dict[str, Shape]:
     """Each data channel's record shape, after checking every file once (sft_data.check_channel)."""
     shapes = {"train": check_channel("train", channel_dir(args.data.train_dir, sm, "train"), args.data.text_field)}
@@ -165,18 +182,19 @@ def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
 
     # Data first: a broken dataset should fail the job before minutes of weight loading.
     checked = os.environ.get(_CHECKED_DATA_ENV)
-    shapes = {c: Shape(v) for c, v in json.loads(checked).items()} if checked else check_data(args, sm)
-    model_path = os.environ.get(_MODEL_PATH_ENV) or model_source(args.model, sm)
+    if checked:
+        shapes = {c: Shape(v) for c, v in json.loads(checked).items()}
+        model_path = os.environ[_MODEL_PATH_ENV]
+    else:
+        shapes, model_path = prepare_host(args, sm)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if shapes["train"] is Shape.CHAT and not tokenizer.chat_template:
-        raise DataError(f"the train channel holds chat `messages`, but the model at {model_path} has no chat template")
     block_size = min(args.data.block_size, _context_length(AutoConfig.from_pretrained(model_path)))
     checkpoint_dir = resolve_checkpoint_dir(args.train.checkpoint_dir, os.environ)
     precision = resolve_precision(args.train.precision)
     attention = choose_attention(
         args.train.attn_implementation, args.data.packing, torch.cuda.is_available(), model_class_for(model_path)
     )
-    config = sft_config(args, shapes["train"], block_size, checkpoint_dir, plan, precision)
+    config = sft_config(args, shapes["train"], block_size, checkpoint_dir, plan, precision, channel_bytes(args, sm))
 
     # Loaded and split once per host, main process first: the others read the Arrow cache it wrote.
     cache_dir = data_cache_dir(sm)
@@ -332,7 +350,13 @@ def resolve_precision(requested: str) -> str:
 
 
 def sft_config(
-    args: Arguments, shape: Shape, block_size: int, checkpoint_dir: Path, plan: LaunchPlan, precision: str
+    args: Arguments,
+    shape: Shape,
+    block_size: int,
+    checkpoint_dir: Path,
+    plan: LaunchPlan,
+    precision: str,
+    data_bytes: int = 0,
 ) -> SFTConfig:
     """Our hyperparameters -> TRL's SFTConfig (a TrainingArguments), with the platform's fixed choices."""
     import dataclasses
@@ -341,6 +365,7 @@ def sft_config(
     from trl import SFTConfig
 
     train = args.train
+    num_proc, collective_timeout = tokenizing_plan(data_bytes, os.cpu_count() or 1)
     cuda = torch.cuda.is_available()
     # transformers renamed gradient_checkpointing to activation_checkpointing (the old name warns); use
     # whichever this install has, so an image with an older transformers 5 still works.
@@ -408,7 +433,8 @@ def sft_config(
         dataset_text_field=args.data.text_field,
         assistant_only_loss=shape is Shape.CHAT and args.data.assistant_only_loss,
         completion_only_loss=None,  # on for prompt/completion records, by TRL's own rule
-        dataset_num_proc=args.data.dataset_num_proc,
+        dataset_num_proc=args.data.dataset_num_proc or num_proc,
+        ddp_timeout=collective_timeout,
     )
 
 
@@ -425,6 +451,15 @@ def lora_config(lora: LoraArguments) -> LoraConfig | None:
         target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()],
         task_type="CAUSAL_LM",
     )
+
+
+def channel_bytes(args: Arguments, sm: SageMakerEnvironment) -> int:
+    """Size of the train and val channels' files: what the host's main process will tokenize."""
+    folders = [channel_dir(args.data.train_dir, sm, "train")]
+    val_dir = args.data.val_dir or sm.channels.get("val")
+    if val_dir:
+        folders.append(Path(val_dir))
+    return sum(path.stat().st_size for folder in folders for path in data_files(folder.name, folder))
 
 
 def data_cache_dir(sm: SageMakerEnvironment) -> Path:
