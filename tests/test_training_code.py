@@ -1131,6 +1131,19 @@ def test_tokenizing_uses_the_hosts_cores_and_a_timeout_that_suits_the_data() -> 
     assert tokenizing_plan(120_000_000, cores=96) == (3, 1800 + 40)
 
 
+@pytest.mark.slow
+def test_status_plot_draws_a_real_runs_loss_curves(single_host: HostRun) -> None:
+    from trainstack.cli.plot import loss_curves, render
+
+    curves = loss_curves(single_host.log.splitlines())
+    train, (eval_point,) = curves["train_loss"], curves["eval_loss"]
+    assert [step for step, _ in train] == [1, *range(2, MAX_STEPS + 1, 2)]
+    assert train[-1][1] < train[0][1] and eval_point[0] == MAX_STEPS
+    drawing = re.sub(r"\x1b\[[0-9;]*m", "", render(curves, "trainstack-test: loss", width=80, height=20))
+    assert "train_loss" in drawing and "eval_loss" in drawing and "trainstack-test: loss" in drawing
+    assert len(drawing.splitlines()) == 20
+
+
 def test_warm_pool_cache_keys_the_model_by_etag_and_skips_the_download(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], embedded_aws
 ) -> None:
