@@ -8,6 +8,7 @@ the job with a message listing the known ones: a typo must not silently train wi
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
@@ -109,6 +110,10 @@ class TrainArguments:
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Recompute activations in backward: less memory, ~30% more compute."}
     )
+    torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile (GPU)."})
+    use_liger_kernel: bool = field(
+        default=False, metadata={"help": "Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU, fused linear loss)."}
+    )
     fsdp: str = field(
         default="",
         metadata={"help": "FSDP mode for models that do not fit one GPU, e.g. 'full_shard auto_wrap'. Empty: DDP."},
@@ -169,3 +174,5 @@ def _validate(arguments: Arguments) -> None:
         raise ArgumentError(f"lora_r must be 0 (off) or a positive rank, got {arguments.lora.lora_r}")
     if arguments.lora.merge_lora and arguments.lora.lora_r == 0:
         raise ArgumentError("merge_lora needs lora_r > 0")
+    if train.use_liger_kernel and importlib.util.find_spec("liger_kernel") is None:
+        raise ArgumentError("use_liger_kernel=true needs the liger-kernel package, which this image does not have")

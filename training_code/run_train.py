@@ -420,6 +420,8 @@ def sft_config(
         ddp_find_unused_parameters=False,
         use_cpu=not cuda,
         dataloader_num_workers=train.dataloader_num_workers,
+        torch_compile=train.torch_compile,
+        use_liger_kernel=train.use_liger_kernel,
         include_num_input_tokens_seen=True,
         report_to="none",
         disable_tqdm=True,
