@@ -182,11 +182,9 @@ class Cluster:
     weight_reads: list[str]
 
 
-@pytest.fixture(scope="module")
-def two_hosts_two_ranks_each(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> Cluster:
-    """2 hosts x 2 ranks (as 2 GPU hosts with 2 GPUs each), trained in bf16, keeping one checkpoint."""
-    root = tmp_path_factory.mktemp("two-by-two")
-    (root / "site").mkdir()
+def run_two_hosts_two_ranks_each(root: Path, channels: dict[str, Path], **overrides: object) -> Cluster:
+    """2 hosts x 2 ranks (as 2 GPU hosts with 2 GPUs each), every weight-file open counted."""
+    (root / "site").mkdir(parents=True)
     (root / "site" / "sitecustomize.py").write_text(_READ_COUNTER)
     reads = root / "weight-reads.txt"
     reads.touch()
@@ -196,7 +194,7 @@ def two_hosts_two_ranks_each(tmp_path_factory: pytest.TempPathFactory, channels:
         "PYTHONPATH": str(root / "site"),
         "OMP_NUM_THREADS": "1",
     }
-    more = hyperparameters(precision="bf16", max_steps=4, save_steps=2, logging_steps=1, save_total_limit=1)
+    more = hyperparameters(**overrides)
     hosts = start_cluster(root, instance_count=2, hyperparameters=more, channels=channels, environment=environment)
     codes = wait_cluster(hosts, timeout=RUN_TIMEOUT_S)
     runs = [
@@ -204,6 +202,23 @@ def two_hosts_two_ranks_each(tmp_path_factory: pytest.TempPathFactory, channels:
         for host, code in zip(hosts, codes, strict=True)
     ]
     return Cluster(runs, [line for line in reads.read_text().splitlines() if "/input/data/model/" in line])
+
+
+@pytest.fixture(scope="module")
+def two_hosts_two_ranks_each(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> Cluster:
+    """Full fine-tuning of raw text in bf16, keeping one checkpoint."""
+    overrides = {"precision": "bf16", "max_steps": 4, "save_steps": 2, "logging_steps": 1, "save_total_limit": 1}
+    return run_two_hosts_two_ranks_each(tmp_path_factory.mktemp("two-by-two"), channels, **overrides)
+
+
+@pytest.fixture(scope="module")
+def two_hosts_two_ranks_lora_chat(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> Cluster:
+    """LoRA on chat records (assistant-only loss), the same cluster shape."""
+    root = tmp_path_factory.mktemp("two-by-two-lora")
+    chat = {**channels, "train": write_chat_channel(root / "chat", count=32)}
+    chat.pop("val")
+    overrides = {"lora_r": 4, "max_steps": 2, "save_steps": 1, "logging_steps": 1, "save_total_limit": 1}
+    return run_two_hosts_two_ranks_each(root / "cluster", chat, **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -320,6 +335,19 @@ def test_one_process_per_host_reads_the_weights(two_hosts_two_ranks_each: Cluste
     assert readers == {("algo-1", "0"), ("algo-2", "2")}, two_hosts_two_ranks_each.weight_reads
     assert len(two_hosts_two_ranks_each.weight_reads) == 2
     assert "read the base model's weights from" in first.log and "(bfloat16)" in first.log
+
+
+@pytest.mark.slow
+def test_lora_on_chat_reads_the_weights_once_per_host_and_prunes_every_host(
+    two_hosts_two_ranks_lora_chat: Cluster,
+) -> None:
+    first, second = two_hosts_two_ranks_lora_chat.hosts
+    assert [first.exit_code, second.exit_code] == [0, 0], first.log[-3000:] + second.log[-3000:]
+    readers = {tuple(line.split()[:2]) for line in two_hosts_two_ranks_lora_chat.weight_reads}
+    assert readers == {("algo-1", "0"), ("algo-2", "2")}, two_hosts_two_ranks_lora_chat.weight_reads
+    assert "rank 3/4 on algo-2: trained 2 local batches" in second.log
+    assert first.checkpoints() == second.checkpoints() == {"checkpoint-2"}
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= first.files("model")
 
 
 @pytest.mark.slow
