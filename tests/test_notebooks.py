@@ -437,6 +437,11 @@ def test_a_stopped_create_training_job_is_validated_and_captured_but_never_sent(
     assert tn.platform_request_problems(wrong_role, tn.load_resources(resources_file)) == [
         f"RoleArn is 'arn:aws:iam::123456789012:role/other', the platform's is '{resources['execution_role_arn']}'"
     ]
+    # The role may write TensorBoard output only where it writes models (#17).
+    elsewhere = {**request, "TensorBoardOutputConfig": {"S3OutputPath": "s3://someone-else/tb/"}}
+    assert tn.platform_request_problems(elsewhere, tn.load_resources(resources_file)) == [
+        f"TensorBoard output goes to 'someone-else', not the artifacts bucket '{resources['artifacts_bucket']}'"
+    ]
 
 
 @pytest.fixture(scope="module")
