@@ -23,6 +23,7 @@ from trainstack.config import EnvironmentConfig, load_environment
 from . import (
     aws_sdk_service_names,
     cloudformation_change_sets,
+    cloudformation_custom_resources,
     cloudformation_kms_tags,
     cloudformation_resource_policies,
     cloudformation_ssm_parameter_tags,
@@ -65,6 +66,7 @@ def apply_adapters() -> None:
     jsonata_hash.apply()
     aws_sdk_service_names.apply()
     cloudformation_change_sets.apply()
+    cloudformation_custom_resources.apply()
     cloudformation_kms_tags.apply()
     cloudformation_ssm_parameter_tags.apply()
     cloudformation_resource_policies.apply()
