@@ -1,5 +1,5 @@
-"""`make smoke` proven against the embedded AWS: the same script a user runs against a real account, with the
-`local` environment's instance type (ml.m5.xlarge) instead of ml.m5.large."""
+"""`make smoke` proven against the embedded AWS: the same script a user runs against a real account; with no
+`--instance-type` it runs the environment's own (`local`: ml.m5.xlarge, whose quota the account has)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ def test_smoke_passes_on_the_deployed_local_platform(deployed_local_platform, ti
         [
             "--env", "local",
             "--endpoint-url", aws.endpoint_url,
-            "--instance-type", "ml.m5.xlarge",
             "--model-dir", str(tiny_model_dir),
             "--timeout", "600",
         ]

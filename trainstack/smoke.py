@@ -1,6 +1,9 @@
 """`make smoke ENV=<name>`: prove a deployed environment on its account in a few cents, and say what it cost.
 
-    python -m trainstack.smoke --env dev [--instance-type ml.m5.large] [--multi-node-count 2]
+    python -m trainstack.smoke --env dev [--instance-type ml.g5.xlarge] [--multi-node-count 2]
+
+Every run uses the environment's `training.instance_type` unless `--instance-type` names another allowed type
+(its quota and the price table decide what the smoke can run and what it estimates).
 
 Against the environment's account (boto3's credential chain, the environment's region) or, for an embedded
 environment, the embedded AWS (`--endpoint-url`, else AWS_ENDPOINT_URL, else `make local-up`'s server):
@@ -304,7 +307,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainstack.smoke", description=__doc__.splitlines()[0])
     parser.add_argument("--env", required=True, help="environment name (config/<env>.yaml), deployed already")
     parser.add_argument("--endpoint-url", help="the embedded AWS (embedded environments only)")
-    parser.add_argument("--instance-type", default="ml.m5.large", help="instance type of every smoke run")
+    parser.add_argument(
+        "--instance-type", help="instance type of every smoke run (default: the environment's training.instance_type)"
+    )
     parser.add_argument("--multi-node-count", type=int, default=2, help="instances of the multi-node run")
     parser.add_argument("--keep-alive", type=int, default=300, help="keep-alive of runs A and B (seconds)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds each run may take")
@@ -312,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         session = Session.open(args.env, args.endpoint_url)
-        smoke = Smoke(session, args.instance_type, args.multi_node_count, args.keep_alive, args.timeout)
+        instance_type = args.instance_type or session.config.training.instance_type
+        smoke = Smoke(session, instance_type, args.multi_node_count, args.keep_alive, args.timeout)
         report = smoke.run(model_dir=args.model_dir)
         smoke.collect_costs()
     except CliError as error:
