@@ -35,6 +35,7 @@ from . import (
     jsonata_evaluator,
     jsonata_hash,
     logs_kms_keys,
+    sagemaker_notebook_platforms,
     sagemaker_sync_integration,
     step_functions_status_events,
     step_functions_task_credentials,
@@ -77,6 +78,7 @@ def apply_adapters() -> None:
     step_functions_status_events.apply()
     events_step_functions_targets.apply()
     logs_kms_keys.apply()
+    sagemaker_notebook_platforms.apply()
     sagemaker_sync_integration.apply()
     step_functions_task_credentials.apply()
     _applied = True
