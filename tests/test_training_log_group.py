@@ -159,6 +159,15 @@ def test_an_existing_unencrypted_group_gets_the_key_and_an_update_changes_the_re
     assert _group(aws("logs"), group)["retentionInDays"] == 365
 
 
+def test_removing_the_stack_leaves_the_accounts_group_and_its_key(aws) -> None:
+    """No Delete call: other environments and SageMaker write to the group, and the retained key keeps it readable."""
+    group, key, provider = _setup(aws)
+    cfn, stack = aws("cloudformation"), f"lg-{uuid.uuid4().hex[:8]}"
+    cfn.create_stack(StackName=stack, TemplateBody=_template(provider, group, key, 30))
+    cfn.delete_stack(StackName=stack)
+    assert _group(aws("logs"), group)["kmsKeyId"] == key
+
+
 def test_a_call_the_providers_role_may_not_make_fails_the_stack_as_on_aws(aws) -> None:
     """The call is made as the provider function's role: without logs:AssociateKmsKey the embedded IAM refuses
     it, and the deploy fails with CloudFormation's message for a FAILED custom resource."""
