@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tarfile
 import tempfile
@@ -24,6 +25,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from trainstack.config import REPO_ROOT, load_environment
 from trainstack.local_platform import DeployError, deploy, stage_demo_data
@@ -140,6 +142,17 @@ def run_demo(console: Console, work: Path) -> dict[str, float]:
     return seconds
 
 
+def failure_sentence(error: BaseException) -> str:
+    """One sentence for whatever ended the demo: the CLI's wording for AWS errors, our own for the rest."""
+    from trainstack.cli.errors import explain
+
+    if isinstance(error, DemoError | DeployError):
+        return str(error)
+    return explain(error) or (
+        f"unexpected {type(error).__name__}: {error} (rerun with TRAINSTACK_DEBUG=1 for the traceback and report it)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--timings", type=Path, help="write the phases' seconds to this JSON file (make bench)")
@@ -152,8 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="trainstack-demo-"))
     try:
         seconds = run_demo(console, work)
-    except (DemoError, DeployError, TimeoutError) as error:
-        console.print(f"[bold red]demo failed:[/bold red] {error}")
+    except KeyboardInterrupt:
+        console.print(f"demo interrupted; logs and job folders kept in {work}")
+        return 130
+    except Exception as error:  # every failure ends in one sentence, never a traceback
+        if os.environ.get("TRAINSTACK_DEBUG"):
+            raise
+        console.print(Text("demo failed: ", style="bold red") + Text(failure_sentence(error)))
         console.print(f"logs and job folders kept in {work}")
         return 1
     if args.timings:
