@@ -167,6 +167,20 @@ def test_quotas_table_shows_the_configured_quotas_and_current_usage(cli: Cli, wa
 
 
 @slow
+def test_dry_run_with_an_available_warm_pool_shows_the_pool_it_would_reuse(cli: Cli, watched_run: WatchedRun) -> None:
+    # An Available pool is the normal state after a default run; describing it gives datetimes (CreationTime ...).
+    assert (
+        cli.client("sagemaker").describe_training_job(TrainingJobName=watched_run.job)["WarmPoolStatus"]["Status"]
+        == "Available"
+    )
+    result = cli("run", "--dry-run", *QUICK, "--keep-alive", "600")
+    assert result.exit_code == 0, result.output
+    assert f"(reusing the pool of {watched_run.job})" in _field(result.stdout, "Warm pool")
+    request = json.JSONDecoder().raw_decode(result.stdout.split("CreateTrainingJob request\n", 1)[1])[0]
+    assert request["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600
+
+
+@slow
 def test_pools_lists_the_available_pool_and_release_ends_it(cli: Cli, watched_run: WatchedRun) -> None:
     listed = cli("pools")
     assert listed.exit_code == 0, listed.output
