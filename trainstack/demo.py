@@ -3,10 +3,11 @@
 1. start the embedded AWS (moto + trainstack's adapters) on 127.0.0.1
 2. `cdk synth`, `cdk bootstrap`, `cdk deploy` of the `local` environment with the real CDK CLI
 3. upload the tiny model and the sample dataset to the data bucket (what the notebook does)
-4. start an execution with `examples/inputs/demo.json`, as from the Step Functions console
-5. follow it: states, the job's secondary status, the training loss
-6. print the result, download the model artifact and load it to prove it is a working model
-7. shut everything down, also on failure (exit 1 with the reason)
+4. start an execution with `examples/inputs/demo.json`, as from the Step Functions console, and follow it:
+   states, the job's secondary status, a bar of its epochs, the evaluation loss
+5. print the result and the first → last train and eval loss
+6. download the model artifact and load it to prove it is a working model
+Then everything shuts down, also on failure (one sentence and exit 1).
 """
 
 from __future__ import annotations
@@ -128,11 +129,9 @@ def run_demo(console: Console, work: Path) -> dict[str, float]:
             )
         output = json.loads(described["output"])
         seconds["training"] = float(output.get("trainingSeconds") or 0)
-        losses = progress.losses
         console.print("[5/6] result:")
         console.print(_result_table(output, seconds))
-        if losses:
-            console.print(f"      training loss {losses[0]:.3f} → {losses[-1]:.3f} over {len(losses)} logged steps")
+        console.print(f"      loss: {progress.loss_summary() or 'none logged'}")
 
         console.print("[6/6] loading the trained model from its artifact:")
         prompt = (REPO_ROOT / "examples" / "data" / "corpus.txt").read_text(encoding="utf-8").split()[:4]
