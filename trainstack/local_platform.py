@@ -206,21 +206,13 @@ def local_up(env_name: str = "local", state_dir: Path = STATE_DIR, say: Callable
     write the notebooks' resources file. Idempotent: a server that already holds the deployment is left as is.
     Returns the resources file."""
     from trainstack.config import load_environment
-    from trainstack.embedded_aws import endpoint_env
-    from trainstack.tiny_model import build_tiny_model
+    from trainstack.embedded_aws.json_protocol import endpoint_client
 
     config = load_environment(env_name)
     server = json.loads((state_dir / "server.json").read_text(encoding="utf-8"))
-    env = endpoint_env(str(server["url"]), config.region)
 
     def clients(service: str) -> Any:
-        return boto3.client(
-            service,
-            region_name=config.region,
-            endpoint_url=env["AWS_ENDPOINT_URL"],
-            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        )
+        return endpoint_client(str(server["url"]), config.region, service)
 
     platform_file, resources_file = state_dir / PLATFORM_FILE, state_dir / NOTEBOOK_RESOURCES_FILE
     recorded = json.loads(platform_file.read_text(encoding="utf-8")) if platform_file.is_file() else {}
@@ -228,6 +220,11 @@ def local_up(env_name: str = "local", state_dir: Path = STATE_DIR, say: Callable
         say(f"'{env_name}' is already deployed at {server['url']}")
         return resources_file
     platform_file.unlink(missing_ok=True)
+    # Imported only to deploy: moto (through the server module) and torch take seconds to load.
+    from trainstack.embedded_aws import endpoint_env
+    from trainstack.tiny_model import build_tiny_model
+
+    env = endpoint_env(str(server["url"]), config.region)
     say(f"deploying '{env_name}' into the embedded AWS at {server['url']} (cdk log: {state_dir / 'cdk.log'})")
     (state_dir / "cdk.log").unlink(missing_ok=True)
     platform = deploy(
