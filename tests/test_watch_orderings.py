@@ -19,14 +19,16 @@ from typing import Any
 
 import pytest
 from botocore.config import Config
+from botocore.exceptions import ClientError
 from rich.console import Console
 
 from trainstack.config import ResourceNames, load_environment
+from trainstack.demo import failure_sentence
 from trainstack.embedded_aws.testing import delay, throttle
 from trainstack.local_platform import stage_demo_data
 from trainstack.progress import RunProgress, WatchError, watch
 
-pytestmark = pytest.mark.slow
+slow = pytest.mark.slow
 CONFIG = load_environment("local")
 NAMES = ResourceNames.of(CONFIG)
 QUICK = {"max_steps": 4, "logging_steps": 1, "eval_steps": 4, "save_steps": 4}
@@ -75,6 +77,7 @@ def cold_start(deployed_local_platform, tiny_model_dir) -> tuple[Any, Watched]:
     return aws, watched
 
 
+@slow
 def test_the_watcher_waits_for_an_execution_and_a_job_that_are_not_visible_yet(cold_start) -> None:
     _, watched = cold_start
     assert watched.described["status"] == "SUCCEEDED", watched.output
@@ -88,6 +91,7 @@ def test_the_watcher_waits_for_an_execution_and_a_job_that_are_not_visible_yet(c
     assert "Traceback" not in watched.output
 
 
+@slow
 def test_a_throttled_describe_costs_a_poll_and_the_watch_still_reads_the_job(cold_start) -> None:
     aws, first = cold_start
     throttle(aws.endpoint_url, "SageMaker.DescribeTrainingJob", 1)
@@ -97,9 +101,25 @@ def test_a_throttled_describe_costs_a_poll_and_the_watch_still_reads_the_job(col
     assert again.progress.losses == first.progress.losses
 
 
+@slow
 def test_an_execution_that_never_appears_ends_the_watch_with_one_sentence(deployed_local_platform) -> None:
     arn = NAMES.arn("states", f"execution:{NAMES.state_machine}:never-{uuid.uuid4().hex[:8]}")
     with pytest.raises(WatchError) as raised:
         _watch(deployed_local_platform.aws, arn, patience_seconds=1)
     assert str(raised.value).startswith("DescribeExecution kept answering ExecutionDoesNotExist (")
     assert str(raised.value).endswith(f"for 1 s while watching {arn}")
+
+
+def test_a_demo_failure_is_one_sentence_whatever_raised_it() -> None:
+    not_found = ClientError(
+        {"Error": {"Code": "ValidationException", "Message": "Requested resource not found: training job x"}},
+        "DescribeTrainingJob",
+    )
+    assert failure_sentence(not_found) == (
+        "DescribeTrainingJob failed (ValidationException): Requested resource not found: training job x."
+    )
+    watch_error = WatchError("DescribeExecution kept answering ExecutionDoesNotExist (x) for 120 s while watching y")
+    assert failure_sentence(watch_error).startswith(f"{watch_error}: the run itself goes on")
+    assert failure_sentence(KeyError("jobName")) == (
+        "unexpected KeyError: 'jobName' (rerun with TRAINSTACK_DEBUG=1 for the traceback and report it)"
+    )
