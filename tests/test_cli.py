@@ -172,6 +172,7 @@ def test_quotas_table_shows_the_configured_quotas_and_current_usage(cli: Cli, wa
         assert warm_left == str(quota.training_warm_pool_usage - kept)
         assert training_left == str(quota.training_job_usage - kept)  # Available pools count against it
     assert "Longest run time for a training job (L-33A961FD): 432000 s" in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 100, result.output
 
     default = cli("quotas")
     assert CONFIG.training.instance_type in default.output and "ml.c5.xlarge" not in default.output
