@@ -8,6 +8,7 @@ uploaded to the data bucket (what a user does from the notebook).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -78,11 +79,13 @@ def deploy(
     outdir: Path,
     log: Path | None = None,
     on_phase: Callable[[str], None] | None = None,
+    fingerprint: str | None = None,
 ) -> DeployedPlatform:
     """`cdk synth`, `cdk bootstrap`, then `cdk deploy` of every stack of `config` from that one assembly.
 
     Synthesizing once and deploying with `--app <assembly>` keeps bootstrap and deploy from running the
-    app again. Returns the stack outputs and the seconds each phase took.
+    app again. With `fingerprint` (`source_fingerprint()`), an assembly in `outdir` synthesized from the same
+    sources is deployed as is (`synth` then takes 0 s). Returns the stack outputs and the seconds each phase took.
     """
     env = cdk_env(endpoint_env)
     seconds: dict[str, float] = {}
@@ -103,12 +106,20 @@ def deploy(
             "events",
         ],
     }
+    stamp = outdir / "trainstack-fingerprint"
+    if fingerprint and (outdir / "manifest.json").is_file() and _read(stamp) == fingerprint:
+        del phases["synth"]
+        seconds["synth"] = 0.0
+    else:
+        stamp.unlink(missing_ok=True)
     for phase, args in phases.items():
         if on_phase:
             on_phase(phase)
         started = time.monotonic()
         _cdk(args, env, log)
         seconds[phase] = time.monotonic() - started
+    if fingerprint:
+        stamp.write_text(fingerprint, encoding="utf-8")
     # What `make deploy` does after `cdk deploy`: the training log group, encrypted and retained.
     ensure_for_environment(
         config,
@@ -125,6 +136,37 @@ def deploy(
         key: value for stack in by_stack.values() for key, value in stack.items() if not key.startswith("Export")
     }
     return DeployedPlatform(config=config, outputs=outputs, seconds=seconds, assembly_dir=outdir)
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+# What the synthesized templates cannot depend on: tests, docs, notebooks, benchmarks, sample inputs.
+_NOT_SYNTH_INPUTS = ("tests/", "notebooks/", "bench/", "examples/", ".github/")
+
+
+def source_fingerprint() -> str | None:
+    """SHA-256 of every file of the checkout the CDK app may read (tracked or new, not ignored), or None
+    without git. Equal fingerprints mean `cdk synth` would write the same assembly."""
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        check=False,
+    )
+    if listed.returncode != 0:
+        return None
+    digest = hashlib.sha256()
+    for name in sorted(set(listed.stdout.decode().split("\0")) - {""}):
+        path = REPO_ROOT / name
+        if name.startswith(_NOT_SYNTH_INPUTS) or name.endswith(".md") or not path.is_file():
+            continue
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def upload_directory(s3: Any, local: Path, bucket: str, prefix: str) -> int:
@@ -227,10 +269,17 @@ def local_up(env_name: str = "local", state_dir: Path = STATE_DIR, say: Callable
     env = endpoint_env(str(server["url"]), config.region)
     say(f"deploying '{env_name}' into the embedded AWS at {server['url']} (cdk log: {state_dir / 'cdk.log'})")
     (state_dir / "cdk.log").unlink(missing_ok=True)
+    # The assembly of the last local-up is deployed again when no source changed: synth is most of a deploy.
     platform = deploy(
-        config, env, state_dir / "cdk.out", log=state_dir / "cdk.log", on_phase=lambda p: say(f"  cdk {p} …")
+        config,
+        env,
+        state_dir / "cdk.out",
+        log=state_dir / "cdk.log",
+        on_phase=lambda p: say(f"  cdk {p} …"),
+        fingerprint=source_fingerprint(),
     )
-    say("  " + ", ".join(f"{phase} {seconds:.0f} s" for phase, seconds in platform.seconds.items()))
+    phases = platform.seconds.items()
+    say("  " + ", ".join(f"{phase} {f'{seconds:.0f} s' if seconds else 'reused'}" for phase, seconds in phases))
     model_dir = state_dir / "tiny-model"
     if not (model_dir / "config.json").is_file():
         build_tiny_model(model_dir)
