@@ -25,7 +25,7 @@ def status(
 
       trainstack status                 # the latest 10 executions
 
-      trainstack status cli-20261202-191500-a1b2c3
+      trainstack status cli-20261202-191500-a1b2c3 --plot
 
       trainstack --env dev status --last 20
     """
