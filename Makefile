@@ -18,7 +18,8 @@ help:
 	@echo "make demo              synth, deploy into the embedded AWS, run the training pipeline, print the result"
 	@echo "make test              the whole test suite (lint included)"
 	@echo "make synth [ENV=name]  synthesize every environment (or one) and cfn-lint the templates"
-	@echo "make deploy ENV=name   deploy an environment to its real AWS account (uses your AWS credentials)"
+	@echo "make deploy ENV=name   deploy an environment to its real AWS account (uses your AWS credentials;"
+	@echo "                       without a terminal add REQUIRE_APPROVAL=never after reviewing make diff)"
 	@echo "make smoke ENV=name    check a deployed environment on its account: 3 tiny runs, warm-pool reuse, cost"
 	@echo "make bench             print synth, training, deploy and demo timings"
 	@echo "make local-up / local-down   the embedded AWS in the background with 'local' deployed and its data staged"
@@ -67,16 +68,16 @@ demo: install
 
 deploy: install
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<name> (one of: $$(ls config | sed -n 's/\.yaml$$//p' | tr '\n' ' '))"; exit 2; }
-	$(CDK) deploy '$(ENV)/*' -c env=$(ENV) --require-approval broadening
-	$(BIN)/python -m trainstack.training_log_group $(ENV)
+	$(BIN)/python -m trainstack.deploy $(ENV) $(if $(REQUIRE_APPROVAL),--require-approval $(REQUIRE_APPROVAL),)
 
 diff: install
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=<name>"; exit 2; }
 	$(CDK) diff '$(ENV)/*' -c env=$(ENV)
 
-# Real money, a few cents: SMOKE_ARGS passes e.g. --instance-type ml.g5.xlarge (python -m trainstack.smoke -h).
+# Real money: the runs use the environment's training.instance_type unless SMOKE_ARGS names another, e.g.
+# --instance-type ml.g5.xlarge (python -m trainstack.smoke -h).
 smoke: install
-	@test -n "$(ENV)" || { echo "usage: make smoke ENV=<name> [SMOKE_ARGS='--instance-type ml.m5.large']"; exit 2; }
+	@test -n "$(ENV)" || { echo "usage: make smoke ENV=<name> [SMOKE_ARGS='--instance-type ml.g5.xlarge']"; exit 2; }
 	$(BIN)/python -m trainstack.smoke --env $(ENV) $(SMOKE_ARGS)
 
 bench: install

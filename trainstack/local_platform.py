@@ -19,11 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
 from trainstack.config import REPO_ROOT, EnvironmentConfig, ResourceNames
-from trainstack.training_log_group import ensure_for_environment
 
 SAMPLE_DATA_DIR = REPO_ROOT / "examples" / "data" / "sample"
 
@@ -120,17 +118,6 @@ def deploy(
         seconds[phase] = time.monotonic() - started
     if fingerprint:
         stamp.write_text(fingerprint, encoding="utf-8")
-    # What `make deploy` does after `cdk deploy`: the training log group, encrypted and retained.
-    ensure_for_environment(
-        config,
-        lambda service: boto3.client(
-            service,
-            region_name=config.region,
-            endpoint_url=endpoint_env["AWS_ENDPOINT_URL"],
-            aws_access_key_id=endpoint_env["AWS_ACCESS_KEY_ID"],
-            aws_secret_access_key=endpoint_env["AWS_SECRET_ACCESS_KEY"],
-        ),
-    )
     by_stack: dict[str, dict[str, str]] = json.loads(outputs_file.read_text(encoding="utf-8"))
     outputs = {
         key: value for stack in by_stack.values() for key, value in stack.items() if not key.startswith("Export")

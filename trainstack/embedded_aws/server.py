@@ -23,6 +23,7 @@ from trainstack.config import EnvironmentConfig, load_environment
 from . import (
     aws_sdk_service_names,
     cloudformation_change_sets,
+    cloudformation_custom_resources,
     cloudformation_kms_tags,
     cloudformation_resource_policies,
     cloudformation_ssm_parameter_tags,
@@ -34,6 +35,7 @@ from . import (
     jsonata_evaluator,
     jsonata_hash,
     logs_kms_keys,
+    sagemaker_notebook_platforms,
     sagemaker_sync_integration,
     step_functions_status_events,
     step_functions_task_credentials,
@@ -66,6 +68,7 @@ def apply_adapters() -> None:
     jsonata_hash.apply()
     aws_sdk_service_names.apply()
     cloudformation_change_sets.apply()
+    cloudformation_custom_resources.apply()
     cloudformation_kms_tags.apply()
     cloudformation_ssm_parameter_tags.apply()
     cloudformation_resource_policies.apply()
@@ -76,6 +79,7 @@ def apply_adapters() -> None:
     step_functions_status_events.apply()
     events_step_functions_targets.apply()
     logs_kms_keys.apply()
+    sagemaker_notebook_platforms.apply()
     sagemaker_sync_integration.apply()
     step_functions_task_credentials.apply()
     _applied = True
