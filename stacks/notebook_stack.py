@@ -157,7 +157,7 @@ class NotebookStack(Stack):
             wildcard_reason="executions of the platform's state machine are named at start time",
         )
         # Jobs launched from the notebook with the SageMaker SDK; UpdateTrainingJob releases warm pools.
-        grant_training_jobs(policy, config, training.job_target, extra_actions=["sagemaker:UpdateTrainingJob"])
+        grant_training_jobs(policy, config, training.job_target, may_update=True)
         policy.allow(
             "ReadTrainingLogs",
             ["logs:GetLogEvents", "logs:DescribeLogStreams", "logs:FilterLogEvents"],

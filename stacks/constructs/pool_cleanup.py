@@ -28,7 +28,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks.constructs.create_training_job_state import job_name_pattern
+from stacks.constructs.create_training_job_state import grant_update_training_jobs, job_name_pattern
 from stacks.constructs.logged_state_machine import logged_state_machine
 from stacks.constructs.scoped_policy import ScopedPolicy
 from stacks.constructs.training_run_input import run_name_expression
@@ -252,12 +252,13 @@ class PoolCleanup(Construct):
             ["*"],
             wildcard_reason="ListTrainingJobs supports no resource-level permissions",
         )
+        jobs = [names.arn("sagemaker", job_name_pattern(config))]
+        reason = "job names start with the environment's job-name prefix and are made per run"
         policy.allow(
-            "StopJobsAndEndPools",
-            ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:UpdateTrainingJob"],
-            [names.arn("sagemaker", job_name_pattern(config))],
-            wildcard_reason="job names start with the environment's job-name prefix and are made per run",
+            "StopJobs", ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"], jobs, wildcard_reason=reason
         )
+        # Ending a pool is UpdateTrainingJob with keep-alive 0, inside the rails every job-creating role has.
+        grant_update_training_jobs(policy, config, jobs, reason)
         policy.allow("Report", ["sns:Publish"], [topic.topic_arn])
         policy.allow("UseTopicKey", ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])
 

@@ -34,7 +34,7 @@ from typing import Any
 from .iam_policy_evaluation import AuthorizationRequest, ContextValue, Decision, Policy, StatementMatch, evaluate
 from .iam_principals import Caller, MotoIamState
 from .json_protocol import StartResponse, WsgiApp, WsgiEnviron
-from .sagemaker_condition_keys import create_training_job_context, tag_context
+from .sagemaker_condition_keys import create_training_job_context, tag_context, update_training_job_context
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/")
 _SAGEMAKER_JOB_OPERATIONS = {"CreateTrainingJob", "DescribeTrainingJob", "StopTrainingJob", "UpdateTrainingJob"}
@@ -224,6 +224,8 @@ class IamEnforcement:
         if service == "sagemaker":
             if operation in _SAGEMAKER_JOB_OPERATIONS:
                 job = self.arn("sagemaker", f"training-job/{str(payload.get('TrainingJobName', '')).lower()}")
+                if operation == "UpdateTrainingJob":
+                    return [Check(action, job, context | update_training_job_context(payload))]
                 if operation != "CreateTrainingJob":
                     return [Check(action, job, context)]
                 checks = [Check(action, job, context | create_training_job_context(payload))]
