@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import role_arn, stack_outputs
+from conftest import assumer_of, role_arn, stack_outputs
 
 from trainstack.config import ResourceNames, load_environment
 from trainstack.embedded_aws import testing
@@ -171,7 +171,8 @@ NOTEBOOK_REFUSALS: list[tuple[str, Callable[[Any, Request], None], str, bool]] =
 
 @pytest.fixture(scope="module")
 def notebook(aws: Any) -> Any:
-    return role_client(aws.endpoint_url, aws.region, "sagemaker", role_arn(NAMES.notebook_role), "notebook")
+    role = role_arn(NAMES.notebook_role)
+    return role_client(aws.endpoint_url, aws.region, "sagemaker", role, "notebook", assumer=assumer_of(role))
 
 
 @pytest.fixture(scope="module")
@@ -334,7 +335,7 @@ def pool_cleanup_sagemaker(aws: Any) -> Any:
         f":stateMachine:{NAMES.state_machine}", f":stateMachine:{NAMES.state_machine}-pool-cleanup"
     )
     role = aws.client("stepfunctions").describe_state_machine(stateMachineArn=arn)["roleArn"]
-    return role, role_client(aws.endpoint_url, aws.region, "sagemaker", role, "cleanup")
+    return role, role_client(aws.endpoint_url, aws.region, "sagemaker", role, "cleanup", assumer=assumer_of(role, arn))
 
 
 @pytest.mark.parametrize("who", ["notebook", "pool cleanup"])
@@ -374,7 +375,7 @@ def test_the_notebook_role_cannot_change_a_platform_tag_later(aws: Any, notebook
 def state_machine_sagemaker(aws: Any) -> Any:
     arn = stack_outputs(aws, "training")["StateMachineArn"]
     role = aws.client("stepfunctions").describe_state_machine(stateMachineArn=arn)["roleArn"]
-    return role_client(aws.endpoint_url, aws.region, "sagemaker", role, "pipeline")
+    return role_client(aws.endpoint_url, aws.region, "sagemaker", role, "pipeline", assumer=assumer_of(role, arn))
 
 
 @pytest.mark.parametrize(
@@ -408,7 +409,8 @@ def test_the_state_machine_role_may_send_the_conforming_request(aws: Any, state_
 
 
 def execution(aws: Any, service: str) -> Any:
-    return role_client(aws.endpoint_url, aws.region, service, role_arn(NAMES.execution_role), "job")
+    role = role_arn(NAMES.execution_role)
+    return role_client(aws.endpoint_url, aws.region, service, role, "job", assumer=assumer_of(role))
 
 
 def test_the_execution_role_reads_nothing_outside_the_platform_buckets(aws: Any) -> None:

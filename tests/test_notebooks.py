@@ -13,6 +13,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from conftest import assumer_of
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
@@ -116,7 +117,10 @@ def kernel_env(embedded_aws, resources_file: Path) -> dict[str, str]:
     # The kernel runs as the notebook instance's role, as on SageMaker: every call it makes is evaluated
     # against that role's policies (the helpers use boto3's normal credential chain).
     role = f"arn:aws:iam::{embedded_aws.account}:role/{NAMES.notebook_role}"
-    env.update(assume_role(embedded_aws.endpoint_url, embedded_aws.region, role, "notebook").environment())
+    credentials = assume_role(
+        embedded_aws.endpoint_url, embedded_aws.region, role, "notebook", assumer=assumer_of(role)
+    )
+    env.update(credentials.environment())
     env["TRAINSTACK_RESOURCES"] = str(resources_file)
     # Nothing in a test may reach a model hub.
     env["HF_HUB_OFFLINE"] = "1"
