@@ -20,7 +20,7 @@ from stacks.constructs.scoped_policy import ScopedPolicy
 from stacks.constructs.training_run_input import ENCODE_FUNCTION, TAG_CHARACTER_CLASS
 from stacks.storage_stack import ARTIFACT_PREFIXES
 from trainstack.config import EnvironmentConfig, ResourceNames
-from trainstack.instance_storage import has_local_storage, local_storage_families
+from trainstack.instance_storage import local_storage_families
 
 SYNC_RESOURCE = "arn:aws:states:::sagemaker:createTrainingJob.sync"
 # What the optimized integration names SageMaker errors its model lacks (ThrottlingException, ValidationException,
@@ -286,7 +286,7 @@ def training_job_conditions(
             "sagemaker:VpcSecurityGroupIds": list(target.security_group_ids or []),
         }
         common["Null"] = {**common["Null"], "sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"}
-    local = [f for f in training.allowed_instance_families if has_local_storage(f"ml.{f}.x")]
+    local = [f for f in training.allowed_instance_families if f in local_storage_families()]
     ebs = [f for f in training.allowed_instance_families if f not in local]
     statements: dict[str, dict[str, dict[str, object]]] = {}
     if ebs:
