@@ -19,6 +19,8 @@ from .json_protocol import SERVICE_CREDENTIAL_PREFIX, SOURCE_ARN_HEADER
 STEP_FUNCTIONS = "states.amazonaws.com"
 SAGEMAKER = "sagemaker.amazonaws.com"
 EVENTBRIDGE = "events.amazonaws.com"
+# A Lambda function's role (e.g. a custom resource's provider), assumed for the function (aws:SourceArn).
+LAMBDA = "lambda.amazonaws.com"
 
 _RENEW_BEFORE = dt.timedelta(minutes=10)
 
