@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 CDK := npx --no-install cdk
 ENV_CONTEXT := $(if $(ENV),-c env=$(ENV),)
 
-.PHONY: help install synth lint test demo deploy diff smoke bench local-up local-down clean
+.PHONY: help install synth lint test demo deploy diff smoke bench local-up local-down notebook clean
 
 help:
 	@echo "make demo              synth, deploy into the embedded AWS, run the training pipeline, print the result"
@@ -21,7 +21,8 @@ help:
 	@echo "make deploy ENV=name   deploy an environment to its real AWS account (uses your AWS credentials)"
 	@echo "make smoke ENV=name    check a deployed environment on its account: 3 tiny runs, warm-pool reuse, cost"
 	@echo "make bench             print synth, training, deploy and demo timings"
-	@echo "make local-up / local-down   start / stop the embedded AWS in the background"
+	@echo "make local-up / local-down   the embedded AWS in the background with 'local' deployed and its data staged"
+	@echo "make notebook          JupyterLab on notebooks/, pointed at the embedded AWS (after make local-up)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -81,8 +82,15 @@ smoke: install
 bench: install
 	$(BIN)/python bench/run.py
 
+# The server, then the `local` stacks, the tiny model, the sample data and the notebooks' resources file.
 local-up: install
 	$(BIN)/python -m trainstack.embedded_aws up
+	$(BIN)/python -m trainstack.local_platform
+
+# JupyterLab on notebooks/ with the embedded AWS's endpoint, dummy credentials and the resources file.
+notebook: install
+	@test -f .local-aws/notebook-resources.json || { echo "run make local-up first"; exit 2; }
+	$(BIN)/python -m trainstack.local_notebook
 
 local-down:
 	$(BIN)/python -m trainstack.embedded_aws down

@@ -40,6 +40,7 @@ from . import (
 )
 from .assumed_role_credentials import forget_sessions
 from .capacity_errors import capacity_error_control
+from .delayed_calls import DelayedCalls, delay_control
 from .iam_enforcement import IamEnforcement
 from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler, endpoint_client
 from .sagemaker_quotas import SageMakerQuotaHandler, SageMakerQuotaTable
@@ -99,6 +100,7 @@ class EmbeddedAws:
         self._thread: threading.Thread | None = None
         self.executor: TrainingExecutor | None = None
         self.throttle = Throttle()
+        self.delays = DelayedCalls()
         self.iam: IamEnforcement | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -113,9 +115,11 @@ class EmbeddedAws:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
         # The test switch answers first: a throttled call never reaches the handler that would serve it.
-        handlers: list[JsonHandler] = [self.throttle]
+        # A delayed call waits before the throttle switch and the handlers see it.
+        handlers: list[JsonHandler] = [self.delays, self.throttle]
         adapters = AdapterApplication(DomainDispatcherApplication(create_backend_app), handlers)
         app = ThrottleControl(adapters, self.throttle)
+        app = delay_control(app, self.delays)
         app = seed_warm_pools_control(app, lambda: self.executor)
         app = capacity_error_control(app, lambda: self.executor.capacity_errors if self.executor else None)
         # IAM is evaluated before anything answers: the test switches, our handlers and moto see only
