@@ -112,6 +112,12 @@ def test_resource_names_fit_s3_and_carry_account_and_region() -> None:
             "family 'c6i', which is not in allowed_instance_families",
         ),
         (
+            # The storage table decides whether a job may name a volume key: an unclassified family is refused.
+            lambda d: d["training"]["allowed_instance_families"].append("g7"),
+            "training.allowed_instance_families",
+            "['g7']: not in trainstack/data/instance_storage.json",
+        ),
+        (
             lambda d: d["training"].update(instance_count={"default": 5, "min": 1, "max": 4}),
             "training.instance_count",
             "min <= default <= max",

@@ -14,6 +14,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from conftest import assumer_of
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
@@ -95,7 +96,10 @@ def kernel_env(embedded_aws, resources_file: Path) -> dict[str, str]:
     # The kernel runs as the notebook instance's role, as on SageMaker: every call it makes is evaluated
     # against that role's policies (the helpers use boto3's normal credential chain).
     role = f"arn:aws:iam::{embedded_aws.account}:role/{NAMES.notebook_role}"
-    env.update(assume_role(embedded_aws.endpoint_url, embedded_aws.region, role, "notebook").environment())
+    credentials = assume_role(
+        embedded_aws.endpoint_url, embedded_aws.region, role, "notebook", assumer=assumer_of(role)
+    )
+    env.update(credentials.environment())
     env["TRAINSTACK_RESOURCES"] = str(resources_file)
     # Nothing in a test may reach a model hub.
     env["HF_HUB_OFFLINE"] = "1"
@@ -216,7 +220,6 @@ PLATFORM_ADDS = {
     "VpcConfig": "jobs run in the platform's private subnets",
     "OutputDataConfig.KmsKeyId": "the platform's KMS key",
     "OutputDataConfig.CompressionType": "the environment's compression, explicit",
-    "ResourceConfig.VolumeKmsKeyId": "the platform's KMS key",
     "Tags": "cost and ownership tags, the execution",
     "CheckpointConfig": "checkpoints synced to the artifacts bucket",
     "RetryStrategy": "SageMaker retries internal failures",
@@ -330,6 +333,8 @@ def test_the_seeds_estimator_and_its_trainstack_port_send_the_same_request_but_f
     for path, default in EXPLICIT_DEFAULTS.items():
         assert differences.pop(path) == ("<absent>", default)
     assert differences == {}
+    # ml.p4de has local NVMe storage: neither sends a volume key (SageMaker refuses one there).
+    assert "VolumeKmsKeyId" not in sdk_request["ResourceConfig"] and "VolumeKmsKeyId" not in ours["ResourceConfig"]
     # What the platform adds is there, and the per-run values are each side's own code package and name.
     assert {key for key in PLATFORM_ADDS if any(p == key or p.startswith(f"{key}.") for p in our_flat)} == set(
         PLATFORM_ADDS
@@ -416,6 +421,13 @@ def test_a_stopped_create_training_job_is_validated_and_captured_but_never_sent(
     assert tn.platform_request_problems(wrong_role, tn.load_resources(resources_file)) == [
         f"RoleArn is 'arn:aws:iam::123456789012:role/other', the platform's is '{resources['execution_role_arn']}'"
     ]
+    # On a type with local NVMe storage the platform's request names no volume key (SageMaker refuses one).
+    p4de = {**request, "ResourceConfig": {**request["ResourceConfig"], "InstanceType": "ml.p4de.24xlarge"}}
+    assert tn.platform_request_problems(p4de, tn.load_resources(resources_file)) == [
+        f"ResourceConfig.VolumeKmsKeyId is '{resources['kms_key_arn']}', the platform's is None"
+    ]
+    p4de["ResourceConfig"].pop("VolumeKmsKeyId")
+    assert tn.platform_request_problems(p4de, tn.load_resources(resources_file)) == []
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainstack.image_compatibility import check_image
+from trainstack.instance_storage import unclassified
 from trainstack.run_environment_rules import environment_problems
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -339,6 +340,13 @@ class TrainingConfig(_Strict):
                 raise ValueError(f"'{family}' is not an instance family like 'g5' or 'p4de'")
         if not value:
             raise ValueError("needs at least one instance family")
+        # The request and the IAM rails send a volume key only where the family has no local storage.
+        unknown = unclassified(value)
+        if unknown:
+            raise ValueError(
+                f"{unknown}: not in trainstack/data/instance_storage.json, so whether a job may name a volume KMS "
+                f"key is unknown; classify the family there first (local NVMe storage or EBS)"
+            )
         return value
 
     @field_validator("log_retention_days")

@@ -27,7 +27,7 @@ def create_test_role(iam: Any) -> str:
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"Service": ["sagemaker.amazonaws.com", "states.amazonaws.com"]},
+                "Principal": {"Service": ["sagemaker.amazonaws.com", "states.amazonaws.com", "events.amazonaws.com"]},
                 "Action": "sts:AssumeRole",
             }
         ],

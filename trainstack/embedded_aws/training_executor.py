@@ -36,7 +36,7 @@ from trainstack.toolkit_host import (
     write_host_config,
 )
 
-from .assumed_role_credentials import RoleCredentials, assume_role, role_client
+from .assumed_role_credentials import SAGEMAKER, Assumer, RoleCredentials, assume_role, role_client
 from .capacity_errors import CAPACITY_ERROR, CapacityErrors
 from .job_container import JobContainer
 from .json_protocol import AwsError
@@ -546,6 +546,7 @@ class TrainingExecutor:
             service,
             job.request["RoleArn"],
             JOB_SESSION_NAME,
+            assumer=Assumer(SAGEMAKER, job.arn),
             config=Config(retries={"max_attempts": 3}),
         )
 
@@ -563,7 +564,13 @@ class TrainingExecutor:
         outcome: str
         launched = False
         try:
-            credentials = assume_role(self.endpoint_url, self.region, job.request["RoleArn"], JOB_SESSION_NAME)
+            credentials = assume_role(
+                self.endpoint_url,
+                self.region,
+                job.request["RoleArn"],
+                JOB_SESSION_NAME,
+                assumer=Assumer(SAGEMAKER, job.arn),
+            )
             run = _JobRun(
                 job,
                 job_dir,
