@@ -14,19 +14,14 @@ from pathlib import Path
 from aws_cdk import App
 
 from stacks.platform_stage import PlatformStage
-from trainstack.config import ConfigError, check_job_name_prefixes, load_all, load_environment
+from trainstack.config import ConfigError, load_selected
 
 
 def main() -> None:
     app = App()
     selected = app.node.try_get_context("env")
     try:
-        configs = load_all()
-        if selected:
-            # The others are loaded too: a selected environment's job-name prefix must not nest with theirs.
-            config = load_environment(selected)
-            check_job_name_prefixes([config, *(other for other in configs if other.name != config.name)])
-            configs = [config]
+        configs = load_selected(selected)
     except ConfigError as error:
         print(f"trainstack: {error}", file=sys.stderr)
         sys.exit(1)

@@ -526,6 +526,17 @@ def load_all(config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
     return configs
 
 
+def load_selected(name_or_path: str | Path | None, config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
+    """What `cdk synth [-c env=<name>]` builds: every environment, or the selected one checked against all the
+    others, so a job-name prefix that nests with another environment's is refused even when only it is built."""
+    configs = load_all(config_dir)
+    if name_or_path is None:
+        return configs
+    config = load_environment(name_or_path, config_dir)
+    check_job_name_prefixes([config, *(other for other in configs if other.name != config.name)])
+    return [config]
+
+
 def check_job_name_prefixes(configs: list[EnvironmentConfig]) -> None:
     """No two environments of one account (and region) may reach each other's jobs.
 

@@ -258,7 +258,7 @@ _VALIDATE_HELPERS = r"""
         or $substring($im, 0, $length($r) + 1) = $r & "@" and $contains($rest, /^sha256:[0-9a-f]{64}$/)
     ) })) > 0
   };
-  $flat := $replace($replace($string($in), /\\./, "x"), /"[^"]*"/, "0");
+  $flat := $replace($replace($string($in), /\\./, "x"), /\u0022[^\u0022]*\u0022/, "0");
   $tooDeep := $contains($strip($flat, $L.max_depth), /[\[\{]/);
 """
 # What the checks read: the input's parts, and what the request will hold once merged over the defaults.
