@@ -381,11 +381,11 @@ def test_every_problem_names_its_rule_and_causes_stay_short(definition) -> None:
 
 
 def test_inputs_nested_too_deep_are_refused_before_any_other_check(definition) -> None:
-    deep = json.loads("[" * 40 + "1" + "]" * 40)
-    assert _problems(definition, {"hyperparameters": {"x": deep}}) == [
-        "input: nested more than 32 levels deep (objects and arrays inside each other) [input-depth]"
+    deep = json.loads("[" * 300 + "1" + "]" * 300)
+    assert _problems(definition, {"hyperparameters": {"x": deep}, "tags": 7}) == [
+        "input: nested more than 256 levels deep (objects and arrays inside each other) [input-depth]"
     ]
-    _request(definition, {"hyperparameters": {"x": json.loads("[" * 20 + "1" + "]" * 20)}})
+    _request(definition, {"hyperparameters": {"x": json.loads("[" * 200 + "1" + "]" * 200)}})
     assert _problems(definition, "x") == [
         'input: expected a JSON object such as {} or {"instance_count": 2}, got "x" [input-object]'
     ]
@@ -404,10 +404,18 @@ def test_hyperparameters_are_counted_with_the_defaults_and_the_platforms(definit
     assert problem.endswith("[hyperparameters-final-count]")
 
 
-@pytest.mark.parametrize("name", ["a=b", "a b", "x\ny", "-x", "k" * 257, "é"])
+@pytest.mark.parametrize("name", ["a=b", "a b", "x\ny", "x\u2028y", "x\u0085y", "x\u0000", "-x", "", "k" * 257])
 def test_hyperparameter_names_the_toolkit_would_mangle_are_refused(definition, name: str) -> None:
     problems = _problems(definition, {"hyperparameters": {name: 1}})
     assert any(p.endswith("[hyperparameter-names]") for p in problems), problems
+
+
+def test_hyperparameter_names_of_any_script_and_exact_integers_reach_the_job(definition) -> None:
+    request = _request(definition, {"hyperparameters": {"学习率": 0.001, "model.name": "x", "k" * 256: 3}})
+    assert request["HyperParameters"]["学习率"] == "0.001" and request["HyperParameters"]["k" * 256] == "3"
+    [problem] = _problems(definition, {"hyperparameters": {"seed": 12345678901234567890}})
+    assert problem.startswith("hyperparameters.seed: ") and "is beyond 2**53" in problem
+    assert problem.endswith("pass it as a string [hyperparameter-integer-precision]")
 
 
 def test_a_nul_in_a_hyperparameter_value_is_refused(definition) -> None:

@@ -36,8 +36,9 @@ PLATFORM_HYPERPARAMETERS = (
 # A job name is the prefix, "-", 17 digits of start time, "-", 10 hex digits (run_name_expression) and, for a
 # capacity retry, "-r<n>" (capacity_retry.py).
 JOB_NAME_SUFFIX_LENGTH = 1 + 17 + 1 + 10 + len(f"-r{CAPACITY_RETRIES}")
-# Deeper inputs are refused before any other check walks them (a recursion bound for every evaluator).
-MAX_INPUT_DEPTH = 32
+# Deeper inputs are refused before any other check walks them (a recursion bound for every evaluator; Step
+# Functions' own parser stops at 1,000).
+MAX_INPUT_DEPTH = 256
 MAX_REPORTED_PROBLEMS = 20
 # Where a run's own code packages live in the artifacts bucket: the execution role reads this prefix (and
 # the platform's deploy-time package) and nothing else of that bucket besides output/ and checkpoints/.
