@@ -534,3 +534,11 @@ def test_a_selected_environment_whose_prefix_nests_with_anothers_is_refused(tmp_
         load_selected("deveu", tmp_path)
     (tmp_path / "deveu.yaml").unlink()
     assert [c.name for c in load_selected("local", tmp_path)] == ["local"]
+
+
+@pytest.mark.parametrize("prefix", ["trainstack-prod", "trainstack-dev-llama"])
+def test_a_run_cannot_name_its_jobs_like_another_environments(definition, prefix: str) -> None:
+    [problem] = _problems(definition, {"job_name_prefix": prefix})
+    assert problem.startswith(f'job_name_prefix: "{prefix}" names jobs like environment ')
+    assert problem.endswith("[job-name-prefix-other-environment]")
+    _request(definition, {"job_name_prefix": "trainstack-llama"})

@@ -537,6 +537,22 @@ def load_selected(name_or_path: str | Path | None, config_dir: Path = CONFIG_DIR
     return [config]
 
 
+def nested_job_name_prefixes(config: EnvironmentConfig, config_dir: Path = CONFIG_DIR) -> dict[str, str]:
+    """Other environments' job-name prefixes inside this one's (`trainstack-dev` inside `trainstack-`), by
+    environment name. Read from the YAML without validating it: validating runs this environment's checks again."""
+    mine = config.training.job_name_prefix + "-"
+    found = {}
+    for path in sorted(config_dir.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("name") == config.name:
+            continue
+        training = data.get("training") if isinstance(data.get("training"), dict) else {}
+        prefix = training.get("job_name_prefix", data.get("prefix"))
+        if isinstance(prefix, str) and prefix.startswith(mine):
+            found[str(data.get("name", path.stem))] = prefix
+    return found
+
+
 def check_job_name_prefixes(configs: list[EnvironmentConfig]) -> None:
     """No two environments of one account (and region) may reach each other's jobs.
 

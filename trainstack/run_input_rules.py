@@ -382,6 +382,16 @@ RULES: tuple[Rule, ...] = (
             & "-\" (IAM lets the platform create only jobs named " & $L.job_name_prefix & "-...), got " & $show($prefix)""",
     ),
     Rule(
+        "job-name-prefix-other-environment",
+        "job_name_prefix",
+        "no prefix inside another environment's job names (the cleanup, cost reports and people read a job's "
+        "environment from its name)",
+        r"""($o := $filter($L.other_prefixes, function($e) { $prefix = $e.prefix or $substring($prefix, 0, $length($e.prefix) + 1) = $e.prefix & "-" })[0];
+          $type($prefix) = "string" and $exists($o)
+            ? "job_name_prefix: " & $show($prefix) & " names jobs like environment " & $o.env & "'s (" & $o.prefix
+              & "-...); choose a prefix outside it" )""",
+    ),
+    Rule(
         "job-name-length",
         "job_name_prefix",
         "a name that stays within SageMaker's 63 characters with the start time, the execution hash and the "

@@ -15,7 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from stacks.constructs.capacity_retry import CAPACITY_RETRIES
-from trainstack.config import MAX_CAPACITY_WAIT_SECONDS, EnvironmentConfig, ResourceNames, training_instance_types
+from trainstack.config import (
+    MAX_CAPACITY_WAIT_SECONDS,
+    EnvironmentConfig,
+    ResourceNames,
+    nested_job_name_prefixes,
+    training_instance_types,
+)
 from trainstack.run_environment_rules import jsonata_rules
 from trainstack.run_input_rules import RULES, Rule
 
@@ -103,6 +109,8 @@ def run_limits(config: EnvironmentConfig) -> dict[str, Any]:
         "code_prefix": code_prefix_uri(config),
         "images": config.allowed_image_repositories,
         "job_name_prefix": training.job_name_prefix,
+        # Another environment's names inside this one's (local's trainstack- holds dev's trainstack-dev-).
+        "other_prefixes": [{"env": env, "prefix": prefix} for env, prefix in nested_job_name_prefixes(config).items()],
         "platform_tags": sorted(config.platform_tags),
         "max_tags": MAX_JOB_TAGS - 1,
         # The environment's ceilings, which IAM enforces too (create_training_job_state.grant_training_jobs).
