@@ -47,6 +47,41 @@ ENVIRONMENT_END = "<!-- environment rules end -->"
 HYPERPARAMETER_NAME_UNSAFE = r"\u0000-\u0020\u007f-\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff"
 
 
+# The shapes of `code` and of a channel, as the schema gives them to editors (the checks are code-fields and
+# channel-shape).
+CODE_SCHEMA: dict[str, Any] = {
+    "additionalProperties": False,
+    "required": ["entry_point"],
+    "properties": {
+        "package": {
+            "description": "s3://<artifacts bucket>/code/<...>.tar.gz: the execution role reads only that prefix and the platform's own package.",
+            "type": "string",
+            "pattern": "^s3://[a-z0-9.-]+/code/[A-Za-z0-9!_.*'()/-]+\\.tar\\.gz$",
+        },
+        "entry_point": {
+            "description": "The script the toolkit runs, relative to the package root: a .py (the package's requirements.txt is installed first) or a .sh; no '..' segment, no leading '/'.",
+            "type": "string",
+            "pattern": "^(?!/)(?!(.*/)?\\.\\.(/|$))[A-Za-z0-9_./-]+\\.(py|sh)$",
+            "examples": ["train.py", "scripts/run.sh"],
+        },
+    },
+}
+CHANNEL_SCHEMA: dict[str, Any] = {
+    "additionalProperties": {
+        "oneOf": [
+            {"type": "string"},
+            {"type": "null"},
+            {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["prefix"],
+                "properties": {"prefix": {"type": "string"}, "input_mode": {"enum": ["File", "FastFile", "Pipe"]}},
+            },
+        ]
+    }
+}
+
+
 @dataclass(frozen=True)
 class Rule:
     id: str
@@ -189,7 +224,7 @@ RULES: tuple[Rule, ...] = (
         "FastFile or Pipe",
         r"""$channelProblem($v, $k)""",
         per_key=True,
-        schema={"propertyNames": {"pattern": r"^[A-Za-z0-9.\-_]{1,64}$"}},
+        schema={"propertyNames": {"pattern": r"^[A-Za-z0-9.\-_]{1,64}$"}, **CHANNEL_SCHEMA},
     ),
     Rule(
         "channel-names-distinct",
@@ -232,6 +267,7 @@ RULES: tuple[Rule, ...] = (
         "code",
         "a relative `.py`/`.sh` entry point inside the package; a package under the platform's code prefix",
         r"""$isObj($in.code) ? ($p := $codeProblems($in.code); $count($p) > 0 ? $join($p, "; "))""",
+        schema=CODE_SCHEMA,
     ),
     Rule(
         "image-allowed",
@@ -457,9 +493,15 @@ def _merge(target: dict[str, Any], keywords: dict[str, Any]) -> None:
             target[key] = value
 
 
+# What the schema's properties keep from the file: the words for people. Every constraint comes from a rule.
+_DOCUMENTATION_KEYWORDS = ("description", "examples")
+
+
 def render_schema(current: dict[str, Any]) -> dict[str, Any]:
-    """The schema with every rule's constraint keywords applied (descriptions and examples are kept)."""
+    """The schema: each property's description and examples as written, its constraints from the rules."""
     schema = json.loads(json.dumps(current))
+    for name, prop in schema["properties"].items():
+        schema["properties"][name] = {key: prop[key] for key in _DOCUMENTATION_KEYWORDS if key in prop}
     for r in RULES:
         if r.field == "input" or not r.schema:
             continue
