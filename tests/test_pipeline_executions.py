@@ -158,7 +158,7 @@ def test_overrides_arrive_in_the_job_and_a_retained_pool_uses_up_the_headroom(
         ({"environment": {"MASTER_ADDR": "198.51.100.7", "MASTER_PORT": "1"}}, "environment.MASTER_PORT: a run may"),
         ({"environment": {"MY_FLAG": "1"}}, "environment.MY_FLAG: not on the allow-list; a run may set"),
         ({"hyperparameters": {f"h{i}": 1 for i in range(95)}}, "[hyperparameters-final-count]"),
-        ({"hyperparameters": {"a=b": 1}}, "hyperparameters.a=b: names are 1 to 256 letters"),
+        ({"hyperparameters": {"a=b": 1}}, "hyperparameters.a=b: names are 1 to 256 characters without '='"),
         ({"hyperparameters": {"note": "a\u0000b"}}, "[hyperparameter-value-nul]"),
         ({"channels": {"TRAIN": "datasets/train/"}}, "channels: train, TRAIN: channel names must differ"),
         ({"channels": {"extra": "S3://other-bucket/x/"}}, "[channel-shape]"),
