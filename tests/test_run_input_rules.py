@@ -159,6 +159,8 @@ def test_a_name_no_group_documents_is_refused_with_what_is_allowed(definition) -
         "TOKENIZERS_PARALLELISM",
         "OMP_NUM_THREADS",
         "PYTORCH_CUDA_ALLOC_CONF",
+        # The packaged training code's ranks per CPU host (training_code/launcher.py).
+        "TRAINSTACK_CPU_PROCESSES_PER_HOST",
         # The local environment's training.allowed_environment.
         "TRAINSTACK_MARK",
     ],
