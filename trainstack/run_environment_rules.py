@@ -42,14 +42,13 @@ class RefusedGroup:
     words: tuple[str, ...] = ()
     any_case: bool = False
 
+    def matches_without_words(self, name: str) -> bool:
+        candidate = name.upper() if self.any_case else name
+        return candidate in self.names or candidate.startswith(self.prefixes) or candidate.endswith(self.suffixes)
+
     def matches(self, name: str) -> bool:
         candidate = name.upper() if self.any_case else name
-        return (
-            candidate in self.names
-            or candidate.startswith(self.prefixes)
-            or candidate.endswith(self.suffixes)
-            or any(part in self.words for part in candidate.split("_"))
-        )
+        return self.matches_without_words(name) or any(part in self.words for part in candidate.split("_"))
 
 
 @cache
@@ -99,7 +98,8 @@ def refused_reason(name: str) -> str | None:
     if name in platform_names():
         return platform_reason()
     for group in refused_groups():
-        if group.matches(name):
+        # A word names a file, folder or server in a family's names; the built-in exact names were read one by one.
+        if group.matches(name) and not (name in allowed_names() and not group.matches_without_words(name)):
             return group.reason
     return None
 
@@ -144,7 +144,9 @@ def refused_pattern() -> str:
         alternatives += [text(prefix) + ".*" for prefix in group.prefixes]
         alternatives += [".*" + text(suffix) for suffix in group.suffixes]
         alternatives += [f"(.*_)?{text(word)}(_.*)?" for word in group.words]
-    return "^(" + "|".join(alternatives) + ")$"
+    # The built-in names are never refused (a test keeps it so); a word inside one is not a file or server.
+    builtin = "|".join(re.escape(name) for name in allowed_names())
+    return f"^(?!({builtin})$)(" + "|".join(alternatives) + ")$"
 
 
 def _any_case(text: str) -> str:
@@ -157,6 +159,7 @@ def jsonata_rules(extra: Iterable[str] = ()) -> dict[str, Any]:
     return {
         "platform": list(platform_names()),
         "platform_why": platform_reason(),
+        "builtin": list(allowed_names()),
         "allowed": [*allowed_names(), *(entry for entry in extra if not entry.endswith("*"))],
         "families": [*allowed_families(), *(entry[:-1] for entry in extra if entry.endswith("*"))],
         "allowed_summary": allowed_summary(extra),

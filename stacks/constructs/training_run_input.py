@@ -178,7 +178,7 @@ _VALIDATE_HELPERS = r"""
         $n := $g.any_case ? $up : $name;
         $n in $g.names or $count($filter($g.prefixes, function($p) { $substring($n, 0, $length($p)) = $p })) > 0
           or $count($filter($g.suffixes, function($s) { $length($n) >= $length($s) and $substring($n, -$length($s)) = $s })) > 0
-          or $count($filter($split($n, "_"), function($w) { $w in $g.words })) > 0
+          or ($not($name in $E.builtin) and $count($filter($split($n, "_"), function($w) { $w in $g.words })) > 0)
       ) })[0].why
   ) };
   $envAllowed := function($name) {
