@@ -267,11 +267,16 @@ def summarize(output: dict[str, Any]) -> str:
 # --- Bring your own code: the SageMaker SDK v2 Estimator's arguments, through the platform --------------------
 
 
-def _source_package() -> Any:
-    """trainstack/source_package.py from the cloned repository (standard library only, like this file)."""
+def _from_repository() -> None:
+    """Make the cloned repository's `trainstack` package importable (its modules used here are standard library)."""
     repo_root = str(Path(__file__).resolve().parent.parent)
     if repo_root not in sys.path:
         sys.path.append(repo_root)
+
+
+def _source_package() -> Any:
+    """trainstack/source_package.py from the cloned repository (standard library only, like this file)."""
+    _from_repository()
     import trainstack.source_package as source_package
 
     return source_package
@@ -489,11 +494,20 @@ def platform_request_problems(request: dict[str, Any], resources: Resources) -> 
     if request.get("EnableInterContainerTrafficEncryption") is not True:
         problems.append("EnableInterContainerTrafficEncryption must be true")
     resource_config = request.get("ResourceConfig", {})
+    _from_repository()
+    from trainstack.instance_storage import has_local_storage
+
+    # The SDK sends no volume key for a type with local NVMe storage (SageMaker refuses one there); IAM demands
+    # the platform's everywhere else.
+    local = has_local_storage(str(resource_config.get("InstanceType", "ml.unknown.x")))
     expectations = {
         "RoleArn": (request.get("RoleArn"), resources.execution_role_arn),
         "TrainingImage": (request.get("AlgorithmSpecification", {}).get("TrainingImage"), resources.image_uri),
         "OutputDataConfig.KmsKeyId": (request.get("OutputDataConfig", {}).get("KmsKeyId"), resources.kms_key_arn),
-        "ResourceConfig.VolumeKmsKeyId": (resource_config.get("VolumeKmsKeyId"), resources.kms_key_arn),
+        "ResourceConfig.VolumeKmsKeyId": (
+            resource_config.get("VolumeKmsKeyId"),
+            None if local else resources.kms_key_arn,
+        ),
     }
     if resources.subnet_ids:
         vpc = request.get("VpcConfig", {})

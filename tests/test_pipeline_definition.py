@@ -421,7 +421,12 @@ def test_state_machine_role_is_least_privilege(synthesized) -> None:
         if r["Type"] == "AWS::IAM::Policy"
         for s in r["Properties"]["PolicyDocument"]["Statement"]
     }
-    for sid in ("CreateTrainingJobsInsideGuardRails", "TagTrainingJobsAsThePlatform", "WatchAndStopTrainingJobs"):
+    for sid in (
+        "CreateTrainingJobsWithThePlatformVolumeKey",
+        "CreateTrainingJobsOnLocalStorage",
+        "TagTrainingJobsAsThePlatform",
+        "WatchAndStopTrainingJobs",
+    ):
         assert statements[sid]["Resource"] == names.arn("sagemaker", "training-job/trainstack-*")
     passrole = statements["PassExecutionRole"]
     assert passrole["Resource"] == names.arn(

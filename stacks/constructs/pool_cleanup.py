@@ -28,7 +28,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks.constructs.create_training_job_state import job_name_pattern
+from stacks.constructs import trusted_services
+from stacks.constructs.create_training_job_state import grant_update_training_jobs, job_name_pattern
 from stacks.constructs.logged_state_machine import logged_state_machine
 from stacks.constructs.scoped_policy import ScopedPolicy
 from stacks.constructs.training_run_input import run_name_expression
@@ -128,6 +129,11 @@ def _job_cleaner() -> dict[str, Any]:
             },
         },
     }
+
+
+def cleanup_name(names: ResourceNames) -> str:
+    """The cleanup state machine's name (its role trusts Step Functions for this machine only)."""
+    return f"{names.state_machine}-pool-cleanup"
 
 
 def cleanup_definition(config: EnvironmentConfig, topic_arn: str) -> dict[str, Any]:
@@ -242,7 +248,7 @@ class PoolCleanup(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            assumed_by=trusted_services.state_machine(names, cleanup_name(names)),
             description=f"trainstack {config.name}: stops aborted runs' jobs and ends their warm pools",
         )
         policy = ScopedPolicy(self, "Policy", roles=[self.role])
@@ -252,18 +258,19 @@ class PoolCleanup(Construct):
             ["*"],
             wildcard_reason="ListTrainingJobs supports no resource-level permissions",
         )
+        jobs = [names.arn("sagemaker", job_name_pattern(config))]
+        reason = "job names start with the environment's job-name prefix and are made per run"
         policy.allow(
-            "StopJobsAndEndPools",
-            ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:UpdateTrainingJob"],
-            [names.arn("sagemaker", job_name_pattern(config))],
-            wildcard_reason="job names start with the environment's job-name prefix and are made per run",
+            "StopJobs", ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"], jobs, wildcard_reason=reason
         )
+        # Ending a pool is UpdateTrainingJob with keep-alive 0, inside the rails every job-creating role has.
+        grant_update_training_jobs(policy, config, jobs, reason)
         policy.allow("Report", ["sns:Publish"], [topic.topic_arn])
         policy.allow("UseTopicKey", ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])
 
         self.state_machine, self.log_group = logged_state_machine(
             self,
-            name=f"{names.state_machine}-pool-cleanup",
+            name=cleanup_name(names),
             asl=cleanup_definition(config, topic.topic_arn),
             role=self.role,
             key=key,

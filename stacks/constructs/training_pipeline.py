@@ -27,6 +27,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from stacks.constructs import trusted_services
 from stacks.constructs.capacity_retry import capacity_retry_states
 from stacks.constructs.create_training_job_state import (
     TrainingJobTarget,
@@ -188,7 +189,7 @@ class TrainingPipeline(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            assumed_by=trusted_services.state_machine(names, names.state_machine),
             description=f"trainstack {config.name}: the training state machine",
         )
         policy = ScopedPolicy(self, "Policy", roles=[self.role])

@@ -23,6 +23,7 @@ from trainstack.config import EnvironmentConfig, load_environment
 from . import (
     aws_sdk_service_names,
     cloudformation_change_sets,
+    cloudformation_custom_resources,
     cloudformation_kms_tags,
     cloudformation_resource_policies,
     cloudformation_ssm_parameter_tags,
@@ -34,12 +35,14 @@ from . import (
     jsonata_evaluator,
     jsonata_hash,
     logs_kms_keys,
+    sagemaker_notebook_platforms,
     sagemaker_sync_integration,
     step_functions_status_events,
     step_functions_task_credentials,
 )
 from .assumed_role_credentials import forget_sessions
 from .capacity_errors import capacity_error_control
+from .delayed_calls import DelayedCalls, delay_control
 from .iam_enforcement import IamEnforcement
 from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler, endpoint_client
 from .sagemaker_quotas import SageMakerQuotaHandler, SageMakerQuotaTable
@@ -65,6 +68,7 @@ def apply_adapters() -> None:
     jsonata_hash.apply()
     aws_sdk_service_names.apply()
     cloudformation_change_sets.apply()
+    cloudformation_custom_resources.apply()
     cloudformation_kms_tags.apply()
     cloudformation_ssm_parameter_tags.apply()
     cloudformation_resource_policies.apply()
@@ -75,6 +79,7 @@ def apply_adapters() -> None:
     step_functions_status_events.apply()
     events_step_functions_targets.apply()
     logs_kms_keys.apply()
+    sagemaker_notebook_platforms.apply()
     sagemaker_sync_integration.apply()
     step_functions_task_credentials.apply()
     _applied = True
@@ -99,6 +104,7 @@ class EmbeddedAws:
         self._thread: threading.Thread | None = None
         self.executor: TrainingExecutor | None = None
         self.throttle = Throttle()
+        self.delays = DelayedCalls()
         self.iam: IamEnforcement | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -113,9 +119,11 @@ class EmbeddedAws:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
         # The test switch answers first: a throttled call never reaches the handler that would serve it.
-        handlers: list[JsonHandler] = [self.throttle]
+        # A delayed call waits before the throttle switch and the handlers see it.
+        handlers: list[JsonHandler] = [self.delays, self.throttle]
         adapters = AdapterApplication(DomainDispatcherApplication(create_backend_app), handlers)
         app = ThrottleControl(adapters, self.throttle)
+        app = delay_control(app, self.delays)
         app = seed_warm_pools_control(app, lambda: self.executor)
         app = capacity_error_control(app, lambda: self.executor.capacity_errors if self.executor else None)
         # IAM is evaluated before anything answers: the test switches, our handlers and moto see only

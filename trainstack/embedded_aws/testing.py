@@ -27,7 +27,7 @@ def create_test_role(iam: Any) -> str:
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"Service": ["sagemaker.amazonaws.com", "states.amazonaws.com"]},
+                "Principal": {"Service": ["sagemaker.amazonaws.com", "states.amazonaws.com", "events.amazonaws.com"]},
                 "Action": "sts:AssumeRole",
             }
         ],
@@ -124,6 +124,11 @@ def _control(endpoint_url: str, path: str, body: dict[str, Any]) -> dict[str, An
 def throttle(endpoint_url: str, operation: str, count: int = 1) -> dict[str, Any]:
     """Make the next `count` calls of `operation` ("SageMaker.CreateTrainingJob") answer as AWS throttles them."""
     return _control(endpoint_url, "throttle", {"operation": operation, "count": count})
+
+
+def delay(endpoint_url: str, operation: str, seconds: float, count: int = 1) -> dict[str, Any]:
+    """The next `count` calls of `operation` ("SageMaker.CreateTrainingJob") wait `seconds`, then are served."""
+    return _control(endpoint_url, "delay", {"operation": operation, "seconds": seconds, "count": count})
 
 
 def seed_warm_pools(endpoint_url: str, request: dict[str, Any], count: int) -> list[str]:

@@ -36,7 +36,7 @@ from trainstack.toolkit_host import (
     write_host_config,
 )
 
-from .assumed_role_credentials import RoleCredentials, assume_role, role_client
+from .assumed_role_credentials import SAGEMAKER, Assumer, RoleCredentials, assume_role, role_client
 from .capacity_errors import CAPACITY_ERROR, CapacityErrors
 from .job_container import JobContainer
 from .json_protocol import AwsError
@@ -546,6 +546,7 @@ class TrainingExecutor:
             service,
             job.request["RoleArn"],
             JOB_SESSION_NAME,
+            assumer=Assumer(SAGEMAKER, job.arn),
             config=Config(retries={"max_attempts": 3}),
         )
 
@@ -563,7 +564,13 @@ class TrainingExecutor:
         outcome: str
         launched = False
         try:
-            credentials = assume_role(self.endpoint_url, self.region, job.request["RoleArn"], JOB_SESSION_NAME)
+            credentials = assume_role(
+                self.endpoint_url,
+                self.region,
+                job.request["RoleArn"],
+                JOB_SESSION_NAME,
+                assumer=Assumer(SAGEMAKER, job.arn),
+            )
             run = _JobRun(
                 job,
                 job_dir,
@@ -822,7 +829,7 @@ class _JobRun:
             self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
         except self.logs.exceptions.ResourceNotFoundException:
             # Only a missing group is created, as the job's role: the platform creates it at deploy with its key
-            # and retention (trainstack/training_log_group.py), so its execution role holds no CreateLogGroup.
+            # and retention (stacks/constructs/training_log_group.py), so its execution role holds no CreateLogGroup.
             with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
                 self.logs.create_log_group(logGroupName=LOG_GROUP)
             self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
