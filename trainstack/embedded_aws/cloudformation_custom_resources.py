@@ -37,7 +37,7 @@ from moto.awslambda.utils import get_backend as get_lambda_backend
 from moto.cloudformation import custom_model
 from moto.cloudformation.exceptions import ValidationError
 
-from .assumed_role_credentials import role_client
+from .assumed_role_credentials import LAMBDA, Assumer, role_client
 
 RESOURCE_TYPE = "Custom::AWS"
 # The provider function's session name is Lambda's (the function name); this one says who called in denials.
@@ -137,6 +137,8 @@ class AwsSdkCallResource(custom_model.CustomModel):
             boto_service(call["service"]),
             function.role,
             SESSION_NAME,
+            # Lambda assumes the function's role for the provider, as on AWS: the trust policy must name it.
+            assumer=Assumer(LAMBDA, function.function_arn),
         )
         try:
             response = getattr(client, boto_method(call["action"]))(**_decode(call.get("parameters", {}), current))
