@@ -177,7 +177,7 @@ def test_spot_single_node_and_no_compression_render_as_expected(definitions) -> 
         ({"instance_typ": "ml.g5.xlarge"}, "unknown field(s) instance_typ"),
         (
             {"instance_type": "p4de.24xlarge"},
-            'instance_type: expected a SageMaker instance type such as "ml.g5.2xlarge", got "p4de.24xlarge"',
+            'instance_type: expected a SageMaker training instance type such as "ml.g5.2xlarge", got "p4de.24xlarge"',
         ),
         (
             {"instance_type": "ml.c6i.xlarge"},
@@ -220,7 +220,7 @@ def test_spot_single_node_and_no_compression_render_as_expected(definitions) -> 
             {"job_name_prefix": "trainstack_x"},
             'job_name_prefix: expected up to 30 letters, digits and dashes, got "trainstack_x"',
         ),
-        ({"tags": {"aws:owner": "x"}}, "tags: names starting with aws: are reserved"),
+        ({"tags": {"aws:owner": "x"}}, "tags.aws:owner: names starting with aws: are reserved [tags-reserved]"),
         ({"tags": ["a"]}, "tags: expected an object of tag names to string values"),
         ({"code": {"entry_point": "../run.py"}}, 'code.entry_point: "../run.py" must be a relative path inside'),
         ({"code": {"entry_point": "src/../../x.py"}}, "must be a relative path inside the package"),
@@ -598,7 +598,7 @@ def test_capacity_wait_seconds_is_validated_and_defaults_from_the_environment(de
     assert preview(definitions["local"], {}, quotas=QUOTAS).run["capacity_wait_seconds"] == 3600
     assert preview(definitions["local"], {"capacity_wait_seconds": 0}, quotas=QUOTAS).run["capacity_wait_seconds"] == 0
     problems = preview(definitions["local"], {"capacity_wait_seconds": -1}, quotas=QUOTAS).problems
-    assert problems == ["capacity_wait_seconds: expected a whole number from 0 to 604800, got -1"]
+    assert problems == ["capacity_wait_seconds: expected a whole number from 0 to 604800, got -1 [capacity-wait-range]"]
     jsonschema.validate({"capacity_wait_seconds": 60}, SCHEMA)
 
 
@@ -665,7 +665,7 @@ def test_resume_from_takes_the_named_jobs_checkpoint_prefix(definitions) -> None
     assert problem.startswith("resume_from: training job trainstack-") and "(its CheckpointConfig is absent)" in problem
     assert preview(definitions["local"], {"resume_from": "x" * 64}, quotas=QUOTAS).problems == [
         "resume_from: expected the name of an earlier run or training job (up to 63 letters, digits and dashes), "
-        f'got "{"x" * 64}"'
+        f'got "{"x" * 64}" [resume-from-name]'
     ]
 
 
