@@ -35,6 +35,7 @@ from . import (
     jsonata_hash,
     logs_kms_keys,
     sagemaker_sync_integration,
+    step_functions_history_limit,
     step_functions_status_events,
     step_functions_task_credentials,
 )
@@ -72,6 +73,7 @@ def apply_adapters() -> None:
     cloudformation_state_machines.apply()
     cloudformation_template_url.apply()
     execution_names.apply()
+    step_functions_history_limit.apply()
     step_functions_status_events.apply()
     events_step_functions_targets.apply()
     logs_kms_keys.apply()
