@@ -427,10 +427,11 @@ def quota_states(
             "Type": "Pass",
             "Assign": {
                 "pools": (
-                    "{% [$distinct([$usageJobs.job]).($j := $; $a := $lookup($poolCache, $j);"
-                    " $s := $usageJobs[job = $j][0];"
+                    '{% ($statuses := $merge([$usageJobs.{job: {"jobStatus": jobStatus, "status": status}}]);'
+                    " [$map($distinct([$usageJobs.job]), function($j) { ($a := $lookup($poolCache, $j);"
+                    " $s := $lookup($statuses, $j);"
                     ' $a ? {"job": $j, "type": $a.type, "count": $a.count, "spot": $a.spot, "key": $a.key,'
-                    ' "jobStatus": $s.jobStatus, "status": $s.status})] %}'
+                    ' "jobStatus": $s.jobStatus, "status": $s.status}) })]) %}'
                 ),
                 "historySpent": (
                     f"{{% $historySpent + {LOOK_EVENTS} + {PAGE_EVENTS} * $usagePages"
