@@ -460,3 +460,32 @@ def test_the_history_ends_at_25000_events_as_on_aws(embedded_aws: Any) -> None:
             assert (described["status"], described["error"], described["cause"]) == ("FAILED", "States.Runtime", CAUSE)
             assert events[-1]["type"] == "ExecutionFailed"
             assert events[-1]["executionFailedEventDetails"] == {"error": "States.Runtime", "cause": CAUSE}
+
+
+def test_a_task_starts_an_execution_and_reads_its_arn(embedded_aws: Any) -> None:
+    """What ContinueRun relies on (run_continuation.py; step_functions_start_execution.py): the optimized
+    `states:startExecution` takes PascalCase arguments with an object Input and answers `ExecutionArn`."""
+    sfn = embedded_aws.client("stepfunctions")
+    child = sfn.create_state_machine(
+        name=unique("child"),
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn=ROLE,
+    )["stateMachineArn"]
+    parent = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Continue",
+        "States": {
+            "Continue": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::states:startExecution",
+                "Arguments": {"StateMachineArn": child, "Name": "continued", "Input": {"carried": {"n": 1}}},
+                "Output": "{% {'arn': $states.result.ExecutionArn} %}",
+                "End": True,
+            }
+        },
+    }
+    described = run_machine(embedded_aws, parent)
+    assert described["status"] == "SUCCEEDED", described
+    started = json.loads(described["output"])["arn"]
+    assert started.endswith(":continued")
+    assert json.loads(sfn.describe_execution(executionArn=started)["input"]) == {"carried": {"n": 1}}

@@ -49,6 +49,14 @@ class RunProgress:
     _log_tokens: dict[str, str] = field(default_factory=dict)
 
 
+def continued_in(described: dict[str, Any]) -> str | None:
+    """The execution a run handed over to (stacks/constructs/run_continuation.py), if this one did."""
+    if described.get("status") != "SUCCEEDED":
+        return None
+    output = json.loads(described.get("output") or "null")
+    return output.get("continuedIn") if isinstance(output, dict) and output.get("status") == "Continued" else None
+
+
 class RunWatcher:
     """Polls one execution until it ends; `on_line` receives each human-readable change."""
 
@@ -61,8 +69,15 @@ class RunWatcher:
         self._say = on_line
 
     def poll(self) -> dict[str, Any]:
-        """One round: new history events, the job's status, new log lines. Returns DescribeExecution."""
+        """One round: new history events, the job's status, new log lines. Returns DescribeExecution (of the
+        execution the run continued in, when it handed over before the history limit)."""
         described = self._sfn.describe_execution(executionArn=self.execution_arn)
+        continued = continued_in(described)
+        if continued:
+            self._say(f"state  continued in {continued.rsplit(':', 1)[-1]} (a fresh execution, same run)")
+            self.execution_arn = continued
+            self.progress._seen_events = 0
+            return self.poll()
         # The job's news first: its Completed happened before the state machine's next state did.
         known_job = self.progress.job_name
         if known_job:

@@ -134,7 +134,10 @@ def continuation_states(
             "Output": '{% {"status": "Continued", "jobName": $jobName, "continuedIn": $states.result.ExecutionArn} %}',
             "Retry": [
                 {
-                    "ErrorEquals": ["SFN.SfnException", "States.TaskFailed"],
+                    # Any refusal is retried a few times: throttling (`StepFunctions.*` error names differ between
+                    # the optimized integration's documentation and implementations), and a lost answer, whose
+                    # repeat with the same name and input is answered as the first.
+                    "ErrorEquals": ["States.ALL"],
                     "IntervalSeconds": 2,
                     "BackoffRate": 2,
                     "MaxAttempts": 5,

@@ -36,6 +36,7 @@ from . import (
     logs_kms_keys,
     sagemaker_sync_integration,
     step_functions_history_limit,
+    step_functions_start_execution,
     step_functions_status_events,
     step_functions_task_credentials,
 )
@@ -75,6 +76,7 @@ def apply_adapters() -> None:
     cloudformation_template_url.apply()
     execution_names.apply()
     step_functions_history_limit.apply()
+    step_functions_start_execution.apply()
     step_functions_status_events.apply()
     events_step_functions_targets.apply()
     logs_kms_keys.apply()
