@@ -464,13 +464,17 @@ def test_the_history_ends_at_25000_events_as_on_aws(embedded_aws: Any) -> None:
 
 def test_a_task_starts_an_execution_and_reads_its_arn(embedded_aws: Any) -> None:
     """What ContinueRun relies on (run_continuation.py; step_functions_start_execution.py): the optimized
-    `states:startExecution` takes PascalCase arguments with an object Input and answers `ExecutionArn`."""
+    `states:startExecution` takes PascalCase arguments with an object Input and answers `ExecutionArn`; and
+    `run --watch` (trainstack/progress.py) follows an execution that ended "Continued" into the next one."""
+    from trainstack.progress import RunWatcher
+
     sfn = embedded_aws.client("stepfunctions")
     child = sfn.create_state_machine(
         name=unique("child"),
         definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
         roleArn=ROLE,
     )["stateMachineArn"]
+    name = unique("continued")
     parent = {
         "QueryLanguage": "JSONata",
         "StartAt": "Continue",
@@ -478,14 +482,18 @@ def test_a_task_starts_an_execution_and_reads_its_arn(embedded_aws: Any) -> None
             "Continue": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::states:startExecution",
-                "Arguments": {"StateMachineArn": child, "Name": "continued", "Input": {"carried": {"n": 1}}},
-                "Output": "{% {'arn': $states.result.ExecutionArn} %}",
+                "Arguments": {"StateMachineArn": child, "Name": name, "Input": {"carried": {"n": 1}}},
+                "Output": '{% {"status": "Continued", "continuedIn": $states.result.ExecutionArn} %}',
                 "End": True,
             }
         },
     }
     described = run_machine(embedded_aws, parent)
     assert described["status"] == "SUCCEEDED", described
-    started = json.loads(described["output"])["arn"]
-    assert started.endswith(":continued")
+    started = json.loads(described["output"])["continuedIn"]
+    assert started.endswith(f":{name}")
     assert json.loads(sfn.describe_execution(executionArn=started)["input"]) == {"carried": {"n": 1}}
+
+    lines: list[str] = []
+    followed = RunWatcher(embedded_aws.client, described["executionArn"], on_line=lines.append).poll()
+    assert followed["executionArn"] == started and any(f"continued in {name}" in line for line in lines)
