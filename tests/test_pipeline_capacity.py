@@ -340,3 +340,27 @@ def test_looks_at_150_pools_cost_what_the_history_budget_counts_and_a_week_fits(
     assert f"Gave up after {MAX_CAPACITY_WAIT_SECONDS} s" in continued["cause"]
     assert read_history(_history(platform, continued["executionArn"]))["jobName"] == name
     assert forged["error"] == "InvalidInput" and CONTINUATION_KEY in forged["cause"]
+
+
+def test_the_pipeline_role_may_continue_a_run_in_its_own_state_machine_only(platform: Platform) -> None:
+    """ContinueRun's grant (run_continuation.py), through the embedded IAM: StartExecution on the pipeline itself,
+    nothing else (here the pool cleanup's machine is refused)."""
+    from botocore.exceptions import ClientError
+
+    from stacks.constructs.run_continuation import CONTINUATION_KEY
+    from trainstack.embedded_aws.assumed_role_credentials import role_client
+
+    sfn = platform.client("stepfunctions")
+    role = sfn.describe_state_machine(stateMachineArn=platform.state_machine_arn)["roleArn"]
+    as_pipeline = role_client(platform.aws.endpoint_url, platform.aws.region, "stepfunctions", role, "pipeline")
+    # A continuation input the run refuses at once (its names do not match): the start itself is what is tested.
+    started = as_pipeline.start_execution(
+        stateMachineArn=platform.state_machine_arn,
+        name=f"continue-{uuid.uuid4().hex[:8]}",
+        input=json.dumps({CONTINUATION_KEY: {"run_name": "x"}, "input": {}}),
+    )["executionArn"]
+    assert wait_for_execution(sfn, started, timeout=120)["error"] == "InvalidInput"
+    cleanup = f"{platform.state_machine_arn}-pool-cleanup"
+    with pytest.raises(ClientError) as refused:
+        as_pipeline.start_execution(stateMachineArn=cleanup, input="{}")
+    assert refused.value.response["Error"]["Code"] in ("AccessDeniedException", "AccessDenied")

@@ -64,8 +64,10 @@ _FAILURE_REASON = r"""{% $states.result.FailureReason ? $states.result.FailureRe
 
 
 def _carried(field: str, otherwise: str) -> str:
-    """A value a continued run carries (run_continuation.py), else `otherwise` (a `{% ... %}` expression)."""
-    return "{% $continuation ? $continuation." + field + " : (" + otherwise[2:-2].strip() + ") %}"
+    """A value a continued run carries (run_continuation.py), else `otherwise` (a `{% ... %}` expression). A
+    malformed continuation gives null here (an undefined result would fail the state) and is refused next."""
+    carried = f"$continuation.{field}"
+    return f"{{% $continuation ? ($exists({carried}) ? {carried} : null) : ({otherwise[2:-2].strip()}) %}}"
 
 
 def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: str) -> dict[str, Any]:
