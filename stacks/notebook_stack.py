@@ -22,7 +22,7 @@ LIFECYCLE_DIR = REPO_ROOT / "notebooks" / "lifecycle"
 
 
 def render_on_start(resources_json: str, idle_minutes: int, lifecycle_dir: Path = LIFECYCLE_DIR) -> str:
-    """The OnStart script: resource-name file plus the idle auto-stop cron job."""
+    """The OnStart script: resource-name file plus the idle auto-stop systemd timer."""
     autostop = base64.b64encode((lifecycle_dir / "autostop.py").read_bytes()).decode()
     return (
         (lifecycle_dir / "on_start.sh")
@@ -102,7 +102,7 @@ class NotebookStack(Stack):
             subnet_id=network.subnets.subnets[0].subnet_id,
             security_group_ids=[network.security_group.security_group_id],
             lifecycle_config_name=lifecycle.attr_notebook_instance_lifecycle_config_name,
-            platform_identifier="notebook-al2-v3",
+            platform_identifier=notebook_config.platform_identifier,
             instance_metadata_service_configuration=sagemaker.CfnNotebookInstance.InstanceMetadataServiceConfigurationProperty(
                 minimum_instance_metadata_service_version="2"
             ),

@@ -8,6 +8,7 @@ from constructs import Construct
 from stacks.constructs.code_package import CodePackage
 from stacks.constructs.create_training_job_state import TrainingJobTarget
 from stacks.constructs.sagemaker_execution_role import ExecutionRoleProps, SageMakerExecutionRole
+from stacks.constructs.training_log_group import TrainingLogGroup, acknowledge_provider
 from stacks.constructs.training_pipeline import TrainingPipeline, example_input
 from stacks.image_stack import ImageStack
 from stacks.network_stack import NetworkStack
@@ -61,6 +62,11 @@ class TrainingStack(Stack):
             subnet_ids=network.subnets.subnet_ids if network else None,
             security_group_ids=[network.security_group.security_group_id] if network else None,
         )
+        # Where every job logs: made here so that `cdk deploy` alone yields the whole platform.
+        self.log_group = TrainingLogGroup(
+            self, "TrainingLogGroup", names=names, key=storage.key, retention_days=config.training.log_retention_days
+        )
+        acknowledge_provider(self)
         self.pipeline = TrainingPipeline(self, "Pipeline", config=config, key=storage.key, target=self.job_target)
         self.state_machine = self.pipeline.state_machine
 

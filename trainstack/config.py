@@ -8,7 +8,9 @@ reads the models below and never the raw YAML.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -77,6 +79,38 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Interface endpoints a job or notebook without internet access needs (`com.amazonaws.<region>.<service>`), by the
+# construct id the network stack gives them: the SageMaker API (the notebook starting jobs), ECR (image pull),
+# CloudWatch Logs and metrics, STS, KMS, Step Functions and Service Quotas (the notebook and CLI start runs and
+# read quotas). `create` makes each; `existing` must list each in `network.endpoint_services`.
+INTERFACE_ENDPOINT_SERVICES: dict[str, str] = {
+    "SageMakerApi": "sagemaker.api",
+    "SageMakerRuntime": "sagemaker.runtime",
+    "EcrApi": "ecr.api",
+    "EcrDocker": "ecr.dkr",
+    "Logs": "logs",
+    "Monitoring": "monitoring",
+    "Sts": "sts",
+    "Kms": "kms",
+    "StepFunctions": "states",
+    "ServiceQuotas": "servicequotas",
+}
+# The AWS-managed S3 prefix list (`com.amazonaws.<region>.s3`) of the regions we have checked, from
+# `aws ec2 describe-managed-prefix-lists --filters Name=prefix-list-name,Values=com.amazonaws.<region>.s3`.
+# Synth fills `network.s3_prefix_list_id` from it and refuses a different id; other regions must give theirs.
+S3_PREFIX_LISTS: dict[str, str] = {
+    "us-east-1": "pl-63a5400a",
+    "us-east-2": "pl-7ba54012",
+    "us-west-1": "pl-6ba54002",
+    "us-west-2": "pl-68a54001",
+    "eu-west-1": "pl-6da54004",
+    "eu-central-1": "pl-6ea54007",
+    "ap-northeast-1": "pl-61a54008",
+    "ap-southeast-1": "pl-6fa54006",
+    "ap-southeast-2": "pl-6ca54005",
+}
+
+
 class NetworkMode(StrEnum):
     NONE = "none"
     CREATE = "create"
@@ -97,9 +131,12 @@ class NetworkConfig(_Strict):
     # Name=prefix-list-name,Values=com.amazonaws.<region>.s3`): the training group's only HTTPS egress to S3.
     # Given, not looked up, so synth needs no credentials; the gateway endpoint's addresses are not in the VPC.
     s3_prefix_list_id: str | None = Field(None, pattern=r"^pl-[0-9a-f]{8,17}$")
-    # `existing`: the security groups of the VPC's interface endpoints (SageMaker API, ECR, Logs, monitoring,
-    # STS, KMS); the training group may send HTTPS to these and nowhere else besides S3.
+    # `existing`: the security groups of the VPC's interface endpoints (INTERFACE_ENDPOINT_SERVICES); the
+    # training group may send HTTPS to these and nowhere else besides S3.
     endpoint_security_group_ids: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = []
+    # `existing`: the services of the VPC's interface endpoints (`com.amazonaws.<region>.<service>`, e.g.
+    # `sagemaker.api`); synth refuses a VPC without one the platform needs.
+    endpoint_services: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)*$")]] = []
 
     @model_validator(mode="after")
     def _existing_needs_ids(self) -> NetworkConfig:
@@ -115,10 +152,17 @@ class NetworkConfig(_Strict):
                     "mode 'existing' needs endpoint_security_group_ids (sg-...): the security groups of the VPC's "
                     "interface endpoints, the only HTTPS destinations the training group allows besides S3"
                 )
-        elif self.vpc_id or self.subnet_ids or self.endpoint_security_group_ids:
+            missing = [name for name in INTERFACE_ENDPOINT_SERVICES.values() if name not in self.endpoint_services]
+            if missing:
+                raise ValueError(
+                    "mode 'existing' needs the VPC's interface endpoints for every service jobs and the notebook "
+                    f"call without internet access: endpoint_services lacks {', '.join(missing)} "
+                    "(com.amazonaws.<region>.<service>; create the endpoints, then list them)"
+                )
+        elif self.vpc_id or self.subnet_ids or self.endpoint_security_group_ids or self.endpoint_services:
             raise ValueError(
-                "vpc_id/subnet_ids/endpoint_security_group_ids are only read when mode is 'existing', "
-                f"not '{self.mode.value}'"
+                "vpc_id/subnet_ids/endpoint_security_group_ids/endpoint_services are only read when mode is "
+                f"'existing', not '{self.mode.value}'"
             )
         if self.mode is not NetworkMode.NONE and not self.s3_prefix_list_id:
             raise ValueError(
@@ -161,11 +205,59 @@ class ImageConfig(_Strict):
         return f"{self.dlc_registry(region)}/{self.dlc_repository}:{self.dlc_tag}"
 
 
+@dataclass(frozen=True)
+class NotebookPlatform:
+    operating_system: str
+    system_python: str  # /usr/bin/python3, which the lifecycle scripts run on
+    created_until: dt.date | None  # the last day AWS creates (or restarts) such an instance; None: still created
+
+
+# Notebook instance platforms (botocore's `PlatformIdentifier` values), from the SageMaker Developer Guide's
+# "Amazon Linux 2023 notebook instances" and "Amazon Linux 2 notebook instances" pages: AL2 reached end of
+# support on 2026-06-30 and from 2026-07-01 AL2 instances can no longer be created or restarted;
+# `notebook-al2023-v1` is the default since 2026-05-15. AL1 notebook instances ended with the Amazon Linux AMI
+# (end of life 2023-12-31). Synth and the embedded SageMaker refuse a platform past its date.
+NOTEBOOK_PLATFORMS: dict[str, NotebookPlatform] = {
+    "notebook-al1-v1": NotebookPlatform("Amazon Linux 1", "3.6", dt.date(2023, 12, 31)),
+    "notebook-al2-v1": NotebookPlatform("Amazon Linux 2", "3.7", dt.date(2026, 6, 30)),
+    "notebook-al2-v2": NotebookPlatform("Amazon Linux 2", "3.7", dt.date(2026, 6, 30)),
+    "notebook-al2-v3": NotebookPlatform("Amazon Linux 2", "3.7", dt.date(2026, 6, 30)),
+    "notebook-al2023-v1": NotebookPlatform("Amazon Linux 2023", "3.9", None),
+    "notebook-al2023-v2": NotebookPlatform("Amazon Linux 2023", "3.9", None),
+}
+# The oldest system Python of the platforms still created: what notebooks/lifecycle/ must run on (vermin checks).
+LIFECYCLE_PYTHON = "3.9"
+
+
+def notebook_platform_problem(identifier: str, today: dt.date) -> str | None:
+    """Why AWS would not create a notebook instance on `identifier` on `today`; None when it would."""
+    creatable = [name for name, p in NOTEBOOK_PLATFORMS.items() if p.created_until is None or p.created_until >= today]
+    platform = NOTEBOOK_PLATFORMS.get(identifier)
+    if platform is None:
+        return f"'{identifier}' is not a notebook instance platform; use one of {', '.join(creatable)}"
+    if platform.created_until is not None and platform.created_until < today:
+        return (
+            f"{platform.operating_system} notebook instances ('{identifier}') can no longer be created or restarted "
+            f"since {platform.created_until + dt.timedelta(days=1)}; use one of {', '.join(creatable)}"
+        )
+    return None
+
+
 class NotebookConfig(_Strict):
     enabled: bool = True
+    # Checked against NOTEBOOK_PLATFORMS at synth: a platform AWS no longer creates fails synth, not the deploy.
+    platform_identifier: str = "notebook-al2023-v1"
     instance_type: str = Field("ml.t3.medium", pattern=INSTANCE_TYPE_PATTERN)
     volume_size_gb: int = Field(20, ge=5, le=16384)
     idle_stop_minutes: int = Field(60, ge=5, le=24 * 60)
+
+    @field_validator("platform_identifier")
+    @classmethod
+    def _platform_still_created(cls, value: str) -> str:
+        problem = notebook_platform_problem(value, dt.datetime.now(dt.UTC).date())
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class StorageConfig(_Strict):
@@ -363,6 +455,23 @@ class EnvironmentConfig(_Strict):
                     "start time and execution); set training.job_name_prefix"
                 )
             data = {**data, "training": {**training, "job_name_prefix": prefix}}
+        return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _s3_prefix_list_of_the_region(cls, data: Any) -> Any:
+        """Fill `network.s3_prefix_list_id` from S3_PREFIX_LISTS; refuse one that is not the region's."""
+        if not isinstance(data, dict) or not isinstance(data.get("network"), dict):
+            return data
+        network, known = data["network"], S3_PREFIX_LISTS.get(str(data.get("region")))
+        given = network.get("s3_prefix_list_id")
+        if known and isinstance(given, str) and given.startswith("pl-") and given != known:
+            raise ValueError(
+                f"network.s3_prefix_list_id {given} is not com.amazonaws.{data['region']}.s3 ({known}); "
+                "remove it to use the region's, or correct it"
+            )
+        if known and not given and network.get("mode", NetworkMode.NONE.value) != NetworkMode.NONE.value:
+            data = {**data, "network": {**network, "s3_prefix_list_id": known}}
         return data
 
     @model_validator(mode="after")

@@ -132,7 +132,7 @@ class SageMakerExecutionRole(Construct):
             wildcard_reason="PutMetricData has no resource-level permissions; the namespace condition scopes it",
             conditions={"StringEquals": {"cloudwatch:namespace": TRAINING_METRICS_NAMESPACE}},
         )
-        # No logs:CreateLogGroup: the group is created encrypted at deploy time (trainstack.training_log_group);
+        # No logs:CreateLogGroup: the group is created encrypted by the stack (constructs/training_log_group.py);
         # a job must not recreate it unencrypted and kept forever.
         policy.allow(
             "WriteTrainingLogs",

@@ -23,6 +23,7 @@ from trainstack.config import EnvironmentConfig, load_environment
 from . import (
     aws_sdk_service_names,
     cloudformation_change_sets,
+    cloudformation_custom_resources,
     cloudformation_kms_tags,
     cloudformation_resource_policies,
     cloudformation_ssm_parameter_tags,
@@ -34,6 +35,7 @@ from . import (
     jsonata_evaluator,
     jsonata_hash,
     logs_kms_keys,
+    sagemaker_notebook_platforms,
     sagemaker_sync_integration,
     step_functions_history_limit,
     step_functions_start_execution,
@@ -43,6 +45,7 @@ from . import (
 from . import time_scale as time_scale_knob  # `time_scale` is EmbeddedAws's argument
 from .assumed_role_credentials import forget_sessions
 from .capacity_errors import capacity_error_control
+from .delayed_calls import DelayedCalls, delay_control
 from .iam_enforcement import IamEnforcement
 from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler, endpoint_client
 from .sagemaker_quotas import SageMakerQuotaHandler, SageMakerQuotaTable
@@ -68,6 +71,7 @@ def apply_adapters() -> None:
     jsonata_hash.apply()
     aws_sdk_service_names.apply()
     cloudformation_change_sets.apply()
+    cloudformation_custom_resources.apply()
     cloudformation_kms_tags.apply()
     cloudformation_ssm_parameter_tags.apply()
     cloudformation_resource_policies.apply()
@@ -80,6 +84,7 @@ def apply_adapters() -> None:
     step_functions_status_events.apply()
     events_step_functions_targets.apply()
     logs_kms_keys.apply()
+    sagemaker_notebook_platforms.apply()
     sagemaker_sync_integration.apply()
     step_functions_task_credentials.apply()
     time_scale_knob.apply()
@@ -118,6 +123,7 @@ class EmbeddedAws:
         self._thread: threading.Thread | None = None
         self.executor: TrainingExecutor | None = None
         self.throttle = Throttle()
+        self.delays = DelayedCalls()
         self.iam: IamEnforcement | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -133,9 +139,11 @@ class EmbeddedAws:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
         # The test switch answers first: a throttled call never reaches the handler that would serve it.
-        handlers: list[JsonHandler] = [self.throttle]
+        # A delayed call waits before the throttle switch and the handlers see it.
+        handlers: list[JsonHandler] = [self.delays, self.throttle]
         adapters = AdapterApplication(DomainDispatcherApplication(create_backend_app), handlers)
         app = ThrottleControl(adapters, self.throttle)
+        app = delay_control(app, self.delays)
         app = seed_warm_pools_control(app, lambda: self.executor)
         app = time_scale_knob.time_scale_control(app)
         app = capacity_error_control(app, lambda: self.executor.capacity_errors if self.executor else None)

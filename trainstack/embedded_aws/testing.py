@@ -128,6 +128,11 @@ def throttle(endpoint_url: str, operation: str, count: int = 1) -> dict[str, Any
     return _control(endpoint_url, "throttle", {"operation": operation, "count": count})
 
 
+def delay(endpoint_url: str, operation: str, seconds: float, count: int = 1) -> dict[str, Any]:
+    """The next `count` calls of `operation` ("SageMaker.CreateTrainingJob") wait `seconds`, then are served."""
+    return _control(endpoint_url, "delay", {"operation": operation, "seconds": seconds, "count": count})
+
+
 def seed_warm_pools(endpoint_url: str, request: dict[str, Any], count: int) -> list[str]:
     """`count` Completed jobs `<TrainingJobName>-<i>` holding Available pools, as if each had run (no run)."""
     return _control(endpoint_url, "seed-warm-pools", {"request": request, "count": count})["TrainingJobArns"]
