@@ -384,8 +384,19 @@ def run_name_expression(prefix: str, start_time: str, execution_arn: str) -> str
     `start_time` is ISO 8601 (`$states.context.Execution.StartTime`, or `$fromMillis(...)` of an execution status
     event's `startDate`): only its first 23 characters, to the millisecond, are used, so both forms agree.
     """
+    return f'{prefix} & "-" & {run_suffix_expression(start_time, execution_arn)}'
+
+
+# `-<17 digits>-<10 hex>`: what follows the prefix in a run's name, and in each of its jobs' names.
+RUN_SUFFIX_LENGTH = 28
+
+
+def run_suffix_expression(start_time: str, execution_arn: str) -> str:
+    """The part of a run's name that its execution alone determines, whatever its `job_name_prefix`: the start
+    time to the millisecond (17 digits) and the first 10 hex digits of the SHA-256 of its ARN (RUN_SUFFIX_LENGTH
+    characters with the dash between them)."""
     return (
-        f'{prefix} & "-" & $replace($substring({start_time}, 0, 23), /[^0-9]/, "")'
+        f'$replace($substring({start_time}, 0, 23), /[^0-9]/, "")'
         f' & "-" & $substring($hash({execution_arn}, "SHA-256"), 0, 10)'
     )
 
