@@ -218,9 +218,12 @@ def test_pools_lists_the_available_pool_and_release_ends_it(cli: Cli, watched_ru
 @slow
 def test_bad_flag_value_prints_the_invalid_input_cause_and_starts_nothing(cli: Cli) -> None:
     before = cli.execution_count()
-    result = cli("run", "--instance-count", "9", "--instance-type", "ml.c6i.xlarge")
+    result = cli("run", "--instance-count", "9", "--instance-type", "ml.c6i.xlarge", "--env", "PERL5OPT=-Mx")
     assert result.exit_code == 1
     assert "InvalidInput: " in result.stderr
+    # The rulebook's rules, by id, as the deployed Validate words them (issue 20).
+    assert "environment.PERL5OPT: a run may not set it: " in result.stderr
+    assert "[environment-allow-list]" in result.stderr
     assert 'instance_type: "ml.c6i.xlarge" is of family "c6i", which this environment does not allow' in result.stderr
     assert "instance_count: expected a whole number from 1 to 4, got 9" in result.stderr
     assert cli.execution_count() == before
@@ -246,8 +249,8 @@ def test_dry_run_shows_the_request_from_file_and_flags_without_starting(cli: Cli
     before = cli.execution_count()
     result = cli(
         "run", "--dry-run", "--input", str(run_input), "--instance-type", "ml.m5.2xlarge", "--instance-count", "1",
-        "-p", "max_steps=4", "-p", "model_name=gpt2", "--channel", "extra=datasets/extra/", "--env", "MARK=cli",
-        "--keep-alive", "300",
+        "-p", "max_steps=4", "-p", "model_name=gpt2", "--channel", "extra=datasets/extra/",
+        "--env", "TRAINSTACK_MARK=cli", "--keep-alive", "300",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert cli.execution_count() == before
@@ -263,7 +266,7 @@ def test_dry_run_shows_the_request_from_file_and_flags_without_starting(cli: Cli
     assert "is 0 in this account" in _field(result.stdout, "Warm pool")
     assert request["HyperParameters"]["max_steps"] == "4" and request["HyperParameters"]["warmup"] == "1"
     assert request["HyperParameters"]["model_name"] == '"gpt2"'
-    assert request["Environment"]["MARK"] == "cli"
+    assert request["Environment"]["TRAINSTACK_MARK"] == "cli"
     channels = {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in request["InputDataConfig"]}
     assert channels["extra"] == f"s3://{NAMES.data_bucket}/datasets/extra/"
 

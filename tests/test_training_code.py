@@ -448,10 +448,15 @@ def test_launch_plan_for_two_gpu_hosts_uses_nccl_and_the_host_position() -> None
     assert "--master_addr=algo-1" in command and command[-3:] == ["/opt/ml/code/run_train.py", "--max_steps", "5"]
 
 
-def test_launch_plan_on_cpu_uses_gloo_and_honours_master_overrides() -> None:
+def test_launch_plan_on_cpu_uses_gloo_and_the_local_modes_rendezvous_only() -> None:
     sagemaker_env, launcher = code_module("sagemaker_env"), code_module("launcher")
-    environ = {"SM_HOSTS": '["algo-1","algo-2"]', "SM_CURRENT_HOST": "algo-1", "MASTER_ADDR": "127.0.0.1"}
+    environ = {"SM_HOSTS": '["algo-1","algo-2"]', "SM_CURRENT_HOST": "algo-1", "MASTER_ADDR": "198.51.100.7"}
     environ["MASTER_PORT"] = "12345"
+    # On SageMaker the rendezvous is the first host, whatever the job's Environment says (issue 20).
+    plan = launcher.plan_launch(sagemaker_env.SageMakerEnvironment.from_environ(environ), environ)
+    assert (plan.master_addr, plan.master_port) == ("algo-1", launcher.DEFAULT_MASTER_PORT)
+    # The embedded AWS's hosts are processes on 127.0.0.1: it sets local mode and the rendezvous.
+    environ.update(SM_STUDIO_LOCAL_MODE="true", MASTER_ADDR="127.0.0.1")
     plan = launcher.plan_launch(sagemaker_env.SageMakerEnvironment.from_environ(environ), environ)
     assert (plan.nproc_per_node, plan.backend, plan.master_addr, plan.master_port) == (1, "gloo", "127.0.0.1", 12345)
     assert not launcher.is_torchrun_worker(environ)

@@ -3,9 +3,11 @@
 In a custom image (or any DLC without the PyTorch estimator's `distribution=`), SageMaker starts the
 entry point once per host and nothing more. So with several hosts or GPUs the first invocation on each
 host becomes a launcher: one `torchrun` agent per host, nnodes = len(SM_HOSTS), node rank = this host's
-position in SM_HOSTS, one worker per GPU (one on a CPU host), rendezvous at the first host.
-`MASTER_ADDR` / `MASTER_PORT` override the rendezvous for local runs, where N "hosts" are N processes
-on 127.0.0.1.
+position in SM_HOSTS, one worker per GPU (one on a CPU host), rendezvous at the first host's name and port
+29500, never from the job's environment (a run's MASTER_ADDR would join the job to another host's process
+group). Only in local mode (`SM_STUDIO_LOCAL_MODE=true`, which the embedded AWS sets above the job's own
+variables and a run input cannot set) do `MASTER_ADDR` / `MASTER_PORT` give the rendezvous: there N "hosts"
+are N processes on 127.0.0.1.
 
 Why not the toolkit's own torch_distributed runner (`sagemaker_torch_distributed_enabled`, what the SDK's
 `distribution={"torch_distributed": {"enabled": True}}` sets)? The generic `train` entry point, which a
@@ -74,12 +76,13 @@ class LaunchPlan:
 
 
 def plan_launch(sm: SageMakerEnvironment, environ: Mapping[str, str]) -> LaunchPlan:
+    local = environ.get("SM_STUDIO_LOCAL_MODE") == "true"
     return LaunchPlan(
         nnodes=len(sm.hosts),
         node_rank=sm.node_rank,
         nproc_per_node=sm.num_gpus or int(environ.get(CPU_PROCESSES_PER_HOST_ENV) or 1),
-        master_addr=environ.get("MASTER_ADDR") or sm.hosts[0],
-        master_port=int(environ.get("MASTER_PORT") or DEFAULT_MASTER_PORT),
+        master_addr=(local and environ.get("MASTER_ADDR")) or sm.hosts[0],
+        master_port=int((local and environ.get("MASTER_PORT")) or DEFAULT_MASTER_PORT),
         backend="nccl" if sm.num_gpus > 0 else "gloo",
     )
 

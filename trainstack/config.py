@@ -12,15 +12,17 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
+import botocore.session
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainstack.image_compatibility import check_image
 from trainstack.instance_storage import unclassified
-from trainstack.run_environment_rules import environment_problems
+from trainstack.run_environment_rules import allowed_entry_problems
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "config"
@@ -69,6 +71,17 @@ _S3_PREFIX_PATTERN = r"^[A-Za-z0-9!_.*'()/-]*$"
 # ECR repository names (lowercase path segments) and image tags, as ECR allows them.
 ECR_REPOSITORY_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
 IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
+
+
+@cache
+def training_instance_types() -> list[str]:
+    """Every instance type CreateTrainingJob accepts (botocore's TrainingInstanceType enum)."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return list(model.shape_for("TrainingInstanceType").enum)
+
+
+def training_instance_families() -> list[str]:
+    return sorted({instance_type.split(".")[1] for instance_type in training_instance_types()})
 
 
 class ConfigError(Exception):
@@ -321,11 +334,17 @@ class TrainingConfig(_Strict):
     # Job names are `<job_name_prefix>-<start time>-<execution>` (at most 63 characters); IAM lets the
     # environment's roles touch only `<job_name_prefix>-*`. Defaults to the environment's `prefix`, so two
     # environments in one account never share it (EnvironmentConfig fills it in; load_all checks the account).
-    job_name_prefix: str = Field("trainstack", pattern=r"^[a-z0-9](-*[a-z0-9]){0,29}$")
+    # max_length too: the pattern's `-*` would let dashes run past 30 characters.
+    job_name_prefix: str = Field(
+        "trainstack", pattern=r"^[a-z0-9](-*[a-z0-9]){0,29}$", max_length=MAX_JOB_NAME_PREFIX_LENGTH
+    )
     container_log_level: int = Field(20, ge=0, le=50)
     compression: CompressionType = CompressionType.GZIP
     hyperparameters: dict[str, Any] = {}
     environment: dict[str, str] = {}
+    # Environment variable names (or `PREFIX_*` families) a run may set besides the built-in allow-list
+    # (schemas/run-environment-rules.json); none of its refused names can be allowed.
+    allowed_environment: list[str] = []
     channels: dict[str, ChannelDefault] = {}
     checkpoints: bool = True
     # How long the training log group (/aws/sagemaker/TrainingJobs) keeps job logs; set at deploy time.
@@ -335,9 +354,13 @@ class TrainingConfig(_Strict):
     @field_validator("allowed_instance_families")
     @classmethod
     def _families(cls, value: list[str]) -> list[str]:
+        known = training_instance_families()
         for family in value:
-            if not re.fullmatch(r"[a-z][a-z0-9-]*", family):
-                raise ValueError(f"'{family}' is not an instance family like 'g5' or 'p4de'")
+            if family not in known:
+                raise ValueError(
+                    f"'{family}' is not a SageMaker training instance family (botocore's TrainingInstanceType); "
+                    f"known: {', '.join(known)}"
+                )
         if not value:
             raise ValueError("needs at least one instance family")
         # The request and the IAM rails send a volume key only where the family has no local storage.
@@ -347,6 +370,14 @@ class TrainingConfig(_Strict):
                 f"{unknown}: not in trainstack/data/instance_storage.json, so whether a job may name a volume KMS "
                 f"key is unknown; classify the family there first (local NVMe storage or EBS)"
             )
+        return value
+
+    @field_validator("allowed_environment")
+    @classmethod
+    def _allowed_environment(cls, value: list[str]) -> list[str]:
+        problems = allowed_entry_problems(value, field="allowed_environment")
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @field_validator("log_retention_days")
@@ -363,15 +394,6 @@ class TrainingConfig(_Strict):
         for name in value:
             if not re.fullmatch(r"[A-Za-z0-9\.\-_]{1,64}", name):
                 raise ValueError(f"channel name '{name}' must match [A-Za-z0-9.-_]{{1,64}}")
-        return value
-
-    @field_validator("environment")
-    @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        # The run input's rules (the deny-list and SageMaker's limits): a default no run could send is a typo.
-        problems = environment_problems(value, field="environment")
-        if problems:
-            raise ValueError("; ".join(problems))
         return value
 
     @model_validator(mode="after")
@@ -567,10 +589,30 @@ def parse_environment(data: Any, source: str) -> EnvironmentConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of fields at the top level, got {type(data).__name__}")
     try:
-        return EnvironmentConfig.model_validate(data)
+        config = EnvironmentConfig.model_validate(data)
     except ValidationError as exc:
         lines = "\n".join(_describe(err) for err in exc.errors())
         raise ConfigError(f"{source}: invalid environment configuration\n{lines}") from None
+    # The defaults must pass the rules a run input passes (the rulebook, as the state machine's own Validate
+    # evaluates them): a default no run could send would fail every run. Imported here: the Validate
+    # expression is built from this module's models.
+    from stacks.constructs.training_run_input import config_problems
+
+    problems = config_problems(config)
+    if problems:
+        lines = "\n".join(f"  {_config_field(problem)}" for problem in problems)
+        raise ConfigError(f"{source}: the environment's defaults break the run-input rules\n{lines}")
+    return config
+
+
+# Where a run-input field's default comes from in the config file.
+_CONFIG_FIELDS = {"tags": "tags.extra", "input": "training"}
+
+
+def _config_field(problem: str) -> str:
+    """A run-input problem (`environment.X: ...`) named by its config field (`training.environment.X: ...`)."""
+    head = problem.split(".", 1)[0].split(":", 1)[0]
+    return f"{_CONFIG_FIELDS.get(head, 'training.' + head)}{problem[len(head) :]}"
 
 
 def load_environment(name_or_path: str | Path, config_dir: Path = CONFIG_DIR) -> EnvironmentConfig:
@@ -599,6 +641,33 @@ def load_all(config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
     configs = [load_environment(name, config_dir) for name in environment_names(config_dir)]
     check_job_name_prefixes(configs)
     return configs
+
+
+def load_selected(name_or_path: str | Path | None, config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
+    """What `cdk synth [-c env=<name>]` builds: every environment, or the selected one checked against all the
+    others, so a job-name prefix that nests with another environment's is refused even when only it is built."""
+    configs = load_all(config_dir)
+    if name_or_path is None:
+        return configs
+    config = load_environment(name_or_path, config_dir)
+    check_job_name_prefixes([config, *(other for other in configs if other.name != config.name)])
+    return [config]
+
+
+def nested_job_name_prefixes(config: EnvironmentConfig, config_dir: Path = CONFIG_DIR) -> dict[str, str]:
+    """Other environments' job-name prefixes inside this one's (`trainstack-dev` inside `trainstack-`), by
+    environment name. Read from the YAML without validating it: validating runs this environment's checks again."""
+    mine = config.training.job_name_prefix + "-"
+    found = {}
+    for path in sorted(config_dir.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("name") == config.name:
+            continue
+        training = data.get("training") if isinstance(data.get("training"), dict) else {}
+        prefix = training.get("job_name_prefix", data.get("prefix"))
+        if isinstance(prefix, str) and prefix.startswith(mine):
+            found[str(data.get("name", path.stem))] = prefix
+    return found
 
 
 def check_job_name_prefixes(configs: list[EnvironmentConfig]) -> None:

@@ -115,6 +115,14 @@ class RunProgress:
         return "; ".join(parts) or None
 
 
+def continued_in(described: dict[str, Any]) -> str | None:
+    """The execution a run handed over to (stacks/constructs/run_continuation.py), if this one did."""
+    if described.get("status") != "SUCCEEDED":
+        return None
+    output = json.loads(described.get("output") or "null")
+    return output.get("continuedIn") if isinstance(output, dict) and output.get("status") == "Continued" else None
+
+
 class RunWatcher:
     """Polls one execution until it ends; `on_line` receives each human-readable change."""
 
@@ -139,13 +147,20 @@ class RunWatcher:
     def poll(self) -> dict[str, Any] | None:
         """One round: new history events, the job's status, new log lines.
 
-        Returns DescribeExecution, or None while the execution is not visible yet.
+        Returns DescribeExecution (of the execution the run continued in, when it handed over before the history
+        limit), or None while the execution is not visible yet.
         """
         described = self._attempt(
             "DescribeExecution", lambda: self._sfn.describe_execution(executionArn=self.execution_arn)
         )
         if described is None:
             return None
+        continued = continued_in(described)
+        if continued:
+            self._say(f"state  continued in {continued.rsplit(':', 1)[-1]} (a fresh execution, same run)")
+            self.execution_arn = continued
+            self.progress._seen_events = 0
+            return self.poll()
         # The job's news first: its Completed happened before the state machine's next state did.
         known_job = self.progress.job_name
         if known_job:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stacks.constructs.run_continuation import HISTORY_BUDGET
 from stacks.constructs.scoped_policy import ScopedPolicy
 from stacks.constructs.training_run_input import ENCODE_FUNCTION, TAG_CHARACTER_CLASS
 from stacks.storage_stack import ARTIFACT_PREFIXES
@@ -209,7 +210,8 @@ def train_states(*, next_state: str, failure_state: str, capacity_wait_state: st
             "Type": "Task",
             "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob",
             "Arguments": {"TrainingJobName": "{% $jobName %}"},
-            "Assign": {"job": "{% $states.result %}"},
+            # A poll's history events: this Task (5), ExistingJobEnded and WaitForExistingJob (2 each).
+            "Assign": {"job": "{% $states.result %}", "historySpent": "{% $historySpent + 9 %}"},
             "Retry": [
                 {
                     "ErrorEquals": ["SageMaker.SageMakerException"],
@@ -227,13 +229,20 @@ def train_states(*, next_state: str, failure_state: str, capacity_wait_state: st
             "Choices": [
                 {"Condition": '{% $job.TrainingJobStatus = "Completed" %}', "Next": next_state},
                 {"Condition": '{% $job.TrainingJobStatus in ["Failed", "Stopped"] %}', "Next": failure_state},
+                {
+                    # Near the history limit: follow the job from a fresh execution (run_continuation.py).
+                    "Condition": f"{{% $historySpent >= {HISTORY_BUDGET} %}}",
+                    "Assign": {"continueFollowing": True},
+                    "Next": "ContinueRun",
+                },
             ],
             "Default": "WaitForExistingJob",
         },
         "WaitForExistingJob": {
             "Type": "Wait",
-            # 5, 10, 20, 40, then every 60 s: what `.sync` would have done, by polling.
-            "Seconds": "{% $min([60, 5 * $power(2, $adoptPolls)]) %}",
+            # 5, 10, 20, 40 ... then every 5 minutes: a 2-day job is about 580 polls (5,200 events). The exponent
+            # is capped: 2^1024 is out of JSONata's number range and would fail the run.
+            "Seconds": "{% $min([300, 5 * $power(2, $min([$adoptPolls, 6]))]) %}",
             "Assign": {"adoptPolls": "{% $adoptPolls + 1 %}"},
             "Next": "FollowExistingJob",
         },

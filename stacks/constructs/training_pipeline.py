@@ -40,6 +40,7 @@ from stacks.constructs.logged_state_machine import logged_state_machine
 from stacks.constructs.pool_cleanup import PoolCleanup
 from stacks.constructs.quota_check import grant_quota_reads, quota_states
 from stacks.constructs.resume_from import resume_states
+from stacks.constructs.run_continuation import continuation_entry_states, continuation_states, grant_continuation
 from stacks.constructs.scoped_policy import ScopedPolicy
 from stacks.constructs.training_run_input import JOB_NAME_EXPRESSION, prepare_expression, validate_expression
 from trainstack.config import EnvironmentConfig, ResourceNames
@@ -63,13 +64,21 @@ _FAILURE_REASON = r"""{% $states.result.FailureReason ? $states.result.FailureRe
   : "training job " & $jobName & " ended " & $states.result.TrainingJobStatus %}"""
 
 
+def _carried(field: str, otherwise: str) -> str:
+    """A value a continued run carries (run_continuation.py), else `otherwise` (a `{% ... %}` expression). A
+    malformed continuation gives null here (an undefined result would fail the state) and is refused next."""
+    carried = f"$continuation.{field}"
+    return f"{{% $continuation ? ($exists({carried}) ? {carried} : null) : ({otherwise[2:-2].strip()}) %}}"
+
+
 def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: str) -> dict[str, Any]:
     """The state machine's ASL (JSONata); strings may hold CDK tokens."""
     return {
         "Comment": f"trainstack {config.name}: validate a run, check quotas, train with the packaged entry point",
         "QueryLanguage": "JSONata",
-        "StartAt": "Validate",
+        "StartAt": "Start",
         "States": {
+            **continuation_entry_states(next_state="Validate"),
             "Validate": {"Type": "Pass", "Assign": {"problems": validate_expression(config)}, "Next": "IsValid"},
             "IsValid": {
                 "Type": "Choice",
@@ -84,10 +93,23 @@ def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: 
             "Prepare": {"Type": "Pass", "Assign": {"run": prepare_expression(config)}, "Next": "NameJob"},
             "NameJob": {
                 "Type": "Pass",
-                # The run's name: its first job's, and the checkpoint prefix every attempt shares.
-                "Assign": {"jobName": JOB_NAME_EXPRESSION, "checkpointName": JOB_NAME_EXPRESSION, "capacityRetries": 0},
-                "Next": "ResumeWanted",
+                # The run's name: its first job's, and the checkpoint prefix every attempt shares; a continued
+                # run keeps its first execution's (run_continuation.py).
+                "Assign": {
+                    "runName": _carried("run_name", JOB_NAME_EXPRESSION),
+                    "jobName": _carried("job_name", JOB_NAME_EXPRESSION),
+                    "checkpointName": _carried("checkpoint_name", JOB_NAME_EXPRESSION),
+                    "capacityRetries": _carried("capacity_retries", "{% 0 %}"),
+                },
+                "Next": "IsContinuation",
             },
+            **continuation_states(
+                fresh_run_state="ResumeWanted",
+                capacity_state="ResolveQuotaCodes",
+                follow_state="FollowExistingJob",
+                invalid_state="InvalidContinuation",
+            ),
+            "InvalidContinuation": {"Type": "Fail", "Error": "InvalidInput", "Cause": "{% $continuationProblem %}"},
             **resume_states(config, next_state="ResolveQuotaCodes", invalid_state="ResumeNotPossible"),
             **quota_states(
                 config,
@@ -133,7 +155,7 @@ def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: 
                 ],
                 "Next": "CapacityLost",
             },
-            **capacity_retry_states(retry_state="CountUsage", otherwise="Notify"),
+            **capacity_retry_states(retry_state="RetryCapacityCheck", otherwise="Notify"),
             "Notify": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::sns:publish",
@@ -198,6 +220,7 @@ class TrainingPipeline(Construct):
         grant_training_jobs(policy, config, target, require_inter_container_encryption=False, may_tag_execution=True)
         grant_sync_events(policy, config)
         grant_quota_reads(policy, names)
+        grant_continuation(policy, names)
         policy.allow("Notify", ["sns:Publish"], [self.topic.topic_arn])
         policy.allow("UseTopicKey", ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])
 

@@ -37,9 +37,12 @@ from . import (
     logs_kms_keys,
     sagemaker_notebook_platforms,
     sagemaker_sync_integration,
+    step_functions_history_limit,
+    step_functions_start_execution,
     step_functions_status_events,
     step_functions_task_credentials,
 )
+from . import time_scale as time_scale_knob  # `time_scale` is EmbeddedAws's argument
 from .assumed_role_credentials import forget_sessions
 from .capacity_errors import capacity_error_control
 from .delayed_calls import DelayedCalls, delay_control
@@ -76,12 +79,15 @@ def apply_adapters() -> None:
     cloudformation_state_machines.apply()
     cloudformation_template_url.apply()
     execution_names.apply()
+    step_functions_history_limit.apply()
+    step_functions_start_execution.apply()
     step_functions_status_events.apply()
     events_step_functions_targets.apply()
     logs_kms_keys.apply()
     sagemaker_notebook_platforms.apply()
     sagemaker_sync_integration.apply()
     step_functions_task_credentials.apply()
+    time_scale_knob.apply()
     _applied = True
 
 
@@ -89,15 +95,28 @@ class EmbeddedAws:
     """An AWS endpoint for one environment (default: `local`), usable as a context manager.
 
     `work_dir` holds the training jobs' host folders; a temporary folder (removed on stop) when omitted.
+    `time_scale` (0 < factor <= 1) makes waits for the clock run faster (`time_scale.py`); None reads
+    TRAINSTACK_TIME_SCALE, and real time (1) without it.
     """
 
-    def __init__(self, config: EnvironmentConfig | None = None, work_dir: Path | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        config: EnvironmentConfig | None = None,
+        work_dir: Path | None = None,
+        port: int = 0,
+        time_scale: float | None = None,
+    ) -> None:
         self.config = config or load_environment("local")
         if not self.config.embedded:
             raise ValueError(f"environment '{self.config.name}' is not embedded (embedded: true); refusing to fake it")
         self.region = self.config.region
         self.account = self.config.account
         self._requested_port = port
+        self.time_scale = (
+            time_scale_knob.factor_from_environment()
+            if time_scale is None
+            else time_scale_knob.parse_factor(time_scale, "EmbeddedAws(time_scale=...)")
+        )
         self._own_work_dir = work_dir is None
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="trainstack-aws-"))
         self._server: BaseWSGIServer | None = None
@@ -116,6 +135,7 @@ class EmbeddedAws:
                 raise RuntimeError(f"an embedded AWS already runs in this process at {_running.endpoint_url}")
             _running = self
         apply_adapters()
+        time_scale_knob.TIME_SCALE.set(self.time_scale)
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
         # The test switch answers first: a throttled call never reaches the handler that would serve it.
@@ -125,6 +145,7 @@ class EmbeddedAws:
         app = ThrottleControl(adapters, self.throttle)
         app = delay_control(app, self.delays)
         app = seed_warm_pools_control(app, lambda: self.executor)
+        app = time_scale_knob.time_scale_control(app)
         app = capacity_error_control(app, lambda: self.executor.capacity_errors if self.executor else None)
         # IAM is evaluated before anything answers: the test switches, our handlers and moto see only
         # allowed requests.
@@ -164,6 +185,7 @@ class EmbeddedAws:
             self._thread.join(timeout=10)
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
+        time_scale_knob.TIME_SCALE.set(1.0)  # the process's next embedded AWS starts in real time
         with _running_lock:
             _running = None
 

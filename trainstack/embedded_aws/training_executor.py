@@ -42,6 +42,7 @@ from .job_container import JobContainer
 from .json_protocol import AwsError
 from .sagemaker_quotas import quota_name
 from .sagemaker_request_rules import OPT_ML, TENSORBOARD_DEFAULT_LOCAL_PATH, validate_create_training_job
+from .time_scale import TIME_SCALE
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 # SageMaker sends SIGTERM and waits before SIGKILL; 120 s on AWS, shorter here so tests stay quick.
@@ -69,6 +70,11 @@ _STATUS_MESSAGES = {
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _pool_expiry(available_since: dt.datetime, keep_alive: int) -> dt.datetime:
+    # Keeping a pool only waits for the clock, so the time knob shortens it (time_scale.py).
+    return available_since + dt.timedelta(seconds=TIME_SCALE.seconds(keep_alive))
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -324,7 +330,7 @@ class TrainingExecutor:
                     self._end_pool(job, "Terminated")
                 else:
                     assert pool.available_since is not None
-                    pool.expires_at = pool.available_since + dt.timedelta(seconds=keep_alive)
+                    pool.expires_at = _pool_expiry(pool.available_since, keep_alive)
             job.last_modified = utcnow()
             return {"TrainingJobArn": job.arn}
 
@@ -443,9 +449,7 @@ class TrainingExecutor:
             job.warm_pool = None
             return
         now = utcnow()
-        job.warm_pool = WarmPool(
-            status="Available", available_since=now, expires_at=now + dt.timedelta(seconds=job.keep_alive)
-        )
+        job.warm_pool = WarmPool(status="Available", available_since=now, expires_at=_pool_expiry(now, job.keep_alive))
 
     def _expire_warm_pools(self) -> None:
         while not self._closed.wait(_POLL_SECONDS):
