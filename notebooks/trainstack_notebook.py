@@ -519,9 +519,13 @@ def platform_request_problems(request: dict[str, Any], resources: Resources) -> 
     for name, (actual, expected) in expectations.items():
         if actual != expected:
             problems.append(f"{name} is {actual!r}, the platform's is {expected!r}")
-    output_bucket, _ = split_s3_uri(request.get("OutputDataConfig", {}).get("S3OutputPath", "s3://"))
-    if output_bucket != resources.artifacts_bucket:
-        problems.append(f"output goes to {output_bucket!r}, not the artifacts bucket {resources.artifacts_bucket!r}")
+    outputs = {"output": request.get("OutputDataConfig", {}).get("S3OutputPath", "s3://")}
+    if "TensorBoardOutputConfig" in request:
+        outputs["TensorBoard output"] = request["TensorBoardOutputConfig"].get("S3OutputPath", "s3://")
+    for what, uri in outputs.items():
+        bucket, _ = split_s3_uri(uri)
+        if bucket != resources.artifacts_bucket:
+            problems.append(f"{what} goes to {bucket!r}, not the artifacts bucket {resources.artifacts_bucket!r}")
     for channel in request.get("InputDataConfig", []):
         uri = channel["DataSource"].get("S3DataSource", {}).get("S3Uri", "")
         if split_s3_uri(uri)[0] not in (resources.data_bucket, resources.artifacts_bucket):

@@ -421,6 +421,11 @@ def test_a_stopped_create_training_job_is_validated_and_captured_but_never_sent(
     assert tn.platform_request_problems(wrong_role, tn.load_resources(resources_file)) == [
         f"RoleArn is 'arn:aws:iam::123456789012:role/other', the platform's is '{resources['execution_role_arn']}'"
     ]
+    # The role may write TensorBoard output only where it writes models (#17).
+    elsewhere = {**request, "TensorBoardOutputConfig": {"S3OutputPath": "s3://someone-else/tb/"}}
+    assert tn.platform_request_problems(elsewhere, tn.load_resources(resources_file)) == [
+        f"TensorBoard output goes to 'someone-else', not the artifacts bucket '{resources['artifacts_bucket']}'"
+    ]
     # On a type with local NVMe storage the platform's request names no volume key (SageMaker refuses one).
     p4de = {**request, "ResourceConfig": {**request["ResourceConfig"], "InstanceType": "ml.p4de.24xlarge"}}
     assert tn.platform_request_problems(p4de, tn.load_resources(resources_file)) == [

@@ -9,6 +9,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,6 +91,32 @@ def test_empty_input_trains_the_packaged_entry_point_to_a_model_artifact(platfor
     assert default_run["warmPool"]["granted"] == 300 and default_run["warmPool"]["status"] == "Available"
     assert default_run["quotas"]["training"]["value"] == 4
     assert default_run["trainingSeconds"] > 0 and default_run["billableSeconds"] >= default_run["trainingSeconds"]
+
+
+def test_the_run_leaves_tensorboard_events_with_its_loss_under_the_platform_key(
+    platform: Platform, default_run: dict, tmp_path: Path
+) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    s3 = platform.client("s3")
+    prefix = f"output/{default_run['jobName']}/tensorboard/"
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=NAMES.artifacts_bucket, Prefix=prefix).get("Contents", [])]
+    events = [key for key in keys if "tfevents" in key.rsplit("/", 1)[-1]]
+    # events.out.tfevents.<time>.<host>.<pid>.<n>: one process (world rank 0) wrote them all; transformers
+    # opens a second file for the evaluation logged after training ends.
+    assert events and len({key.rsplit(".", 2)[-2] for key in events}) == 1, keys
+    kms_key = platform.client("sagemaker").describe_training_job(TrainingJobName=default_run["jobName"])[
+        "OutputDataConfig"
+    ]["KmsKeyId"]
+    for key in events:
+        head = s3.head_object(Bucket=NAMES.artifacts_bucket, Key=key)
+        assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == kms_key
+        s3.download_file(NAMES.artifacts_bucket, key, str(tmp_path / key.rsplit("/", 1)[-1]))
+    # The folder, as TensorBoard reads a run.
+    accumulator = EventAccumulator(str(tmp_path))
+    accumulator.Reload()
+    losses = accumulator.Scalars("train/loss")
+    assert losses and all(loss.value > 0 for loss in losses)
 
 
 def test_overrides_arrive_in_the_job_and_a_retained_pool_uses_up_the_headroom(

@@ -16,7 +16,15 @@ import regex
 from stacks.constructs.create_training_job_state import job_name_pattern
 from stacks.constructs.training_run_input import TAG_UNICODE_LETTERS
 from trainstack import run_input_rules
-from trainstack.config import ConfigError, check_job_name_prefixes, load_environment, load_selected, parse_environment
+from trainstack.config import (
+    ConfigError,
+    ResourceNames,
+    check_job_name_prefixes,
+    load_environment,
+    load_selected,
+    parse_environment,
+)
+from trainstack.embedded_aws.json_protocol import AwsError
 from trainstack.embedded_aws.sagemaker_request_rules import validate_create_training_job
 from trainstack.run_environment_rules import (
     allowed_families,
@@ -544,3 +552,39 @@ def test_a_run_cannot_name_its_jobs_like_another_environments(definition, prefix
     assert problem.startswith(f'job_name_prefix: "{prefix}" names jobs like environment ')
     assert problem.endswith("[job-name-prefix-other-environment]")
     _request(definition, {"job_name_prefix": "trainstack-llama"})
+
+
+# --- TensorBoard output ------------------------------------------------------------------------------------
+
+
+def test_every_job_uploads_tensorboard_logs_beside_its_model(definition) -> None:
+    request = _request(definition, {})
+    assert request["TensorBoardOutputConfig"] == {
+        "S3OutputPath": f"s3://{ResourceNames.of(CONFIG).artifacts_bucket}/output/{request['TrainingJobName']}"
+        "/tensorboard/",
+        "LocalPath": "/opt/ml/output/tensorboard",
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        # botocore's model: S3Uri is at most 1024 characters, as SageMaker words it.
+        (
+            {"S3OutputPath": "s3://bucket/" + "a" * 1020},
+            "at 'tensorBoardOutputConfig.s3OutputPath' failed to satisfy constraint: "
+            "Member must have length less than or equal to 1024",
+        ),
+        ({"S3OutputPath": "file:///tmp/x"}, "Member must satisfy regular expression pattern"),
+        # Valid on AWS, but only /opt/ml maps onto an embedded host's folder: refused saying so.
+        ({"S3OutputPath": "s3://bucket/tb/", "LocalPath": "/tmp/tb"}, "supports only a folder under /opt/ml/"),
+        ({"S3OutputPath": "https://bucket.s3.amazonaws.com/tb/"}, "only s3:// URIs are supported by the embedded"),
+    ],
+)
+def test_a_tensorboard_config_the_embedded_sagemaker_cannot_honour_is_refused(
+    definition, config: dict, expected: str
+) -> None:
+    request = {**_request(definition, {}), "TensorBoardOutputConfig": config}
+    with pytest.raises(AwsError) as refused:
+        validate_create_training_job(request, longest_run_seconds=None)
+    assert refused.value.code == "ValidationException" and expected in refused.value.message

@@ -320,6 +320,14 @@ def test_two_hosts_save_one_model_from_rank_zero(two_hosts: list[HostRun]) -> No
 
 
 @pytest.mark.slow
+def test_two_hosts_write_tensorboard_events_from_world_rank_zero_only(two_hosts: list[HostRun]) -> None:
+    first, second = two_hosts
+    # TensorBoardOutputConfig's default LocalPath (/opt/ml/output/tensorboard), which SageMaker uploads.
+    assert any(name.startswith("events.out.tfevents.") for name in first.files("output/tensorboard"))
+    assert second.files("output/tensorboard") == set()
+
+
+@pytest.mark.slow
 def test_two_hosts_loss_falls(two_hosts: list[HostRun]) -> None:
     losses = two_hosts[0].metrics["train_loss"]
     assert losses[-1] < losses[0] - 0.5, losses

@@ -229,6 +229,9 @@ def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
         fsdp=bool(args.train.fsdp),
     )
     master_weights_in_fp32(model, fsdp=bool(args.train.fsdp), lora=args.lora.lora_r > 0)
+    # transformers' TensorBoardCallback reads its folder from this variable when it is built (it has no
+    # TrainingArguments field in transformers 5) and writes on world rank 0 only.
+    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(sm.tensorboard_dir))
     with count_packed_tokens() as packed:
         trainer = SFTTrainer(
             model=model,
@@ -423,7 +426,8 @@ def sft_config(
         torch_compile=train.torch_compile,
         use_liger_kernel=train.use_liger_kernel,
         include_num_input_tokens_seen=True,
-        report_to="none",
+        # Event files for TensorBoardOutputConfig (run_train sets the folder); nothing else is reported to.
+        report_to=["tensorboard"],
         disable_tqdm=True,
         # TRL: the data side.
         max_length=block_size,

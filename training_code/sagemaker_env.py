@@ -75,6 +75,12 @@ class SageMakerEnvironment:
         return self.hosts.index(self.current_host)
 
     @property
+    def tensorboard_dir(self) -> Path:
+        """TensorBoardOutputConfig's default LocalPath (/opt/ml/output/tensorboard), which the platform sends:
+        SageMaker uploads what is written here to the config's S3OutputPath."""
+        return self.output_dir / "tensorboard"
+
+    @property
     def failure_file(self) -> Path:
         """SageMaker reports the first 1024 characters of this file as the job's FailureReason."""
         return self.output_dir / "failure"

@@ -35,6 +35,8 @@ TRAIN_THROTTLE_RETRIES = 4
 # valid for any execution name (at most 80 characters, well under the value's 256).
 EXECUTION_TAG_UNSAFE = "/[^" + TAG_CHARACTER_CLASS + "]/"
 CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+# TensorBoardOutputConfig's default LocalPath, where training_code/ writes its event files.
+TENSORBOARD_LOCAL_PATH = "/opt/ml/output/tensorboard"
 # Step Functions' managed rule for `.sync` on SageMaker training jobs.
 SYNC_EVENTS_RULE = "StepFunctionsGetEventsForSageMakerTrainingJobsRule"
 
@@ -107,6 +109,9 @@ def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> 
         f'      "KmsKeyId": {literal(target.kms_key_arn)},\n'
         f'      "CompressionType": {literal(training.compression.value)}\n'
         "    },\n"
+        # Beside the job's model.tar.gz (the role may already write there; the bucket's key encrypts it).
+        f'    "TensorBoardOutputConfig": {{"S3OutputPath": {literal(output_path)} & $jobName & "/tensorboard/",'
+        f' "LocalPath": {literal(TENSORBOARD_LOCAL_PATH)}}},\n'
         '    "ResourceConfig": $merge([{\n'
         '      "InstanceType": $run.instance_type,\n'
         '      "InstanceCount": $n,\n'

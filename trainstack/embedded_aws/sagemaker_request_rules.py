@@ -23,6 +23,7 @@ keep-alive at most 3600 s and never with spot, `MaxWaitTimeInSeconds` only with 
 from __future__ import annotations
 
 from functools import cache
+from pathlib import PurePosixPath
 from typing import Any
 
 import botocore.session
@@ -38,6 +39,10 @@ from .json_protocol import AwsError
 VALIDATION = "ValidationException"
 # User tag keys may not use AWS's reserved prefix (Tagging best practices; SageMaker AddTags/CreateTrainingJob).
 RESERVED_TAG_PREFIX = "aws:"
+# The container's SageMaker folder: each embedded host has its own stand-in for it (toolkit_host.py).
+OPT_ML = "/opt/ml"
+# TensorBoardOutputConfig.LocalPath when the request omits it (botocore's member documentation).
+TENSORBOARD_DEFAULT_LOCAL_PATH = "/opt/ml/output/tensorboard"
 
 
 @cache
@@ -243,6 +248,21 @@ def _unsupported_here(request: dict[str, Any]) -> None:
         )
     if resources.get("InstanceGroups"):
         raise AwsError(VALIDATION, "ResourceConfig.InstanceGroups: not supported by the embedded AWS")
+    tensorboard = request.get("TensorBoardOutputConfig")
+    if tensorboard:
+        local = PurePosixPath(tensorboard.get("LocalPath") or TENSORBOARD_DEFAULT_LOCAL_PATH)
+        # Valid on AWS anywhere in the container; here only /opt/ml maps onto a host's folder.
+        if not local.is_relative_to(OPT_ML) or local == PurePosixPath(OPT_ML):
+            raise AwsError(
+                VALIDATION,
+                f"TensorBoardOutputConfig.LocalPath {str(local)!r}: the embedded AWS supports only a folder under "
+                f"{OPT_ML}/ (default {TENSORBOARD_DEFAULT_LOCAL_PATH})",
+            )
+        if not tensorboard["S3OutputPath"].startswith("s3://"):
+            raise AwsError(
+                VALIDATION,
+                "TensorBoardOutputConfig.S3OutputPath: only s3:// URIs are supported by the embedded AWS",
+            )
     for channel in request.get("InputDataConfig") or []:
         source = channel["DataSource"].get("S3DataSource")
         if source is None or source.get("S3DataType", "S3Prefix") != "S3Prefix":

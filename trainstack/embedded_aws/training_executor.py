@@ -20,7 +20,7 @@ import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from botocore.config import Config
@@ -41,7 +41,7 @@ from .capacity_errors import CAPACITY_ERROR, CapacityErrors
 from .job_container import JobContainer
 from .json_protocol import AwsError
 from .sagemaker_quotas import quota_name
-from .sagemaker_request_rules import validate_create_training_job
+from .sagemaker_request_rules import OPT_ML, TENSORBOARD_DEFAULT_LOCAL_PATH, validate_create_training_job
 from .time_scale import TIME_SCALE
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -671,6 +671,7 @@ class _JobRun:
         self.log_streams: list[str] = []
         self._checkpoint_state: dict[Path, tuple[float, int]] = {}
         self._checkpoint_keys: dict[Path, str] = {}
+        self._tensorboard_state: dict[Path, tuple[float, int]] = {}
         self._log_threads: list[threading.Thread] = []
         self._exit_codes: dict[str, int] = {}
 
@@ -818,12 +819,14 @@ class _JobRun:
                 break
             if time.monotonic() > next_sync:
                 self.sync_checkpoints()
+                self.sync_tensorboard()
                 next_sync = time.monotonic() + _CHECKPOINT_SYNC_SECONDS
             time.sleep(_POLL_SECONDS)
         self._exit_codes = {host: process.wait() for host, process in processes.items()}
         for thread in self._log_threads:
             thread.join(timeout=10)
         self.sync_checkpoints()
+        self.sync_tensorboard()
         if outcome:
             return outcome
         return "Completed" if all(code == 0 for code in self._exit_codes.values()) else "Failed"
@@ -884,6 +887,28 @@ class _JobRun:
             self._checkpoint_state.pop(path, None)
             if key not in present:
                 self.s3.delete_object(Bucket=bucket, Key=key)
+
+    def sync_tensorboard(self) -> None:
+        """TensorBoardOutputConfig: SageMaker uploads LocalPath to S3OutputPath while the job runs, so a
+        TensorBoard pointed at S3 follows the run; here on every checkpoint sync and once at the end. Files are
+        only added or replaced (event files grow), never deleted. Encrypted as the job's other outputs are."""
+        config = self.job.request.get("TensorBoardOutputConfig")
+        if not config:
+            return
+        bucket, prefix = _split_s3(config["S3OutputPath"])
+        kms_key = self.job.request["OutputDataConfig"].get("KmsKeyId")
+        extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else None
+        local = PurePosixPath(config.get("LocalPath") or TENSORBOARD_DEFAULT_LOCAL_PATH).relative_to(OPT_ML)
+        for host in self.hosts:
+            root = self.host_dir(host) / local
+            for path in sorted(p for p in root.rglob("*") if p.is_file()):
+                stat = path.stat()
+                signature = (stat.st_mtime, stat.st_size)
+                if self._tensorboard_state.get(path) == signature:
+                    continue
+                key = f"{prefix.rstrip('/')}/{path.relative_to(root).as_posix()}".lstrip("/")
+                self.s3.upload_file(str(path), bucket, key, ExtraArgs=extra)
+                self._tensorboard_state[path] = signature
 
     def failure_reason(self) -> str:
         for host in self.hosts:
