@@ -34,8 +34,10 @@ pytestmark = pytest.mark.slow
 # (2, 4 ... 60 s), a kept pool and a retry's delay pass this many times as fast; the history's figures stay in
 # the seconds the state machine computed.
 FAST = 0.05
-# The executions module's deployed platform (demo data staged, stray pools released), one per module.
+# The executions module's deployed platform (demo data staged, stray pools released) and its one-line code
+# package, one per module.
 platform = executions.platform
+tiny_code = executions.tiny_code
 
 
 def _history(platform: Platform, execution_arn: str) -> list[dict]:
@@ -60,14 +62,6 @@ def _trained(platform: Platform, described: dict) -> dict:
         )
         raise AssertionError(f"{described.get('error')}: {described.get('cause')}\n" + "\n".join(tail))
     return _output(described)
-
-
-@pytest.fixture(scope="module")
-def tiny_code(platform: Platform) -> dict[str, str]:
-    """A run's own code package whose script only writes a model file: these scenarios are about capacity, and
-    the packaged training code (torch on every host) would cost a minute of CPU per multi-instance run."""
-    script = "import os, pathlib\npathlib.Path(os.environ['SM_MODEL_DIR'], 'model.txt').write_text('ok')\n"
-    return {"package": upload_script(platform.client("s3"), NAMES.artifacts_bucket, script), "entry_point": "train.py"}
 
 
 def test_a_run_short_of_instances_waits_for_a_warm_pool_to_end_then_trains(
