@@ -30,7 +30,8 @@ def read_phases(path: Path = PHASES) -> list[tuple[str, float]]:
 
 
 def render(phases: list[tuple[str, float]], durations: dict[str, float], workers: str) -> str:
-    lines = [f"# make test on this machine ({os.cpu_count()} cores, pytest workers: {workers})", ""]
+    where = "in one process" if workers in ("", "0", "1") else f"on {workers} xdist workers"
+    lines = [f"# make test on this machine ({os.cpu_count()} cores, pytest {where})", ""]
     lines += ["| phase | seconds |", "| --- | ---: |"]
     lines += [f"| {name} | {seconds:.1f} |" for name, seconds in phases]
     lines.append(f"| whole | {sum(seconds for _, seconds in phases):.1f} |")
@@ -43,7 +44,7 @@ def render(phases: list[tuple[str, float]], durations: dict[str, float], workers
 
 def main() -> None:
     durations = json.loads(DURATIONS.read_text()) if DURATIONS.exists() else {}
-    text = render(read_phases(), durations, sys.argv[1] if len(sys.argv) > 1 else "1")
+    text = render(read_phases(), durations, sys.argv[1] if len(sys.argv) > 1 else "0")
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(text, encoding="utf-8")
     print(f"\n{text}(also in {REPORT.relative_to(REPO_ROOT)})")

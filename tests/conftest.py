@@ -140,17 +140,30 @@ def least_privilege_tables(aws: object) -> dict:
     return {key: grants(iam, aws.account, role, log) for key, role in platform_roles(aws).items()}  # type: ignore[attr-defined]
 
 
+def _suffix_group(item: pytest.Item, group: str) -> None:
+    """Name the item `<nodeid>@<group>`, which is how xdist's loadgroup scheduler groups it.
+
+    pytest-xdist 3.8 does this by assigning `item._nodeid`, which pytest 9 no longer reads (it keeps the id in
+    `item._id`), so under pytest 9 no xdist_group mark groups anything. Until xdist catches up, set it here.
+    """
+    from _pytest.nodeid import coerce_node_id
+
+    item._id = coerce_node_id(f"{item.nodeid}@{group}")  # type: ignore[attr-defined]
+
+
 # Under `pytest -n N --dist loadgroup` (make test) every worker is a process with its own embedded AWS, so a
 # world is private to its worker. The tests of the deployed platform share one worker and one deploy: the
 # least-privilege test reads what all of them exercised, and a second deploy would cost more than it saves.
 PLATFORM_GROUP = "deployed-platform"
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if "deployed_local_platform" in item.fixturenames and item.get_closest_marker("xdist_group") is None:
             item.add_marker(pytest.mark.xdist_group(PLATFORM_GROUP))
+            if getattr(config.option, "loadgroup", False):
+                _suffix_group(item, PLATFORM_GROUP)
     # Tests that read what the whole session exercised run last; the platform's tests, the longest share, first.
     items.sort(
         key=lambda item: (
