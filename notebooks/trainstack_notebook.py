@@ -405,6 +405,8 @@ class Estimator:
     ) -> dict[str, Any] | None:
         """Pack and upload the code, start the state machine; with `wait`, watch it and return its output."""
         run_input = self.run_input(inputs, upload=True)
+        if logs:
+            print(self.memory_plan(run_input))
         self.latest_execution_arn = start_run(self.resources, run_input, name=job_name)
         if not wait:
             return None
@@ -412,6 +414,21 @@ class Estimator:
             self.resources, self.latest_execution_arn, echo=print if logs else (lambda _: None)
         )
         return self.output
+
+    def memory_plan(self, run_input: dict[str, Any] | None = None) -> str:
+        """The training script's memory plan for this run (training_code/memory_plan.py), from config.json."""
+        from trainstack.memory_preview import memory_plan_text
+
+        run_input = run_input or self.run_input()
+        model = run_input["channels"].get("model")
+        return memory_plan_text(
+            run_input.get("hyperparameters") or {},
+            run_input.get("instance_type"),
+            run_input.get("instance_count"),
+            model.get("prefix") if isinstance(model, dict) else model,
+            self.resources.client("s3"),
+            (run_input.get("environment") or {}).get("MODEL_S3_BUCKET"),
+        )
 
     @property
     def model_data(self) -> str | None:

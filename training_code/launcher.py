@@ -34,6 +34,9 @@ from sagemaker_env import SageMakerEnvironment
 log = logging.getLogger(__name__)
 
 DEFAULT_MASTER_PORT = 29500
+# Workers per CPU host (default one). Lets a local run put several ranks on one "host", as a GPU host has
+# one per GPU, to exercise what is per host and what is per rank; ignored on GPU hosts.
+CPU_PROCESSES_PER_HOST_ENV = "TRAINSTACK_CPU_PROCESSES_PER_HOST"
 # Set by torchrun in every worker it starts: their presence means "train, don't launch again".
 _TORCHRUN_WORKER_VARIABLES = ("TORCHELASTIC_RUN_ID", "LOCAL_RANK")
 
@@ -74,7 +77,7 @@ def plan_launch(sm: SageMakerEnvironment, environ: Mapping[str, str]) -> LaunchP
     return LaunchPlan(
         nnodes=len(sm.hosts),
         node_rank=sm.node_rank,
-        nproc_per_node=max(sm.num_gpus, 1),
+        nproc_per_node=sm.num_gpus or int(environ.get(CPU_PROCESSES_PER_HOST_ENV) or 1),
         master_addr=environ.get("MASTER_ADDR") or sm.hosts[0],
         master_port=int(environ.get("MASTER_PORT") or DEFAULT_MASTER_PORT),
         backend="nccl" if sm.num_gpus > 0 else "gloo",

@@ -23,6 +23,7 @@ from trainstack.cli.errors import CliError, print_error
 from trainstack.cli.quota_values import QuotaReader
 from trainstack.cli.session import Session
 from trainstack.cli.usage import current_usage
+from trainstack.memory_preview import memory_plan_for_request
 from trainstack.run_preview import evaluate, held_instances, preview
 from trainstack.source_package import PackagingError, SourcePackage, pack, upload
 
@@ -169,6 +170,8 @@ def dry_run(session: Session, out: Console, definition: dict[str, Any], run_inpu
     output.field(out, "Warm pool", f"keep-alive {warm.get('granted', 0)}s: {warm.get('reason', '')}")
     out.print(Text("CreateTrainingJob request", style="bold"))
     out.print_json(json.dumps(result.request))
+    if result.request:
+        out.print(memory_plan_for_request(result.request, session.client("s3")), highlight=False)
     problem = quota_problem(definition, run, quotas)
     if problem:
         raise fail("QuotaExceeded", f"{problem} (this run would fail before creating the job)")

@@ -17,6 +17,7 @@ def status(
         str | None, typer.Argument(help="Execution name or ARN; without it, the latest executions.")
     ] = None,
     last: Annotated[int, typer.Option("--last", "-n", min=1, max=100, help="How many recent executions.")] = 10,
+    plot: Annotated[bool, typer.Option("--plot", help="Also draw the run's train and eval loss curves.")] = False,
 ) -> None:
     """Status, job, warm-pool decision, model artifact and error of one execution (or the latest N)."""
     session: Session = ctx.obj
@@ -24,6 +25,10 @@ def status(
     if execution:
         top_level = set(session.definition()["States"])
         executions.print_view(out, executions.view(session, execution, top_level=top_level))
+        if plot:
+            from trainstack.cli.plot import plot_run
+
+            plot_run(session, execution, out)
         return
     session.describe_state_machine()  # "not deployed" reads better than an empty table
     listed = session.client("stepfunctions").list_executions(

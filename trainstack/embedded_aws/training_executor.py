@@ -663,6 +663,7 @@ class _JobRun:
         self.credentials: RoleCredentials | None = None
         self.log_streams: list[str] = []
         self._checkpoint_state: dict[Path, tuple[float, int]] = {}
+        self._checkpoint_keys: dict[Path, str] = {}
         self._log_threads: list[threading.Thread] = []
         self._exit_codes: dict[str, int] = {}
 
@@ -856,16 +857,26 @@ class _JobRun:
         if not checkpoint:
             return
         bucket, prefix = _split_s3(checkpoint["S3Uri"])
+        present: set[str] = set()
         for host in self.hosts:
             root = self.host_dir(host) / "checkpoints"
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 stat = path.stat()
                 signature = (stat.st_mtime, stat.st_size)
+                key = f"{prefix.rstrip('/')}/{path.relative_to(root).as_posix()}".lstrip("/")
+                present.add(key)
                 if self._checkpoint_state.get(path) == signature:
                     continue
-                key = f"{prefix.rstrip('/')}/{path.relative_to(root).as_posix()}".lstrip("/")
                 self.s3.upload_file(str(path), bucket, key)
                 self._checkpoint_state[path] = signature
+                self._checkpoint_keys[path] = key
+        # "If a checkpoint is deleted in the SageMaker AI container, it will also be deleted in the S3 folder"
+        # (model-checkpoints.html): a host pruning old checkpoints prunes the shared prefix.
+        for path in [path for path in self._checkpoint_keys if not path.exists()]:
+            key = self._checkpoint_keys.pop(path)
+            self._checkpoint_state.pop(path, None)
+            if key not in present:
+                self.s3.delete_object(Bucket=bucket, Key=key)
 
     def failure_reason(self) -> str:
         for host in self.hosts:
