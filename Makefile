@@ -59,10 +59,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# PYTEST_WORKERS=2: two xdist workers, each a process with its own embedded AWS; the deployed platform's tests
-# share one (tests/conftest.py groups them). 0 (in this process) stays the default until a whole -n 2 run is
-# green (README "Development").
-PYTEST_WORKERS ?= 0
+# Two xdist workers, each a process with its own embedded AWS; the deployed platform's tests share one
+# (tests/conftest.py groups them). Measured faster on this 2-core machine (README "Development"); 0 = in process.
+PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 PYTEST := TRAINSTACK_SDK_PYTHON=$(CURDIR)/.venv-sdk/bin/python TRAINSTACK_SDK_V2_PATH=$(CURDIR)/.sdk-v2 \
 	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
