@@ -12,11 +12,12 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 CDK := npx --no-install cdk
 ENV_CONTEXT := $(if $(ENV),-c env=$(ENV),)
 
-.PHONY: help install synth lint test demo deploy diff smoke bench local-up local-down notebook clean
+.PHONY: help install synth lint test test-fast demo deploy diff smoke bench local-up local-down notebook clean
 
 help:
 	@echo "make demo              synth, deploy into the embedded AWS, run the training pipeline, print the result"
-	@echo "make test              the whole test suite (lint included)"
+	@echo "make test              the whole test suite (lint included); timings in .bench/test-report.md"
+	@echo "make test-fast         the suite without the slow tests (real training, deploys), for the inner loop"
 	@echo "make synth [ENV=name]  synthesize every environment (or one) and cfn-lint the templates"
 	@echo "make deploy ENV=name   deploy an environment to its real AWS account (uses your AWS credentials;"
 	@echo "                       without a terminal add REQUIRE_APPROVAL=never after reviewing make diff)"
@@ -60,8 +61,25 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: install .venv-sdk/.installed .sdk-v2/.installed lint
-	TRAINSTACK_SDK_PYTHON=$(CURDIR)/.venv-sdk/bin/python TRAINSTACK_SDK_V2_PATH=$(CURDIR)/.sdk-v2 $(BIN)/pytest
+# Two xdist workers, each a process with its own embedded AWS; the deployed platform's tests share one
+# (tests/conftest.py groups them). Measured faster on this 2-core machine (README "Development"); 0 = in process.
+PYTEST_WORKERS ?= 2
+PYTEST_ARGS ?=
+PYTEST := TRAINSTACK_SDK_PYTHON=$(CURDIR)/.venv-sdk/bin/python TRAINSTACK_SDK_V2_PATH=$(CURDIR)/.sdk-v2 \
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --dist loadgroup
+# `$(call timed,phase,command)`: run it and append "phase<TAB>seconds" to .bench/test-phases.tsv.
+timed = start=$$EPOCHREALTIME; $(2) && mkdir -p .bench && \
+	awk -v s=$$start -v e=$$EPOCHREALTIME 'BEGIN { printf "$(1)\t%.1f\n", e - s }' >> .bench/test-phases.tsv
+
+test:
+	@mkdir -p .bench && rm -f .bench/test-phases.tsv .bench/test-durations.json
+	@$(call timed,install,$(MAKE) --no-print-directory install .venv-sdk/.installed .sdk-v2/.installed)
+	@$(call timed,lint,$(MAKE) --no-print-directory lint)
+	$(call timed,pytest,TRAINSTACK_TEST_DURATIONS=$(CURDIR)/.bench/test-durations.json $(PYTEST) $(PYTEST_ARGS))
+	@$(BIN)/python bench/suite_report.py $(PYTEST_WORKERS)
+
+test-fast: install .venv-sdk/.installed .sdk-v2/.installed
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 demo: install
 	$(BIN)/python -m trainstack.demo

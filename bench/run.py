@@ -3,7 +3,8 @@
 Sections: synth time per environment; the tiny local training run (tokens/s); embedded AWS overhead per
 job; a job container's environment and packing a user folder; the demo's phases (synth, bootstrap,
 deploy, execution, training, whole); CreateTrainingJob -> first training step on a cold vs a reused warm
-pool with a ~300 MB model (warm_pool_cache.py); the test suite's wall time; the GPU benchmark where CUDA exists.
+pool with a ~300 MB model (warm_pool_cache.py); `make test`'s phases and slowest tests (.bench/test-report.md); the GPU
+benchmark where CUDA exists.
 `--only NAME` runs one section; `--skip-tests` skips the suite.
 """
 
@@ -85,10 +86,12 @@ def demo() -> Figures:
 
 
 def tests() -> Figures:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    seconds, result = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], env)
-    summary = result.stdout.strip().splitlines()[-1]
-    return [("test suite (make test's pytest)", f"{seconds:.1f} s — {summary}")]
+    """`make test` itself: its phase split and 20 slowest tests land in .bench/test-report.md (suite_report.py)."""
+    from bench.suite_report import REPORT, read_phases
+
+    _run(["make", "--no-print-directory", "test"], {**os.environ, "PYTHONWARNINGS": "ignore"})
+    print(REPORT.read_text(encoding="utf-8").rstrip())
+    return [(f"make test: {phase}", f"{seconds:.1f} s") for phase, seconds in read_phases()]
 
 
 def containers() -> Figures:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,12 +55,37 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesize
 # --- Training code: the tiny offline model (issue 3) ------------------------------------------------------
 
 
+def _tiny_model_key() -> str:
+    """What the tiny model's bytes depend on: its recipe, the corpus and the libraries that write it."""
+    from importlib.metadata import version
+
+    from trainstack import tiny_model
+
+    digest = hashlib.sha256()
+    for part in (Path(tiny_model.__file__).read_bytes(), tiny_model.DEFAULT_CORPUS.read_bytes()):
+        digest.update(part)
+    digest.update(" ".join(version(name) for name in ("torch", "transformers", "tokenizers")).encode())
+    return digest.hexdigest()[:16]
+
+
 @pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer GPT-2 and its tokenizer (trainstack.tiny_model), built once per session from the shipped corpus."""
+def tiny_model_dir(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer GPT-2 and its tokenizer (trainstack.tiny_model), built from the shipped corpus once and kept in
+    .pytest_cache under a hash of what its bytes depend on, so later sessions and parallel workers reuse it."""
     from trainstack.tiny_model import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+    cache = getattr(request.config, "cache", None)  # None under `-p no:cacheprovider`
+    if cache is None:
+        return build_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+    cached = cache.mkdir("trainstack") / f"tiny-model-{_tiny_model_key()}"
+    if not cached.is_dir():
+        # Built aside and renamed into place: a parallel worker sees the whole model or none of it.
+        built = build_tiny_model(Path(tempfile.mkdtemp(prefix="tiny-model-", dir=cached.parent)))
+        try:
+            built.rename(cached)
+        except OSError:  # another worker renamed its identical copy first
+            shutil.rmtree(built, ignore_errors=True)
+    return cached
 
 
 # --- Embedded AWS (issue 4) ---------------------------------------------------------------------------------
@@ -112,9 +140,37 @@ def least_privilege_tables(aws: object) -> dict:
     return {key: grants(iam, aws.account, role, log) for key, role in platform_roles(aws).items()}  # type: ignore[attr-defined]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Tests that read what the whole session exercised run last.
-    items.sort(key=lambda item: item.get_closest_marker("after_platform_runs") is not None)
+def _suffix_group(item: pytest.Item, group: str) -> None:
+    """Name the item `<nodeid>@<group>`, which is how xdist's loadgroup scheduler groups it.
+
+    pytest-xdist 3.8 does this by assigning `item._nodeid`, which pytest 9 no longer reads (it keeps the id in
+    `item._id`), so under pytest 9 no xdist_group mark groups anything. Until xdist catches up, set it here.
+    """
+    from _pytest.nodeid import coerce_node_id
+
+    item._id = coerce_node_id(f"{item.nodeid}@{group}")  # type: ignore[attr-defined]
+
+
+# Under `pytest -n N --dist loadgroup` (make test) every worker is a process with its own embedded AWS, so a
+# world is private to its worker. The tests of the deployed platform share one worker and one deploy: the
+# least-privilege test reads what all of them exercised, and a second deploy would cost more than it saves.
+PLATFORM_GROUP = "deployed-platform"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if "deployed_local_platform" in item.fixturenames and item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(PLATFORM_GROUP))
+            if getattr(config.option, "loadgroup", False):
+                _suffix_group(item, PLATFORM_GROUP)
+    # Tests that read what the whole session exercised run last; the platform's tests, the longest share, first.
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("after_platform_runs") is not None,
+            "deployed_local_platform" not in item.fixturenames,
+        )
+    )
 
 
 @dataclass
@@ -192,3 +248,21 @@ def stack_outputs(aws: object, stack: str) -> dict[str, str]:
     name = ResourceNames.of(load_environment("local")).stack(stack)
     described = aws.client("cloudformation").describe_stacks(StackName=name)["Stacks"][0]  # type: ignore[attr-defined]
     return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+
+
+# --- Timings for `make test` (bench/suite_report.py) ---------------------------------------------------------
+# With TRAINSTACK_TEST_DURATIONS=<file>, the session's process that sees every report (xdist's controller, or
+# the only process) writes each test's setup + call + teardown seconds there as JSON.
+
+_durations: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _durations[report.nodeid] = _durations.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    target = os.environ.get("TRAINSTACK_TEST_DURATIONS")
+    if target and not hasattr(session.config, "workerinput"):  # workers report to the controller
+        Path(target).parent.mkdir(parents=True, exist_ok=True)
+        Path(target).write_text(json.dumps(_durations, indent=1), encoding="utf-8")

@@ -99,11 +99,11 @@ def test_the_knob_answers_the_previous_factor_and_real_time_is_the_default(embed
 
 @pytest.mark.parametrize("body", [{"factor": 0}, {"factor": 2}, {"factor": "fast"}, {}])
 def test_the_knob_refuses_a_factor_outside_0_to_1(embedded_aws: Any, body: dict[str, Any]) -> None:
-    request = urllib.request.Request(  # noqa: S310 - the embedded endpoint
+    request = urllib.request.Request(
         f"{embedded_aws.endpoint_url}/trainstack-api/time-scale", data=json.dumps(body).encode(), method="POST"
     )
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(request)  # noqa: S310
+        urllib.request.urlopen(request)
     assert refused.value.code == 400
     assert "factor" in json.loads(refused.value.read())["message"]
 

@@ -23,6 +23,7 @@ from trainstack.embedded_aws.testing import (
     job_request,
     log_lines,
     seed_warm_pools,
+    time_scale,
     unique,
     upload_script,
     wait_for_execution,
@@ -30,8 +31,14 @@ from trainstack.embedded_aws.testing import (
 from trainstack.progress import RunWatcher
 
 pytestmark = pytest.mark.slow
-# The executions module's deployed platform (demo data staged, stray pools released), one per module.
+# The time knob (trainstack/embedded_aws/time_scale.py) for scenarios that wait: a capacity wait's backoff
+# (2, 4 ... 60 s), a kept pool and a retry's delay pass this many times as fast; the history's figures stay in
+# the seconds the state machine computed.
+FAST = 0.05
+# The executions module's deployed platform (demo data staged, stray pools released) and its one-line code
+# package, one per module.
 platform = executions.platform
+tiny_code = executions.tiny_code
 
 
 def _history(platform: Platform, execution_arn: str) -> list[dict]:
@@ -58,22 +65,16 @@ def _trained(platform: Platform, described: dict) -> dict:
     return _output(described)
 
 
-@pytest.fixture(scope="module")
-def tiny_code(platform: Platform) -> dict[str, str]:
-    """A run's own code package whose script only writes a model file: these scenarios are about capacity, and
-    the packaged training code (torch on every host) would cost a minute of CPU per multi-instance run."""
-    script = "import os, pathlib\npathlib.Path(os.environ['SM_MODEL_DIR'], 'model.txt').write_text('ok')\n"
-    return {"package": upload_script(platform.client("s3"), NAMES.artifacts_bucket, script), "entry_point": "train.py"}
-
-
 def test_a_run_short_of_instances_waits_for_a_warm_pool_to_end_then_trains(
     platform: Platform, tiny_code: dict[str, str]
 ) -> None:
-    # One ml.m5.xlarge kept warm for 10 s; then 4 of the quota's 4 are asked for: the run waits for the pool.
+    # One ml.m5.xlarge kept warm for 120 s (6 s under the knob); then 4 of the quota's 4 are asked for: the run
+    # waits for the pool.
     _release_pools(platform)
-    first = _output(run(platform, {"keep_alive_seconds": 10, "code": tiny_code}))
-    assert first["warmPool"]["status"] == "Available"
-    described = run(platform, {"instance_count": 4, "keep_alive_seconds": 0, "code": tiny_code})
+    with time_scale(platform.aws.endpoint_url, FAST):
+        first = _output(run(platform, {"keep_alive_seconds": 120, "code": tiny_code}))
+        assert first["warmPool"]["status"] == "Available"
+        described = run(platform, {"instance_count": 4, "keep_alive_seconds": 0, "code": tiny_code})
     result = _output(described)
     assert result["status"] == "Completed" and result["instanceCount"] == 4
     events = _history(platform, described["executionArn"])
@@ -98,13 +99,14 @@ def test_two_concurrent_three_instance_runs_against_a_quota_of_four_both_train(
     sfn = platform.client("stepfunctions")
     run_input = json.dumps({"instance_count": 3, "keep_alive_seconds": 0, "code": tiny_code})
     tag = uuid.uuid4().hex[:6]
-    arns = [
-        sfn.start_execution(
-            stateMachineArn=platform.state_machine_arn, name=f"cap-both-{index}-{tag}", input=run_input
-        )["executionArn"]
-        for index in (1, 2)
-    ]
-    results = [_trained(platform, wait_for_execution(sfn, arn, timeout=400)) for arn in arns]
+    with time_scale(platform.aws.endpoint_url, FAST):  # the waiting run looks again within seconds
+        arns = [
+            sfn.start_execution(
+                stateMachineArn=platform.state_machine_arn, name=f"cap-both-{index}-{tag}", input=run_input
+            )["executionArn"]
+            for index in (1, 2)
+        ]
+        results = [_trained(platform, wait_for_execution(sfn, arn, timeout=400)) for arn in arns]
     assert {r["status"] for r in results} == {"Completed"}
     assert results[0]["jobName"] != results[1]["jobName"]
     # One of them waited: before creating (it saw the other's job) or after SageMaker refused its create.
@@ -180,7 +182,8 @@ def test_a_job_that_loses_its_capacity_is_retried_under_a_new_name_and_resumes_f
 ) -> None:
     _release_pools(platform)
     fail_with_capacity_error(platform.aws.endpoint_url, "ml.m5.xlarge", 1)
-    result = _output(run(platform, {"keep_alive_seconds": 0, "hyperparameters": QUICK}))
+    with time_scale(platform.aws.endpoint_url, FAST):  # WaitToRetryCapacity: 10 to 20 s
+        result = _output(run(platform, {"keep_alive_seconds": 0, "hyperparameters": QUICK}))
     assert result["status"] == "Completed" and result["jobName"].endswith("-r1")
     sagemaker = platform.client("sagemaker")
     first = sagemaker.describe_training_job(TrainingJobName=result["jobName"].removesuffix("-r1"))
@@ -226,24 +229,25 @@ def test_a_create_whose_job_already_exists_follows_that_job_to_its_end(platform:
     request = job_request(holder, NAMES.data_bucket, sleeper)
     request["ResourceConfig"] = {"InstanceType": "ml.m5.xlarge", "InstanceCount": 3, "VolumeSizeInGB": 30}
     sagemaker.create_training_job(**request)
-    execution = sfn.start_execution(
-        stateMachineArn=platform.state_machine_arn,
-        name=f"adopt-{uuid.uuid4().hex[:8]}",
-        input=json.dumps({"instance_count": 2, "keep_alive_seconds": 0}),
-    )["executionArn"]
-    try:
-        deadline = time.monotonic() + 60
-        while not _entered(events := _history(platform, execution), "WaitingForCapacity"):
-            assert time.monotonic() < deadline, "the run never waited"
-            time.sleep(0.5)
-        job_name = read_history(events)["jobName"]
-        quick = upload_script(platform.client("s3"), NAMES.data_bucket, "print('the earlier attempt')\n")
-        existing = job_request(job_name, NAMES.data_bucket, quick)
-        existing["ResourceConfig"] = {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}
-        sagemaker.create_training_job(**existing)
-    finally:
-        sagemaker.stop_training_job(TrainingJobName=holder)
-    result = _output(wait_for_execution(sfn, execution, timeout=300))
+    with time_scale(platform.aws.endpoint_url, FAST):  # when the holder stops, the run looks again within seconds
+        execution = sfn.start_execution(
+            stateMachineArn=platform.state_machine_arn,
+            name=f"adopt-{uuid.uuid4().hex[:8]}",
+            input=json.dumps({"instance_count": 2, "keep_alive_seconds": 0}),
+        )["executionArn"]
+        try:
+            deadline = time.monotonic() + 60
+            while not _entered(events := _history(platform, execution), "WaitingForCapacity"):
+                assert time.monotonic() < deadline, "the run never waited"
+                time.sleep(0.5)
+            job_name = read_history(events)["jobName"]
+            quick = upload_script(platform.client("s3"), NAMES.data_bucket, "print('the earlier attempt')\n")
+            existing = job_request(job_name, NAMES.data_bucket, quick)
+            existing["ResourceConfig"] = {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}
+            sagemaker.create_training_job(**existing)
+        finally:
+            sagemaker.stop_training_job(TrainingJobName=holder)
+        result = _output(wait_for_execution(sfn, execution, timeout=300))
     assert result["jobName"] == job_name and result["status"] == "Completed"
     failures = [
         e["taskFailedEventDetails"]["error"] for e in _history(platform, execution) if e["type"] == "TaskFailed"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from trainstack.config import ResourceNames, load_environment
-from trainstack.embedded_aws.testing import throttle
+from trainstack.embedded_aws.testing import throttle, time_scale, upload_script
 from trainstack.local_platform import stage_demo_data
 
 pytestmark = pytest.mark.slow
@@ -47,6 +47,15 @@ def platform(deployed_local_platform, tiny_model_dir) -> Platform:
     stack = aws.client("cloudformation").describe_stacks(StackName=NAMES.stack("training"))["Stacks"][0]
     outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
     return Platform(aws=aws, state_machine_arn=outputs["StateMachineArn"], topic_arn=outputs["NotificationTopicArn"])
+
+
+@pytest.fixture(scope="module")
+def tiny_code(platform: Platform) -> dict[str, str]:
+    """A run's own code package whose script only writes a model file, for tests about what the pipeline decides
+    (capacity, pools, quotas, names) rather than what trains: the packaged training code (torch on every host)
+    costs a minute of CPU per multi-instance run, and test_empty_input_trains_... proves it end to end."""
+    script = "import os, pathlib\npathlib.Path(os.environ['SM_MODEL_DIR'], 'model.txt').write_text('ok')\n"
+    return {"package": upload_script(platform.client("s3"), NAMES.artifacts_bucket, script), "entry_point": "train.py"}
 
 
 def run(platform: Platform, run_input: Any, timeout: float = 300, name: str | None = None) -> dict:
@@ -200,13 +209,15 @@ def test_invalid_input_fails_before_any_job_is_created(platform: Platform, run_i
     assert _job_count(platform) == before
 
 
-def test_an_execution_named_with_parentheses_trains_with_a_valid_execution_tag(platform: Platform) -> None:
+def test_an_execution_named_with_parentheses_trains_with_a_valid_execution_tag(
+    platform: Platform, tiny_code: dict[str, str]
+) -> None:
     # Execution names allow characters tag values do not; SageMaker (and the embedded AWS) would refuse the job.
     name = f"retrain(v2)-{uuid.uuid4().hex[:6]}"
     # The embedded AWS checks every tag against SageMaker's pattern at CreateTrainingJob (a raw "retrain(v2)"
     # value is refused there, tests/test_sagemaker_request_rules.py), so a created, completed job is the proof;
     # the tag's exact value is pinned by tests/test_run_input_rules.py (moto's ListTags fails on training jobs).
-    result = _output(run(platform, {"hyperparameters": QUICK, "keep_alive_seconds": 0}, name=name))
+    result = _output(run(platform, {"code": tiny_code, "keep_alive_seconds": 0}, name=name))
     assert result["status"] == "Completed"
     job = platform.client("sagemaker").describe_training_job(TrainingJobName=result["jobName"])
     assert job["TrainingJobStatus"] == "Completed"
@@ -229,16 +240,16 @@ def test_max_runtime_beyond_the_longest_run_time_quota_fails(platform: Platform)
     assert '"Longest run time for a training job" (L-33A961FD) is 432000' in described["cause"]
 
 
-def test_warm_pool_quota_zero_runs_the_job_without_a_pool(platform: Platform) -> None:
-    result = _output(run(platform, {"instance_type": "ml.m5.2xlarge", "hyperparameters": QUICK}))
+def test_warm_pool_quota_zero_runs_the_job_without_a_pool(platform: Platform, tiny_code: dict[str, str]) -> None:
+    result = _output(run(platform, {"instance_type": "ml.m5.2xlarge", "code": tiny_code}))
     assert result["status"] == "Completed"
     assert result["warmPool"]["granted"] == 0 and result["warmPool"]["status"] == "None"
     assert "is 0 in this account" in result["warmPool"]["reason"]
 
 
-def test_a_free_pool_is_kept_and_the_next_matching_run_reuses_it(platform: Platform) -> None:
+def test_a_free_pool_is_kept_and_the_next_matching_run_reuses_it(platform: Platform, tiny_code: dict[str, str]) -> None:
     # ml.p4de.24xlarge is missing from the public quota table: its codes come from paging ListServiceQuotas.
-    run_input = {"instance_type": "ml.p4de.24xlarge", "keep_alive_seconds": 600, "hyperparameters": QUICK}
+    run_input = {"instance_type": "ml.p4de.24xlarge", "keep_alive_seconds": 600, "code": tiny_code}
     first = _output(run(platform, run_input))
     assert first["warmPool"]["granted"] == 600 and first["warmPool"]["status"] == "Available"
     listed = {
@@ -293,7 +304,8 @@ def _release_pools(platform: Platform) -> None:
 
 def test_a_throttled_create_training_job_is_retried_and_the_run_trains(platform: Platform) -> None:
     throttle(platform.aws.endpoint_url, "SageMaker.CreateTrainingJob", 1)
-    described = run(platform, {"hyperparameters": QUICK, "keep_alive_seconds": 0})
+    with time_scale(platform.aws.endpoint_url, 0.1):  # WaitToRetryTrain: 1 to 6 s
+        described = run(platform, {"hyperparameters": QUICK, "keep_alive_seconds": 0})
     assert _output(described)["status"] == "Completed"
     (failure,) = _task_failures(platform, described)
     assert failure["error"] == "SageMaker.AmazonSageMakerException"

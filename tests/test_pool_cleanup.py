@@ -19,6 +19,7 @@ import pytest
 from tests import test_pipeline_executions as executions
 from tests.test_pipeline_executions import CONFIG, NAMES, QUICK, Platform, _release_pools
 from trainstack.cli.executions import read_history
+from trainstack.embedded_aws.testing import time_scale
 
 pytestmark = pytest.mark.slow
 platform = executions.platform
@@ -75,9 +76,11 @@ def test_an_aborted_run_leaves_no_job_running_and_no_pool_available(platform: Pl
             return False
 
     _wait(training, f"{job} never trained", 120)
-    sfn.stop_execution(executionArn=execution, error="Test", cause="aborted while its job trains")
-
-    cleanup = _wait(lambda: _cleanup_of(platform, execution), "no cleanup ran for the aborted run", 60)
+    # The time knob: the cleanup's WaitForStop (5 s between looks, 60 looks) passes 5 times as fast, still longer
+    # than a stopped process's grace (not scaled).
+    with time_scale(platform.aws.endpoint_url, 0.2):
+        sfn.stop_execution(executionArn=execution, error="Test", cause="aborted while its job trains")
+        cleanup = _wait(lambda: _cleanup_of(platform, execution), "no cleanup ran for the aborted run", 60)
     assert cleanup["status"] == "SUCCEEDED", (cleanup.get("error"), cleanup.get("cause"))
     report = json.loads(cleanup["output"])
     assert report["execution"] == execution and report["executionStatus"] == "ABORTED"

@@ -29,6 +29,7 @@ def test_smoke_passes_on_the_deployed_local_platform(deployed_local_platform, ti
             "--endpoint-url", aws.endpoint_url,
             "--model-dir", str(tiny_model_dir),
             "--timeout", "600",
+            "--poll-seconds", "0.5",  # the embedded runs take seconds, not the minutes of a real account's
         ]
     )  # fmt: skip
     printed = capsys.readouterr().out
@@ -73,3 +74,11 @@ def test_the_price_table_is_labelled_and_covers_the_smoke_types() -> None:
     prices = load_prices()
     assert prices["region"] and "pricing" in prices["source"]
     assert {"ml.m5.large", "ml.m5.xlarge"} <= set(prices["on_demand_usd_per_hour"])
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "61", "soon"])
+def test_a_poll_interval_outside_0_to_60_seconds_is_refused_naming_the_option(value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as refused:
+        main(["--env", "local", "--poll-seconds", value])
+    assert refused.value.code == 2
+    assert f"--poll-seconds: expected seconds above 0 and at most 60, got '{value}'" in capsys.readouterr().err

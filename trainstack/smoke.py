@@ -46,7 +46,8 @@ from trainstack.local_platform import SAMPLE_DATA_DIR, upload_directory
 SMOKE_PREFIX = "smoke/"
 # A few optimizer steps: the point is the platform path, not the model.
 QUICK_HYPERPARAMETERS = {"max_steps": 4, "logging_steps": 2, "eval_steps": 4, "save_steps": 4}
-_POLL_SECONDS = 5.0
+# Between looks at a run or a pool: a real account's runs take minutes.
+POLL_SECONDS = 5.0
 
 
 @dataclass
@@ -93,13 +94,20 @@ def load_prices() -> dict[str, Any]:
 
 class Smoke:
     def __init__(
-        self, session: Session, instance_type: str, multi_node_count: int, keep_alive: int, timeout: float
+        self,
+        session: Session,
+        instance_type: str,
+        multi_node_count: int,
+        keep_alive: int,
+        timeout: float,
+        poll_seconds: float = POLL_SECONDS,
     ) -> None:
         self.session = session
         self.instance_type = instance_type
         self.multi_node_count = multi_node_count
         self.keep_alive = keep_alive
         self.timeout = timeout
+        self.poll_seconds = poll_seconds
         self.report = SmokeReport(session.config.name)
         self.prices = load_prices()
         self.sfn = session.client("stepfunctions")
@@ -228,7 +236,7 @@ class Smoke:
                 described = self.sfn.describe_execution(executionArn=listed["executionArn"])
                 if execution_arn in (described.get("input") or "") and described["status"] != "RUNNING":
                     return described
-            time.sleep(_POLL_SECONDS)
+            time.sleep(self.poll_seconds)
         return None
 
     def check_checkpoints(self, result: dict[str, Any]) -> None:
@@ -264,7 +272,7 @@ class Smoke:
         self.sagemaker.update_training_job(TrainingJobName=job, ResourceConfig={"KeepAlivePeriodInSeconds": 0})
         deadline = time.monotonic() + 300
         while (status := self._pool_status(job)) == "Available" and time.monotonic() < deadline:
-            time.sleep(_POLL_SECONDS)
+            time.sleep(self.poll_seconds)
         self.report.add(label, status == "Terminated", f"{job}: {status}")
 
     # ---------------------------------------------------------------------------------------------- cost
@@ -297,7 +305,7 @@ class Smoke:
             if time.monotonic() > deadline:
                 self.sfn.stop_execution(executionArn=execution_arn, cause="trainstack smoke timed out")
                 return {**described, "status": "TIMED_OUT", "error": "SmokeTimeout", "cause": f"{self.timeout}s"}
-            time.sleep(_POLL_SECONDS)
+            time.sleep(self.poll_seconds)
 
     def _jobs_of(self, execution_arn: str) -> list[str]:
         """The training job a failed execution created, if it got that far (its Train task's request)."""
@@ -365,6 +373,16 @@ def print_report(report: SmokeReport, prices: dict[str, Any]) -> None:
     out.print("smoke " + ("[green]passed[/green]" if report.passed else "[red]FAILED[/red]"))
 
 
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds <= 60:
+        raise argparse.ArgumentTypeError(f"expected seconds above 0 and at most 60, got {value!r}")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainstack.smoke", description=__doc__.splitlines()[0])
     parser.add_argument("--env", required=True, help="environment name (config/<env>.yaml), deployed already")
@@ -375,12 +393,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--multi-node-count", type=int, default=2, help="instances of the multi-node run")
     parser.add_argument("--keep-alive", type=int, default=300, help="keep-alive of runs A and B (seconds)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds each run may take")
+    parser.add_argument(
+        "--poll-seconds", type=_positive_seconds, default=POLL_SECONDS, help="seconds between looks at a run"
+    )
     parser.add_argument("--model-dir", type=Path, help="a tiny model folder to upload instead of building one")
     args = parser.parse_args(argv)
     try:
         session = Session.open(args.env, args.endpoint_url)
         instance_type = args.instance_type or session.config.training.instance_type
-        smoke = Smoke(session, instance_type, args.multi_node_count, args.keep_alive, args.timeout)
+        smoke = Smoke(session, instance_type, args.multi_node_count, args.keep_alive, args.timeout, args.poll_seconds)
         report = smoke.run(model_dir=args.model_dir)
         smoke.collect_costs()
     except CliError as error:
