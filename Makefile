@@ -12,16 +12,18 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 CDK := npx --no-install cdk
 ENV_CONTEXT := $(if $(ENV),-c env=$(ENV),)
 
-.PHONY: help install synth lint test demo deploy diff smoke bench local-up local-down clean
+.PHONY: help install synth lint test demo deploy diff smoke bench local-up local-down notebook clean
 
 help:
 	@echo "make demo              synth, deploy into the embedded AWS, run the training pipeline, print the result"
 	@echo "make test              the whole test suite (lint included)"
 	@echo "make synth [ENV=name]  synthesize every environment (or one) and cfn-lint the templates"
-	@echo "make deploy ENV=name   deploy an environment to its real AWS account (uses your AWS credentials)"
+	@echo "make deploy ENV=name   deploy an environment to its real AWS account (uses your AWS credentials;"
+	@echo "                       without a terminal add REQUIRE_APPROVAL=never after reviewing make diff)"
 	@echo "make smoke ENV=name    check a deployed environment on its account: 3 tiny runs, warm-pool reuse, cost"
 	@echo "make bench             print synth, training, deploy and demo timings"
-	@echo "make local-up / local-down   start / stop the embedded AWS in the background"
+	@echo "make local-up / local-down   the embedded AWS in the background with 'local' deployed and its data staged"
+	@echo "make notebook          JupyterLab on notebooks/, pointed at the embedded AWS (after make local-up)"
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,23 +68,30 @@ demo: install
 
 deploy: install
 	@test -n "$(ENV)" || { echo "usage: make deploy ENV=<name> (one of: $$(ls config | sed -n 's/\.yaml$$//p' | tr '\n' ' '))"; exit 2; }
-	$(CDK) deploy '$(ENV)/*' -c env=$(ENV) --require-approval broadening
-	$(BIN)/python -m trainstack.training_log_group $(ENV)
+	$(BIN)/python -m trainstack.deploy $(ENV) $(if $(REQUIRE_APPROVAL),--require-approval $(REQUIRE_APPROVAL),)
 
 diff: install
 	@test -n "$(ENV)" || { echo "usage: make diff ENV=<name>"; exit 2; }
 	$(CDK) diff '$(ENV)/*' -c env=$(ENV)
 
-# Real money, a few cents: SMOKE_ARGS passes e.g. --instance-type ml.g5.xlarge (python -m trainstack.smoke -h).
+# Real money: the runs use the environment's training.instance_type unless SMOKE_ARGS names another, e.g.
+# --instance-type ml.g5.xlarge (python -m trainstack.smoke -h).
 smoke: install
-	@test -n "$(ENV)" || { echo "usage: make smoke ENV=<name> [SMOKE_ARGS='--instance-type ml.m5.large']"; exit 2; }
+	@test -n "$(ENV)" || { echo "usage: make smoke ENV=<name> [SMOKE_ARGS='--instance-type ml.g5.xlarge']"; exit 2; }
 	$(BIN)/python -m trainstack.smoke --env $(ENV) $(SMOKE_ARGS)
 
 bench: install
 	$(BIN)/python bench/run.py
 
+# The server, then the `local` stacks, the tiny model, the sample data and the notebooks' resources file.
 local-up: install
 	$(BIN)/python -m trainstack.embedded_aws up
+	$(BIN)/python -m trainstack.local_platform
+
+# JupyterLab on notebooks/ with the embedded AWS's endpoint, dummy credentials and the resources file.
+notebook: install
+	@test -f .local-aws/notebook-resources.json || { echo "run make local-up first"; exit 2; }
+	$(BIN)/python -m trainstack.local_notebook
 
 local-down:
 	$(BIN)/python -m trainstack.embedded_aws down

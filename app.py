@@ -14,14 +14,14 @@ from pathlib import Path
 from aws_cdk import App
 
 from stacks.platform_stage import PlatformStage
-from trainstack.config import ConfigError, load_all, load_environment
+from trainstack.config import ConfigError, load_selected
 
 
 def main() -> None:
     app = App()
     selected = app.node.try_get_context("env")
     try:
-        configs = [load_environment(selected)] if selected else load_all()
+        configs = load_selected(selected)
     except ConfigError as error:
         print(f"trainstack: {error}", file=sys.stderr)
         sys.exit(1)

@@ -3,17 +3,20 @@
 One command, offline (no model hub, no S3): it builds a Llama-shaped model with random weights (default
 ~1.1B parameters: 16 layers, 2048 wide, 5632 MLP, 32000 vocabulary) and its tokenizer
 (trainstack.tiny_model's byte-level BPE), writes synthetic raw-text JSON Lines whose every record is longer
-than a sequence (so each packed sequence is exactly --seq-len tokens and tokens per step are exact), then
-runs `python -m torch.distributed.run --nproc_per_node=<GPUs> training_code/run_train.py` with FSDP
-(full_shard auto_wrap of LlamaDecoderLayer, FSDP activation checkpointing), bf16 mixed precision and SDPA
-attention, exactly the hyperparameters a job would get. It times the metric lines as they arrive and
-reports tokens/s and MFU over the steps after --warmup.
+than a sequence (so each row is exactly --seq-len tokens and tokens per step are exact), then runs
+`python -m torch.distributed.run --nproc_per_node=<GPUs> training_code/run_train.py` with FSDP (full_shard
+auto_wrap of LlamaDecoderLayer) and bf16 mixed precision, once packed and once unpacked in the same
+process, with the hyperparameters a job would get: `attn_implementation=auto` (FlashAttention where the
+image has it, else flex_attention, for packing; SDPA without), no activation checkpointing unless asked
+(a 1B model fits without it), Liger kernels where installed, `--compile` for torch.compile, transformers'
+fused AdamW, and a metric line (a host sync) only every gcd(warmup, steps) steps. It reports tokens/s and MFU
+over the steps after --warmup for each.
 
-    python bench/gpu_training.py [--steps 40] [--warmup 10] [--batch-size 8] [--seq-len 2048] [--layers 16]
+    python bench/gpu_training.py [--steps 40] [--warmup 10] [--batch-size 8] [--seq-len 2048] [--compile]
 
 Needs: torch, transformers, accelerate, trl, peft, datasets (the image's stack: requirements-dev.txt pins
-them), and this repository. Where there is no CUDA it says so and exits 0. About 2-4 minutes on one
-H100/H200 (model build and save, tokenizing, 50 steps).
+them), and this repository. Without CUDA it prints what the entry point would choose on a GPU and what it
+could not measure, and exits 0.
 
 MFU = achieved model FLOPs / the GPUs' dense bf16 peak, model FLOPs per token = 6 * N (matmul weights,
 forward + backward) + 12 * layers * width * sequence (attention scores), as in the PaLM paper's appendix B;
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import re
@@ -99,6 +103,97 @@ def write_data(folder: Path, records: int, seq_len: int) -> None:
             out.write(json.dumps({"text": " ".join(rng.choices(corpus, k=int(seq_len * 1.2)))}) + "\n")
 
 
+def levers(packing: bool, cuda: bool) -> dict[str, object]:
+    """What this machine's stack offers the run, and what the entry point would pick (its own rules)."""
+    import importlib.util
+
+    import torch
+    from transformers import LlamaForCausalLM, TrainingArguments
+
+    sys.path.insert(0, str(REPO_ROOT / "training_code"))
+    from model_loading import choose_attention
+
+    return {
+        "attention": choose_attention("auto", packing, cuda, LlamaForCausalLM),
+        "flash_attn_installed": importlib.util.find_spec("flash_attn") is not None,
+        "liger_kernel_installed": importlib.util.find_spec("liger_kernel") is not None,
+        "torch_compile_available": hasattr(torch, "compile"),
+        "optimizer": TrainingArguments.__dataclass_fields__["optim"].default,  # adamw_torch_fused on torch>=2.8
+    }
+
+
+def run_entry_point(work: Path, args: argparse.Namespace, gpus: int, packing: bool, liger: bool) -> dict[str, object]:
+    """One run of training_code/run_train.py under torchrun; tokens/s from its metric lines' arrival times."""
+    total_steps = args.warmup + args.steps
+    hyperparameters = {
+        "max_steps": total_steps,
+        "per_device_train_batch_size": args.batch_size,
+        "block_size": args.seq_len,
+        "learning_rate": 1e-4,
+        # A line (a host sync for the loss) only at the warmup boundary and the end, not every step.
+        "logging_steps": math.gcd(args.warmup, args.steps),
+        "save_steps": 1_000_000,
+        "validation_split": 0,
+        "precision": "bf16",
+        "fsdp": "full_shard auto_wrap",
+        "fsdp_transformer_layer_cls_to_wrap": "LlamaDecoderLayer",
+        "gradient_checkpointing": args.activation_checkpointing,
+        "attn_implementation": "auto",
+        "packing": packing,
+        "torch_compile": args.compile,
+        "use_liger_kernel": liger,
+    }
+    argv = [item for key, value in hyperparameters.items() for item in (f"--{key}", str(value))]
+    env = {
+        **os.environ,
+        "SM_CHANNEL_TRAIN": str(work / "train"),
+        "SM_CHANNEL_MODEL": str(work / "model"),
+        "SM_MODEL_DIR": str(work / f"output-model-{packing}"),
+        "SM_OUTPUT_DIR": str(work / "output"),
+        "SM_INPUT_DIR": str(work / "input"),
+        "SM_CHECKPOINT_DIR": str(work / f"checkpoints-{packing}"),
+        "SM_NUM_GPUS": str(gpus),
+        "PYTHONUNBUFFERED": "1",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nproc_per_node={gpus}",
+        str(REPO_ROOT / "training_code" / "run_train.py"),
+        *argv,
+    ]
+    arrivals: dict[int, float] = {}
+    losses: dict[int, float] = {}
+    tail: deque[str] = deque(maxlen=40)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    log = args.log.open("a") if args.log else None
+    for line in process.stdout:
+        tail.append(line)
+        if log:
+            log.write(line)
+        match = _STEP_LINE.match(line)
+        if match:
+            arrivals[int(match.group(1))] = time.perf_counter()
+            losses[int(match.group(1))] = float(match.group(2))
+    code = process.wait()
+    if log:
+        log.close()
+    if code != 0 or total_steps not in arrivals or args.warmup not in arrivals:
+        print("".join(tail), file=sys.stderr)
+        raise RuntimeError(f"run_train.py (packing={packing}) exited with {code}")
+    elapsed = arrivals[total_steps] - arrivals[args.warmup]
+    return {
+        "packing": packing,
+        "attention": levers(packing, cuda=True)["attention"],
+        "step_ms": round(1000 * elapsed / args.steps, 1),
+        "tokens_per_second": args.steps * args.batch_size * gpus * args.seq_len / elapsed,
+        "first_loss": losses[min(losses)],
+        "final_loss": losses[total_steps],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=8, help="per GPU")
@@ -108,116 +203,71 @@ def main() -> int:
     parser.add_argument("--layers", type=int, default=16)
     parser.add_argument("--width", type=int, default=2048)
     parser.add_argument("--mlp", type=int, default=5632)
-    parser.add_argument("--no-activation-checkpointing", action="store_true")
     parser.add_argument(
-        "--no-packing",
-        action="store_true",
-        help="one record per row instead of packed rows (records overflow a row, so rows are still full)",
+        "--activation-checkpointing", action="store_true", help="off by default: a 1B model fits without it"
     )
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (torch_compile=true)")
+    parser.add_argument("--no-liger", action="store_true", help="leave Liger kernels off even where installed")
+    parser.add_argument("--modes", default="packed,unpacked", help="packed, unpacked or both, run one after the other")
     parser.add_argument("--log", type=Path, default=None, help="also write run_train.py's output here")
     parser.add_argument("--peak-tflops", type=float, default=None, help="override the GPU's bf16 peak")
     parser.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temporary one)")
     args = parser.parse_args()
+    modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
 
     import torch
 
     if not torch.cuda.is_available():
-        print("bench/gpu_training.py: no CUDA GPU here; nothing measured (run it on a GPU machine).")
+        # The checks that need no GPU: what the entry point would choose and what the stack offers.
+        print(
+            json.dumps(
+                {
+                    "device": "no CUDA GPU",
+                    "torch": torch.__version__,
+                    "levers_on_a_gpu": {mode: levers(mode == "packed", cuda=True) for mode in modes},
+                    "not_measured": ["tokens_per_second", "mfu", "step_ms", "loss"],
+                }
+            )
+        )
         return 0
 
     gpus = torch.cuda.device_count()
-    total_steps = args.warmup + args.steps
+    liger = not args.no_liger and bool(levers(True, cuda=True)["liger_kernel_installed"])
     with tempfile.TemporaryDirectory(prefix="gpu-bench-") as temporary:
         work = args.keep or Path(temporary)
         work.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         matmul_params = build_model(work, args)
-        write_data(work / "train", records=total_steps * args.batch_size * gpus + 64, seq_len=args.seq_len)
+        write_data(
+            work / "train", records=(args.warmup + args.steps) * args.batch_size * gpus + 64, seq_len=args.seq_len
+        )
         prepare_s = time.perf_counter() - started
-        hyperparameters = {
-            "max_steps": total_steps,
-            "per_device_train_batch_size": args.batch_size,
-            "block_size": args.seq_len,
-            "learning_rate": 1e-4,
-            "logging_steps": 1,
-            "save_steps": 1_000_000,
-            "validation_split": 0,
-            "precision": "bf16",
-            "dtype": "float32",  # fp32 master weights, bf16 compute (FSDP mixed precision)
-            "fsdp": "full_shard auto_wrap",
-            "fsdp_transformer_layer_cls_to_wrap": "LlamaDecoderLayer",
-            "gradient_checkpointing": not args.no_activation_checkpointing,
-            "attn_implementation": "sdpa",
-            "packing": not args.no_packing,
-        }
-        argv = [item for key, value in hyperparameters.items() for item in (f"--{key}", str(value))]
-        env = {
-            **os.environ,
-            "SM_CHANNEL_TRAIN": str(work / "train"),
-            "SM_CHANNEL_MODEL": str(work / "model"),
-            "SM_MODEL_DIR": str(work / "output-model"),
-            "SM_OUTPUT_DIR": str(work / "output"),
-            "SM_INPUT_DIR": str(work / "input"),
-            "SM_CHECKPOINT_DIR": str(work / "checkpoints"),
-            "SM_NUM_GPUS": str(gpus),
-            "PYTHONUNBUFFERED": "1",
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            f"--nproc_per_node={gpus}",
-            str(REPO_ROOT / "training_code" / "run_train.py"),
-            *argv,
-        ]
-        arrivals: dict[int, float] = {}
-        losses: dict[int, float] = {}
-        tail: deque[str] = deque(maxlen=40)
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        assert process.stdout is not None
-        log = args.log.open("w") if args.log else None
-        for line in process.stdout:
-            tail.append(line)
-            if log:
-                log.write(line)
-            match = _STEP_LINE.match(line)
-            if match:
-                arrivals[int(match.group(1))] = time.perf_counter()
-                losses[int(match.group(1))] = float(match.group(2))
-        code = process.wait()
-        if log:
-            log.close()
-        if code != 0 or total_steps not in arrivals or args.warmup not in arrivals:
-            print("".join(tail), file=sys.stderr)
-            print(f"bench/gpu_training.py: run_train.py exited with {code}", file=sys.stderr)
-            return 1
-        elapsed = arrivals[total_steps] - arrivals[args.warmup]
-        tokens_per_second = args.steps * args.batch_size * gpus * args.seq_len / elapsed
         flops_per_token = 6 * matmul_params + 12 * args.layers * args.width * args.seq_len
         name = torch.cuda.get_device_name(0)
         peak = peak_flops(name, args.peak_tflops)
-        saved = sorted(p.name for p in (work / "output-model").glob("*.safetensors"))
+        runs = []
+        for mode in modes:
+            result = run_entry_point(work, args, gpus, packing=mode == "packed", liger=liger)
+            tokens_per_second = float(result["tokens_per_second"])  # type: ignore[arg-type]
+            result["tokens_per_second"] = round(tokens_per_second)
+            result["model_tflops_per_second_per_gpu"] = round(flops_per_token * tokens_per_second / gpus / 1e12, 1)
+            result["mfu"] = round(flops_per_token * tokens_per_second / gpus / peak, 3) if peak else None
+            runs.append(result)
         print(
             json.dumps(
                 {
                     "device": f"{gpus} x {name}",
                     "torch": torch.__version__,
-                    "entry_point": "training_code/run_train.py (torchrun, FSDP full_shard, bf16, SDPA)",
+                    "entry_point": "training_code/run_train.py (torchrun, FSDP full_shard, bf16)",
                     "matmul_params_millions": round(matmul_params / 1e6, 1),
                     "batch_size_per_gpu": args.batch_size,
                     "seq_len": args.seq_len,
-                    "activation_checkpointing": not args.no_activation_checkpointing,
-                    "packing": not args.no_packing,
+                    "activation_checkpointing": args.activation_checkpointing,
+                    "torch_compile": args.compile,
+                    "liger_kernel": liger,
                     "prepare_s": round(prepare_s, 1),
-                    "step_ms": round(1000 * elapsed / args.steps, 1),
-                    "tokens_per_second": round(tokens_per_second),
-                    "tokens_per_second_per_gpu": round(tokens_per_second / gpus),
-                    "model_tflops_per_second_per_gpu": round(flops_per_token * tokens_per_second / gpus / 1e12, 1),
-                    "mfu": round(flops_per_token * tokens_per_second / gpus / peak, 3) if peak else None,
                     "peak_bf16_tflops": peak / 1e12 if peak else None,
-                    "first_loss": losses[min(losses)],
-                    "final_loss": losses[total_steps],
-                    "saved_model": saved,
+                    "runs": runs,
                 }
             )
         )

@@ -267,11 +267,16 @@ def summarize(output: dict[str, Any]) -> str:
 # --- Bring your own code: the SageMaker SDK v2 Estimator's arguments, through the platform --------------------
 
 
-def _source_package() -> Any:
-    """trainstack/source_package.py from the cloned repository (standard library only, like this file)."""
+def _from_repository() -> None:
+    """Make the cloned repository's `trainstack` package importable (its modules used here are standard library)."""
     repo_root = str(Path(__file__).resolve().parent.parent)
     if repo_root not in sys.path:
         sys.path.append(repo_root)
+
+
+def _source_package() -> Any:
+    """trainstack/source_package.py from the cloned repository (standard library only, like this file)."""
+    _from_repository()
     import trainstack.source_package as source_package
 
     return source_package
@@ -405,6 +410,8 @@ class Estimator:
     ) -> dict[str, Any] | None:
         """Pack and upload the code, start the state machine; with `wait`, watch it and return its output."""
         run_input = self.run_input(inputs, upload=True)
+        if logs:
+            print(self.memory_plan(run_input))
         self.latest_execution_arn = start_run(self.resources, run_input, name=job_name)
         if not wait:
             return None
@@ -412,6 +419,21 @@ class Estimator:
             self.resources, self.latest_execution_arn, echo=print if logs else (lambda _: None)
         )
         return self.output
+
+    def memory_plan(self, run_input: dict[str, Any] | None = None) -> str:
+        """The training script's memory plan for this run (training_code/memory_plan.py), from config.json."""
+        from trainstack.memory_preview import memory_plan_text
+
+        run_input = run_input or self.run_input()
+        model = run_input["channels"].get("model")
+        return memory_plan_text(
+            run_input.get("hyperparameters") or {},
+            run_input.get("instance_type"),
+            run_input.get("instance_count"),
+            model.get("prefix") if isinstance(model, dict) else model,
+            self.resources.client("s3"),
+            (run_input.get("environment") or {}).get("MODEL_S3_BUCKET"),
+        )
 
     @property
     def model_data(self) -> str | None:
@@ -472,11 +494,20 @@ def platform_request_problems(request: dict[str, Any], resources: Resources) -> 
     if request.get("EnableInterContainerTrafficEncryption") is not True:
         problems.append("EnableInterContainerTrafficEncryption must be true")
     resource_config = request.get("ResourceConfig", {})
+    _from_repository()
+    from trainstack.instance_storage import has_local_storage
+
+    # The SDK sends no volume key for a type with local NVMe storage (SageMaker refuses one there); IAM demands
+    # the platform's everywhere else.
+    local = has_local_storage(str(resource_config.get("InstanceType", "ml.unknown.x")))
     expectations = {
         "RoleArn": (request.get("RoleArn"), resources.execution_role_arn),
         "TrainingImage": (request.get("AlgorithmSpecification", {}).get("TrainingImage"), resources.image_uri),
         "OutputDataConfig.KmsKeyId": (request.get("OutputDataConfig", {}).get("KmsKeyId"), resources.kms_key_arn),
-        "ResourceConfig.VolumeKmsKeyId": (resource_config.get("VolumeKmsKeyId"), resources.kms_key_arn),
+        "ResourceConfig.VolumeKmsKeyId": (
+            resource_config.get("VolumeKmsKeyId"),
+            None if local else resources.kms_key_arn,
+        ),
     }
     if resources.subnet_ids:
         vpc = request.get("VpcConfig", {})

@@ -9,22 +9,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from trainstack.config import EnvironmentConfig, NetworkMode, ResourceNames
-
-# Interface endpoints a job or notebook without internet access needs: the SageMaker API (notebook
-# starting jobs), ECR (image pull), CloudWatch Logs and metrics, STS, Step Functions and Service Quotas
-# (the notebook and CLI start and inspect runs).
-_INTERFACE_ENDPOINTS = {
-    "SageMakerApi": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_API,
-    "SageMakerRuntime": ec2.InterfaceVpcEndpointAwsService.SAGEMAKER_RUNTIME,
-    "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
-    "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
-    "Logs": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_LOGS,
-    "Monitoring": ec2.InterfaceVpcEndpointAwsService.CLOUDWATCH_MONITORING,
-    "Sts": ec2.InterfaceVpcEndpointAwsService.STS,
-    "StepFunctions": ec2.InterfaceVpcEndpointAwsService.STEP_FUNCTIONS,
-    "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,
-}
+from trainstack.config import INTERFACE_ENDPOINT_SERVICES, EnvironmentConfig, NetworkMode, ResourceNames
 
 
 class NetworkStack(Stack):
@@ -126,10 +111,10 @@ class NetworkStack(Stack):
         )
         endpoint_sg.add_ingress_rule(self.security_group, ec2.Port.tcp(443), "HTTPS from jobs and the notebook")
         self.security_group.add_egress_rule(endpoint_sg, ec2.Port.tcp(443), "HTTPS to the VPC interface endpoints")
-        for name, service in _INTERFACE_ENDPOINTS.items():
+        for name, service in INTERFACE_ENDPOINT_SERVICES.items():
             endpoint = self.vpc.add_interface_endpoint(
                 name,
-                service=service,
+                service=ec2.InterfaceVpcEndpointAwsService(service),
                 subnets=self.subnet_selection,
                 security_groups=[endpoint_sg],
                 private_dns_enabled=True,

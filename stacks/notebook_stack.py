@@ -10,6 +10,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
+from stacks.constructs import trusted_services
 from stacks.constructs.create_training_job_state import grant_training_jobs
 from stacks.constructs.sagemaker_execution_role import training_log_group_arn
 from stacks.constructs.scoped_policy import ScopedPolicy
@@ -22,7 +23,7 @@ LIFECYCLE_DIR = REPO_ROOT / "notebooks" / "lifecycle"
 
 
 def render_on_start(resources_json: str, idle_minutes: int, lifecycle_dir: Path = LIFECYCLE_DIR) -> str:
-    """The OnStart script: resource-name file plus the idle auto-stop cron job."""
+    """The OnStart script: resource-name file plus the idle auto-stop systemd timer."""
     autostop = base64.b64encode((lifecycle_dir / "autostop.py").read_bytes()).decode()
     return (
         (lifecycle_dir / "on_start.sh")
@@ -55,7 +56,7 @@ class NotebookStack(Stack):
             self,
             "Role",
             role_name=names.notebook_role,
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=trusted_services.notebook_instance(),
             description="trainstack: the notebook instance, for data preparation and starting runs",
         )
         self._grant(config, storage, training)
@@ -102,7 +103,7 @@ class NotebookStack(Stack):
             subnet_id=network.subnets.subnets[0].subnet_id,
             security_group_ids=[network.security_group.security_group_id],
             lifecycle_config_name=lifecycle.attr_notebook_instance_lifecycle_config_name,
-            platform_identifier="notebook-al2-v3",
+            platform_identifier=notebook_config.platform_identifier,
             instance_metadata_service_configuration=sagemaker.CfnNotebookInstance.InstanceMetadataServiceConfigurationProperty(
                 minimum_instance_metadata_service_version="2"
             ),
@@ -157,7 +158,7 @@ class NotebookStack(Stack):
             wildcard_reason="executions of the platform's state machine are named at start time",
         )
         # Jobs launched from the notebook with the SageMaker SDK; UpdateTrainingJob releases warm pools.
-        grant_training_jobs(policy, config, training.job_target, extra_actions=["sagemaker:UpdateTrainingJob"])
+        grant_training_jobs(policy, config, training.job_target, may_update=True)
         policy.allow(
             "ReadTrainingLogs",
             ["logs:GetLogEvents", "logs:DescribeLogStreams", "logs:FilterLogEvents"],

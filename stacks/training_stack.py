@@ -6,8 +6,9 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from stacks.constructs.code_package import CodePackage
-from stacks.constructs.create_training_job_state import TrainingJobTarget
+from stacks.constructs.create_training_job_state import TrainingJobTarget, job_name_pattern
 from stacks.constructs.sagemaker_execution_role import ExecutionRoleProps, SageMakerExecutionRole
+from stacks.constructs.training_log_group import TrainingLogGroup, acknowledge_provider
 from stacks.constructs.training_pipeline import TrainingPipeline, example_input
 from stacks.image_stack import ImageStack
 from stacks.network_stack import NetworkStack
@@ -41,6 +42,7 @@ class TrainingStack(Stack):
                 key=storage.key,
                 code_package=self.code_package,
                 pull_repository_arns=image.pull_repository_arns,
+                job_pattern=job_name_pattern(config),
                 vpc_id=network.vpc.vpc_id if network else None,
                 subnet_ids=tuple(network.subnets.subnet_ids) if network else (),
                 security_group_ids=(network.security_group.security_group_id,) if network else (),
@@ -61,6 +63,11 @@ class TrainingStack(Stack):
             subnet_ids=network.subnets.subnet_ids if network else None,
             security_group_ids=[network.security_group.security_group_id] if network else None,
         )
+        # Where every job logs: made here so that `cdk deploy` alone yields the whole platform.
+        self.log_group = TrainingLogGroup(
+            self, "TrainingLogGroup", names=names, key=storage.key, retention_days=config.training.log_retention_days
+        )
+        acknowledge_provider(self)
         self.pipeline = TrainingPipeline(self, "Pipeline", config=config, key=storage.key, target=self.job_target)
         self.state_machine = self.pipeline.state_machine
 

@@ -167,6 +167,24 @@ def role_arn(name: str) -> str:
     return f"arn:aws:iam::{load_environment('local').account}:role/{name}"
 
 
+def assumer_of(role: str, source_arn: str | None = None) -> object:
+    """Who AWS has assume a platform role (its trust policy must allow it): SageMaker for the notebook instance
+    (the notebook role) or a training job (any other role SageMaker runs), Step Functions for a state machine
+    (`source_arn`: the machine's ARN)."""
+    from trainstack.config import ResourceNames, load_environment
+    from trainstack.embedded_aws.assumed_role_credentials import SAGEMAKER, STEP_FUNCTIONS, Assumer
+
+    config = load_environment("local")
+    names = ResourceNames.of(config)
+    if source_arn and ":states:" in source_arn:
+        return Assumer(STEP_FUNCTIONS, source_arn)
+    if role.rsplit("/", 1)[-1] == names.notebook_role:
+        return Assumer(SAGEMAKER, names.arn("sagemaker", f"notebook-instance/{names.notebook}"))
+    return Assumer(
+        SAGEMAKER, source_arn or names.arn("sagemaker", f"training-job/{config.training.job_name_prefix}-test")
+    )
+
+
 def stack_outputs(aws: object, stack: str) -> dict[str, str]:
     """The outputs of one deployed `local` stack (`storage`, `network`, `training`, ...)."""
     from trainstack.config import ResourceNames, load_environment

@@ -13,6 +13,7 @@ import yaml
 
 from trainstack.config import (
     CONFIG_DIR,
+    S3_PREFIX_LISTS,
     ConfigError,
     EnvironmentConfig,
     ImageMode,
@@ -44,6 +45,18 @@ def test_shipped_environments_load() -> None:
     assert prod.network.mode is NetworkMode.EXISTING
     assert prod.image.mode is ImageMode.ASSET
     assert prod.permissions_boundary_arn
+
+
+def test_the_s3_prefix_list_is_the_regions_from_the_table(tmp_path: Path) -> None:
+    """An environment in a checked region needs no prefix-list id; the shipped ones name the table's."""
+    for name in environment_names():
+        config = load_environment(name)
+        if config.network.mode is not NetworkMode.NONE:
+            assert config.network.s3_prefix_list_id == S3_PREFIX_LISTS[config.region], name
+    data = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text())
+    del data["network"]["s3_prefix_list_id"]
+    (tmp_path / "dev.yaml").write_text(yaml.safe_dump(data))
+    assert load_environment("dev", tmp_path).network.s3_prefix_list_id == "pl-68a54001"
 
 
 def test_dlc_uri_uses_the_regions_registry() -> None:
@@ -99,6 +112,12 @@ def test_resource_names_fit_s3_and_carry_account_and_region() -> None:
             "family 'c6i', which is not in allowed_instance_families",
         ),
         (
+            # The storage table decides whether a job may name a volume key: an unclassified family is refused.
+            lambda d: d["training"]["allowed_instance_families"].append("g7"),
+            "training.allowed_instance_families",
+            "['g7']: not in trainstack/data/instance_storage.json",
+        ),
+        (
             lambda d: d["training"].update(instance_count={"default": 5, "min": 1, "max": 4}),
             "training.instance_count",
             "min <= default <= max",
@@ -106,7 +125,16 @@ def test_resource_names_fit_s3_and_carry_account_and_region() -> None:
         (lambda d: d["training"].update(spot=True), "training", "not available with spot training"),
         (lambda d: d["network"].update(mode="none"), "(top level)", "notebook.enabled needs network.mode"),
         (lambda d: d["network"].update(mode="existing"), "network", "needs vpc_id"),
-        (lambda d: d["network"].pop("s3_prefix_list_id"), "network", "needs s3_prefix_list_id"),
+        (
+            lambda d: d.update(region="sa-east-1") or d["network"].pop("s3_prefix_list_id"),
+            "network",
+            "needs s3_prefix_list_id",
+        ),
+        (
+            lambda d: d["network"].update(s3_prefix_list_id="pl-68a54001"),
+            "(top level)",
+            "pl-68a54001 is not com.amazonaws.us-east-1.s3 (pl-63a5400a)",
+        ),
         (lambda d: d["network"].update(s3_prefix_list_id="s3"), "network.s3_prefix_list_id", "should match pattern"),
         (
             lambda d: d["network"].update(
@@ -117,6 +145,18 @@ def test_resource_names_fit_s3_and_carry_account_and_region() -> None:
             ),
             "network",
             "needs endpoint_security_group_ids",
+        ),
+        (
+            lambda d: d["network"].update(
+                mode="existing",
+                vpc_id="vpc-0123456789abcdef0",
+                subnet_ids=["subnet-0123456789abcdef0"],
+                availability_zones=["us-east-1a"],
+                endpoint_security_group_ids=["sg-0123456789abcdef0"],
+                endpoint_services=["sagemaker.api", "ecr.api", "ecr.dkr", "logs", "monitoring", "sts", "kms"],
+            ),
+            "network",
+            "endpoint_services lacks sagemaker.runtime, states, servicequotas",
         ),
         (lambda d: d["network"].update(mode="peered"), "network.mode", "'none', 'create' or 'existing'"),
         (lambda d: d.update(prefix="a" * 32), "(top level)", "exceed S3's 63 characters"),

@@ -414,6 +414,91 @@ def test_jsonata_hash_is_the_digest_step_functions_computes(embedded_aws: Any) -
     }
 
 
+# --- History limit (step_functions_history_limit.py) ---------------------------------------------------------
+
+
+def _counting_loop(iterations: int) -> dict[str, Any]:
+    """1 + 4 × `iterations` + 2 events before ExecutionSucceeded: ExecutionStarted, Pass and Choice (entered,
+    exited) per iteration, then the Succeed state. JSONPath: the cheapest steps moto evaluates."""
+    return {
+        "StartAt": "Count",
+        "States": {
+            "Count": {"Type": "Pass", "Parameters": {"i.$": "States.MathAdd($.i, 1)"}, "Next": "More"},
+            "More": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.i", "NumericLessThan": iterations, "Next": "Count"}],
+                "Default": "Done",
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    }
+
+
+@pytest.mark.slow
+def test_the_history_ends_at_25000_events_as_on_aws(embedded_aws: Any) -> None:
+    """Event 25,000 may be ExecutionSucceeded; any other makes it ExecutionFailed with States.Runtime."""
+    from trainstack.embedded_aws.step_functions_history_limit import CAUSE, MAX_HISTORY_EVENTS
+
+    sfn = embedded_aws.client("stepfunctions")
+    started = {}
+    # 6,249 iterations: 1 + 24,996 + 2 = 24,999 events, then ExecutionSucceeded is the 25,000th.
+    # One more iteration: the 25,000th would be the Choice state's entry, so the execution fails there.
+    for iterations in (6249, 6250):
+        machine = sfn.create_state_machine(
+            name=unique("history"), definition=json.dumps(_counting_loop(iterations)), roleArn=ROLE
+        )["stateMachineArn"]
+        started[iterations] = sfn.start_execution(stateMachineArn=machine, input='{"i": 0}')["executionArn"]
+    for iterations, arn in started.items():
+        described = wait_for_execution(sfn, arn, timeout=300)
+        pages = sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
+        events = [event for page in pages for event in page["events"]]
+        assert len(events) == MAX_HISTORY_EVENTS, iterations
+        if iterations == 6249:
+            assert described["status"] == "SUCCEEDED"
+            assert events[-1]["type"] == "ExecutionSucceeded"
+        else:
+            assert (described["status"], described["error"], described["cause"]) == ("FAILED", "States.Runtime", CAUSE)
+            assert events[-1]["type"] == "ExecutionFailed"
+            assert events[-1]["executionFailedEventDetails"] == {"error": "States.Runtime", "cause": CAUSE}
+
+
+def test_a_task_starts_an_execution_and_reads_its_arn(embedded_aws: Any) -> None:
+    """What ContinueRun relies on (run_continuation.py; step_functions_start_execution.py): the optimized
+    `states:startExecution` takes PascalCase arguments with an object Input and answers `ExecutionArn`; and
+    `run --watch` (trainstack/progress.py) follows an execution that ended "Continued" into the next one."""
+    from trainstack.progress import RunWatcher
+
+    sfn = embedded_aws.client("stepfunctions")
+    child = sfn.create_state_machine(
+        name=unique("child"),
+        definition=json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}),
+        roleArn=ROLE,
+    )["stateMachineArn"]
+    name = unique("continued")
+    parent = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Continue",
+        "States": {
+            "Continue": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::states:startExecution",
+                "Arguments": {"StateMachineArn": child, "Name": name, "Input": {"carried": {"n": 1}}},
+                "Output": '{% {"status": "Continued", "continuedIn": $states.result.ExecutionArn} %}',
+                "End": True,
+            }
+        },
+    }
+    described = run_machine(embedded_aws, parent)
+    assert described["status"] == "SUCCEEDED", described
+    started = json.loads(described["output"])["continuedIn"]
+    assert started.endswith(f":{name}")
+    assert json.loads(sfn.describe_execution(executionArn=started)["input"]) == {"carried": {"n": 1}}
+
+    lines: list[str] = []
+    followed = RunWatcher(embedded_aws.client, described["executionArn"], on_line=lines.append).poll()
+    assert followed["executionArn"] == started and any(f"continued in {name}" in line for line in lines)
+
+
 def test_jsonata_hash_digests_the_utf8_of_an_emoji_named_execution(embedded_aws: Any) -> None:  # jsonata_hash.py
     # Step Functions accepts an emoji in an execution name; JSONata holds it as a surrogate pair.
     machine = {

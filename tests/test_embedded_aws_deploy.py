@@ -98,6 +98,11 @@ def _finders(aws: Any, physical_of: Callable[[Any], str]) -> dict[str, Callable[
                 NotebookInstanceLifecycleConfigName=notebook_name(pid)
             )
         ),
+        "AWS::Lambda::Function": lambda pid, _: aws.client("lambda").get_function(FunctionName=pid),
+        # The platform's only AwsCustomResource calls make the training log group; their physical id is its name.
+        "Custom::AWS": lambda pid, _: found(
+            pid in [g["logGroupName"] for g in logs.describe_log_groups(logGroupNamePrefix=pid)["logGroups"]]
+        ),
         "AWS::StepFunctions::StateMachine": lambda pid, _: sfn.describe_state_machine(stateMachineArn=pid),
         "AWS::SNS::Topic": lambda pid, _: aws.client("sns").get_topic_attributes(TopicArn=pid),
         "AWS::SSM::Parameter": lambda pid, _: aws.client("ssm").get_parameter(Name=pid),

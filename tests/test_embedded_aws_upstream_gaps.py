@@ -141,3 +141,12 @@ def test_moto_events_cannot_start_a_state_machine(upstream: dict[str, Any]) -> N
     # events_step_functions_targets.py
     assert "500" in upstream["events_state_machine_target_error"]
     assert upstream["state_machine_target_executions"] == 0
+
+
+def test_moto_never_completes_a_custom_resource(upstream: dict[str, Any]) -> None:
+    # cloudformation_custom_resources.py
+    assert upstream["custom_resource_stack_status"] == "CREATE_IN_PROGRESS"
+
+
+def test_moto_creates_an_amazon_linux_2_notebook(upstream: dict[str, Any]) -> None:  # sagemaker_notebook_platforms.py
+    assert upstream["al2_notebook_error"] is None

@@ -12,7 +12,13 @@ import json
 
 import pytest
 
+from stacks.constructs.create_training_job_state import (
+    CREATE_ON_EBS,
+    CREATE_ON_LOCAL_STORAGE,
+    UPDATE_INSIDE_GUARD_RAILS,
+)
 from trainstack.config import ResourceNames, load_environment
+from trainstack.instance_storage import local_storage_families
 
 ENVS = ["local", "dev", "prod"]
 
@@ -53,44 +59,86 @@ def _job_creating_policies(synthesized, env: str) -> dict[str, list[dict]]:
 @pytest.mark.parametrize("role", ["state machine", "notebook"])
 def test_create_training_job_is_allowed_only_inside_the_guard_rails(synthesized, env: str, role: str) -> None:
     config = load_environment(env)
+    families = config.training.allowed_instance_families
+    local = [f for f in families if f in local_storage_families()]
+    ebs = [f for f in families if f not in local]
     statements = _job_creating_policies(synthesized, env)[role]
-    creating = [s for s in statements if s["Effect"] == "Allow" and "sagemaker:CreateTrainingJob" in _actions(s)]
-    assert [s["Sid"] for s in creating] == ["CreateTrainingJobsInsideGuardRails"]  # no other way to create a job
-    [statement] = creating
+    creating = {
+        s["Sid"]: s for s in statements if s["Effect"] == "Allow" and "sagemaker:CreateTrainingJob" in _actions(s)
+    }
+    # No other way to create a job: one statement per storage kind the environment allows.
+    assert set(creating) == {sid for sid, kinds in ((CREATE_ON_EBS, ebs), (CREATE_ON_LOCAL_STORAGE, local)) if kinds}
     names = ResourceNames.of(config)
-    assert statement["Resource"] == names.arn("sagemaker", f"training-job/{config.training.job_name_prefix}-*")
-    condition = statement["Condition"]
-    key = json.dumps(condition["ArnEquals"]["sagemaker:VolumeKmsKey"])
-    assert "PlatformKey" in key and condition["ArnEquals"]["sagemaker:OutputKmsKey"] == json.loads(key)
-    assert condition["ForAllValues:StringLike"]["sagemaker:InstanceTypes"] == [
-        f"ml.{family}.*" for family in config.training.allowed_instance_families
+    for sid, statement in creating.items():
+        assert statement["Resource"] == names.arn("sagemaker", f"training-job/{config.training.job_name_prefix}-*")
+        condition = statement["Condition"]
+        key = json.dumps(condition["ArnEquals"]["sagemaker:OutputKmsKey"])
+        assert "PlatformKey" in key
+        vpc_null = {"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"}
+        if sid == CREATE_ON_EBS:
+            # An EBS volume must be encrypted with the platform key.
+            assert condition["ArnEquals"]["sagemaker:VolumeKmsKey"] == json.loads(key)
+            assert condition["Null"] == {"sagemaker:InstanceTypes": "false", **vpc_null}
+            expected_families = ebs
+        else:
+            # Local NVMe storage takes no key (SageMaker refuses one): the request must name none.
+            assert "sagemaker:VolumeKmsKey" not in condition["ArnEquals"]
+            assert condition["Null"] == {
+                "sagemaker:InstanceTypes": "false",
+                **vpc_null,
+                "sagemaker:VolumeKmsKey": "true",
+            }
+            expected_families = local
+        assert condition["ForAllValues:StringLike"]["sagemaker:InstanceTypes"] == [
+            f"ml.{family}.*" for family in expected_families
+        ]
+        assert condition["NumericLessThanEquals"] == {
+            "sagemaker:MaxRuntimeInSeconds": str(config.training.max_runtime_ceiling_seconds)
+        }
+        assert condition["NumericLessThanEqualsIfExists"] == {
+            "sagemaker:KeepAlivePeriod": str(config.training.keep_alive_ceiling_seconds)
+        }
+        assert condition["BoolIfExists"] == {"sagemaker:EnableRemoteDebug": "false"}
+        tags = {k.removeprefix("aws:RequestTag/"): v for k, v in condition["StringEquals"].items()}
+        assert tags == config.platform_tags and set(tags) == {
+            "trainstack:environment",
+            "trainstack:team",
+            "trainstack:cost-centre",
+        }
+        # A job without a VPC is refused: ForAllValues is true of an absent list, so Null must say "present".
+        vpc = condition["ForAllValues:StringEquals"]
+        assert set(vpc) == {"sagemaker:VpcSubnets", "sagemaker:VpcSecurityGroupIds"}
+        assert len(vpc["sagemaker:VpcSecurityGroupIds"]) == 1
+        if config.network.subnet_ids:
+            assert vpc["sagemaker:VpcSubnets"] == config.network.subnet_ids
+        if role == "notebook":
+            assert condition["Bool"] == {"sagemaker:InterContainerTrafficEncryption": "true"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_role_that_updates_jobs_does_so_inside_the_ceilings(synthesized, env: str) -> None:
+    """UpdateTrainingJob takes RemoteDebugConfig and a new keep-alive: the same rails as CreateTrainingJob."""
+    config = load_environment(env)
+    training, notebook = synthesized.template(env, "training"), synthesized.template(env, "notebook")
+    updating = [
+        s
+        for template in (training, notebook)
+        for s in _statements(template)
+        if s["Effect"] == "Allow" and "sagemaker:UpdateTrainingJob" in _actions(s)
     ]
-    assert condition["NumericLessThanEquals"] == {
-        "sagemaker:MaxRuntimeInSeconds": str(config.training.max_runtime_ceiling_seconds)
-    }
-    assert condition["NumericLessThanEqualsIfExists"] == {
-        "sagemaker:KeepAlivePeriod": str(config.training.keep_alive_ceiling_seconds)
-    }
-    assert condition["BoolIfExists"] == {"sagemaker:EnableRemoteDebug": "false"}
-    tags = {k.removeprefix("aws:RequestTag/"): v for k, v in condition["StringEquals"].items()}
-    assert tags == config.platform_tags and set(tags) == {
-        "trainstack:environment",
-        "trainstack:team",
-        "trainstack:cost-centre",
-    }
-    # A job without a VPC is refused: ForAllValues is true of an absent list, so Null must say "present".
-    vpc = condition["ForAllValues:StringEquals"]
-    assert set(vpc) == {"sagemaker:VpcSubnets", "sagemaker:VpcSecurityGroupIds"}
-    assert len(vpc["sagemaker:VpcSecurityGroupIds"]) == 1
-    if config.network.subnet_ids:
-        assert vpc["sagemaker:VpcSubnets"] == config.network.subnet_ids
-    assert condition["Null"] == {
-        "sagemaker:InstanceTypes": "false",
-        "sagemaker:VpcSubnets": "false",
-        "sagemaker:VpcSecurityGroupIds": "false",
-    }
-    if role == "notebook":
-        assert condition["Bool"] == {"sagemaker:InterContainerTrafficEncryption": "true"}
+    # The notebook's and the pool cleanup's.
+    assert len(updating) == 2
+    for statement in updating:
+        assert statement["Sid"] == UPDATE_INSIDE_GUARD_RAILS and _actions(statement) == ["sagemaker:UpdateTrainingJob"]
+        assert statement["Condition"] == {
+            "BoolIfExists": {"sagemaker:EnableRemoteDebug": "false"},
+            "NumericLessThanEqualsIfExists": {
+                "sagemaker:KeepAlivePeriod": str(config.training.keep_alive_ceiling_seconds)
+            },
+            "ForAllValues:StringLike": {
+                "sagemaker:InstanceTypes": [f"ml.{f}.*" for f in config.training.allowed_instance_families]
+            },
+        }
 
 
 @pytest.mark.parametrize("env", ENVS)

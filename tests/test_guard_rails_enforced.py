@@ -10,14 +10,16 @@ computing the condition key it depends on.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import MISSING
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import role_arn, stack_outputs
+from conftest import assumer_of, role_arn, stack_outputs
 
 from trainstack.config import ResourceNames, load_environment
 from trainstack.embedded_aws import testing
@@ -122,6 +124,13 @@ NOTEBOOK_REFUSALS: list[tuple[str, Callable[[Any, Request], None], str, bool]] =
     ("another output key", _another_output_key, "sagemaker:CreateTrainingJob", False),
     ("no volume key", lambda aws, r: r["ResourceConfig"].pop("VolumeKmsKeyId"), "sagemaker:CreateTrainingJob", False),
     (
+        # ml.p4de has local NVMe storage: the request may name no volume key (SageMaker refuses one there too).
+        "a volume key on a local-storage type",
+        lambda aws, r: _resource(r, InstanceType="ml.p4de.24xlarge"),
+        "sagemaker:CreateTrainingJob",
+        False,
+    ),
+    (
         "a type outside the allowed families",
         lambda aws, r: _resource(r, InstanceType="ml.c6i.xlarge"),
         "sagemaker:CreateTrainingJob",
@@ -162,7 +171,8 @@ NOTEBOOK_REFUSALS: list[tuple[str, Callable[[Any, Request], None], str, bool]] =
 
 @pytest.fixture(scope="module")
 def notebook(aws: Any) -> Any:
-    return role_client(aws.endpoint_url, aws.region, "sagemaker", role_arn(NAMES.notebook_role), "notebook")
+    role = role_arn(NAMES.notebook_role)
+    return role_client(aws.endpoint_url, aws.region, "sagemaker", role, "notebook", assumer=assumer_of(role))
 
 
 @pytest.fixture(scope="module")
@@ -218,7 +228,8 @@ def keep_alive_ceiling(aws: Any, role: str, seconds: int) -> Iterator[None]:
                     ceiling["sagemaker:KeepAlivePeriod"] = str(seconds)
                     edited += 1
             iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(changed))
-        assert edited == 1, f"expected one keep-alive guard rail on {role}, found {edited}"
+        # One per CreateTrainingJob statement and one for UpdateTrainingJob, where the role has it.
+        assert edited >= 1, f"expected a keep-alive guard rail on {role}, found none"
         yield
     finally:
         for name, document in originals.items():
@@ -237,6 +248,119 @@ def test_the_notebook_role_is_refused_a_keep_alive_above_the_ceiling(aws: Any, n
     assert_no_job(aws, name)
 
 
+def _seeds_shape(request: Request) -> None:
+    """The seed's job: 2 x ml.p4de.24xlarge (local NVMe storage, so no volume key), keep-alive 3600, two days."""
+    request["ResourceConfig"] = {
+        "InstanceType": "ml.p4de.24xlarge",
+        "InstanceCount": 2,
+        "VolumeSizeInGB": 30,
+        "KeepAlivePeriodInSeconds": 3600,
+    }
+    request["StoppingCondition"] = {"MaxRuntimeInSeconds": 2 * 24 * 3600}
+
+
+def _created_then_stopped(aws: Any, name: str) -> None:
+    """The job exists (IAM and SageMaker's rules let it through); stopped at once, its instances released."""
+    sagemaker = aws.client("sagemaker")
+    assert sagemaker.describe_training_job(TrainingJobName=name)["TrainingJobName"] == name
+    with contextlib.suppress(ClientError):
+        sagemaker.stop_training_job(TrainingJobName=name)
+    wait_for_job(sagemaker, name, timeout=300)
+    with contextlib.suppress(ClientError):
+        sagemaker.update_training_job(TrainingJobName=name, ResourceConfig={"KeepAlivePeriodInSeconds": 0})
+
+
+def test_the_notebook_role_may_create_the_seeds_p4de_job_without_a_volume_key(aws: Any, notebook: Any) -> None:
+    name = job_name("p4de")
+    request = conforming_request(aws, name)
+    _seeds_shape(request)
+    notebook.create_training_job(**request)
+    _created_then_stopped(aws, name)
+
+
+def _seed_run_inputs() -> dict[str, dict[str, Any]]:
+    """The seed's run as the console's execution input and as tn.Estimator builds it."""
+    import sys
+
+    from conftest import REPO_ROOT
+
+    sys.path.insert(0, str(REPO_ROOT / "notebooks"))
+    try:
+        import trainstack_notebook as tn
+    finally:
+        sys.path.remove(str(REPO_ROOT / "notebooks"))
+    console = json.loads((REPO_ROOT / "examples" / "inputs" / "seed-p4de.json").read_text())
+    resources = tn.Resources(**{f.name: "unused" for f in dataclasses.fields(tn.Resources) if f.default is MISSING})
+    estimator = tn.Estimator(
+        entry_point=CONFIG.training.entry_point,
+        instance_type="ml.p4de.24xlarge",
+        instance_count=2,
+        max_run=2 * 24 * 3600,
+        keep_alive_period_in_seconds=3600,
+        resources=resources,
+    )
+    channels = {name: f"s3://{NAMES.data_bucket}/datasets/sample/{name}/" for name in ("train", "val")}
+    return {"console input": console, "tn.Estimator": estimator.run_input(channels)}
+
+
+@pytest.mark.parametrize("source", ["console input", "tn.Estimator"])
+def test_the_state_machine_role_may_create_the_seeds_p4de_job(
+    aws: Any, state_machine_sagemaker: Any, source: str
+) -> None:
+    """The request the deployed state machine renders for the seed's run passes the embedded IAM (as the state
+    machine's role) and SageMaker's rules: no volume key on ml.p4de, the platform's key on the output."""
+    from trainstack.run_preview import preview
+
+    arn = stack_outputs(aws, "training")["StateMachineArn"]
+    definition = json.loads(aws.client("stepfunctions").describe_state_machine(stateMachineArn=arn)["definition"])
+    quota = {"code": "L-TEST", "name": "test", "source": "applied"}
+    quotas = {
+        k: {**quota, "key": k, "value": v} for k, v in (("training", 2), ("warm_pool", 2), ("max_runtime", 432000))
+    }
+    request = preview(definition, _seed_run_inputs()[source], quotas=quotas).request
+    assert request is not None
+    assert request["ResourceConfig"]["InstanceType"] == "ml.p4de.24xlarge"
+    assert "VolumeKmsKeyId" not in request["ResourceConfig"]
+    request["TrainingJobName"] = job_name("seed")
+    state_machine_sagemaker.create_training_job(**request)
+    _created_then_stopped(aws, request["TrainingJobName"])
+
+
+# ------------------------------------------------------------------------------------ UpdateTrainingJob's rails
+
+
+@pytest.fixture(scope="module")
+def pool_cleanup_sagemaker(aws: Any) -> Any:
+    arn = stack_outputs(aws, "training")["StateMachineArn"].replace(
+        f":stateMachine:{NAMES.state_machine}", f":stateMachine:{NAMES.state_machine}-pool-cleanup"
+    )
+    role = aws.client("stepfunctions").describe_state_machine(stateMachineArn=arn)["roleArn"]
+    return role, role_client(aws.endpoint_url, aws.region, "sagemaker", role, "cleanup", assumer=assumer_of(role, arn))
+
+
+@pytest.mark.parametrize("who", ["notebook", "pool cleanup"])
+def test_update_training_job_is_refused_remote_debugging_and_a_keep_alive_above_the_ceiling(
+    aws: Any, notebook: Any, pool_cleanup_sagemaker: Any, base_job: str, who: str
+) -> None:
+    role, client = (role_arn(NAMES.notebook_role), notebook) if who == "notebook" else pool_cleanup_sagemaker
+    name = base_job.rsplit("/", 1)[-1]
+    debug = {"EnableRemoteDebug": True}
+    refused(
+        lambda: client.update_training_job(TrainingJobName=name, RemoteDebugConfig=debug), "sagemaker:UpdateTrainingJob"
+    )
+    with keep_alive_ceiling(aws, role.rsplit("/", 1)[-1], 600):
+        refused(
+            lambda: client.update_training_job(TrainingJobName=name, ResourceConfig={"KeepAlivePeriodInSeconds": 601}),
+            "sagemaker:UpdateTrainingJob",
+        )
+        # Ending a pool (keep-alive 0) stays allowed: IAM lets it through to SageMaker.
+        try:
+            client.update_training_job(TrainingJobName=name, ResourceConfig={"KeepAlivePeriodInSeconds": 0})
+        except ClientError as error:
+            # The base job has no pool left to end: SageMaker's answer, not IAM's.
+            assert error.response["Error"]["Code"] == "ValidationException", error
+
+
 def test_the_notebook_role_cannot_change_a_platform_tag_later(aws: Any, notebook: Any, base_job: str) -> None:
     tags = [{"Key": COST_CENTRE, "Value": "CC-9999"}]
     refused(lambda: notebook.add_tags(ResourceArn=base_job, Tags=tags), "sagemaker:AddTags")
@@ -251,7 +375,7 @@ def test_the_notebook_role_cannot_change_a_platform_tag_later(aws: Any, notebook
 def state_machine_sagemaker(aws: Any) -> Any:
     arn = stack_outputs(aws, "training")["StateMachineArn"]
     role = aws.client("stepfunctions").describe_state_machine(stateMachineArn=arn)["roleArn"]
-    return role_client(aws.endpoint_url, aws.region, "sagemaker", role, "pipeline")
+    return role_client(aws.endpoint_url, aws.region, "sagemaker", role, "pipeline", assumer=assumer_of(role, arn))
 
 
 @pytest.mark.parametrize(
@@ -285,7 +409,8 @@ def test_the_state_machine_role_may_send_the_conforming_request(aws: Any, state_
 
 
 def execution(aws: Any, service: str) -> Any:
-    return role_client(aws.endpoint_url, aws.region, service, role_arn(NAMES.execution_role), "job")
+    role = role_arn(NAMES.execution_role)
+    return role_client(aws.endpoint_url, aws.region, service, role, "job", assumer=assumer_of(role))
 
 
 def test_the_execution_role_reads_nothing_outside_the_platform_buckets(aws: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from conftest import role_arn, stack_outputs
+from conftest import assumer_of, role_arn, stack_outputs
 from test_guard_rails_enforced import conforming_request
 
 from trainstack.config import ResourceNames, load_environment
@@ -171,14 +171,14 @@ def test_a_job_writing_output_under_another_kms_key_fails(aws: Any) -> None:
 
 def test_notebook_role_cannot_delete_artifacts_or_pass_other_roles(aws: Any) -> None:
     role = role_arn(NAMES.notebook_role)
-    s3 = role_client(aws.endpoint_url, aws.region, "s3", role, "notebook")
+    s3 = role_client(aws.endpoint_url, aws.region, "s3", role, "notebook", assumer=assumer_of(role))
     with pytest.raises(ClientError) as denied:
         s3.delete_object(Bucket=NAMES.artifacts_bucket, Key="output/anything")
     assert denied.value.response["Error"]["Code"] == "AccessDenied"
     assert f"assumed-role/{NAMES.notebook_role}/notebook is not authorized to perform: s3:DeleteObject" in str(
         denied.value
     )
-    sagemaker = role_client(aws.endpoint_url, aws.region, "sagemaker", role, "notebook")
+    sagemaker = role_client(aws.endpoint_url, aws.region, "sagemaker", role, "notebook", assumer=assumer_of(role))
     # Inside every CreateTrainingJob guard rail but for the role: PassRole is what refuses it.
     name = f"{CONFIG.training.job_name_prefix}-nb-{uuid.uuid4().hex[:6]}"
     request = conforming_request(aws, name, RoleArn=ROLE)  # testing.ROLE is not the platform's execution role
@@ -190,7 +190,7 @@ def test_notebook_role_cannot_delete_artifacts_or_pass_other_roles(aws: Any) -> 
 
 def test_an_unmapped_request_of_a_role_is_refused_naming_it(aws: Any) -> None:
     role = role_arn(NAMES.notebook_role)
-    ec2 = role_client(aws.endpoint_url, aws.region, "ec2", role, "notebook")
+    ec2 = role_client(aws.endpoint_url, aws.region, "ec2", role, "notebook", assumer=assumer_of(role))
     with pytest.raises(ClientError) as refused:
         ec2.describe_vpcs()
     assert "cannot map 'ec2 POST /" in str(refused.value) and "ec2:DescribeVpcs" in str(refused.value)
@@ -216,7 +216,12 @@ def test_condition_keys_of_create_training_job_are_enforced(aws: Any) -> None:
     request when the request's values break it."""
     iam = aws.client("iam")
     name = f"iam-guard-{uuid.uuid4().hex[:6]}"
-    iam.create_role(RoleName=name, AssumeRolePolicyDocument="{}")
+    trust = {
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+        ]
+    }
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
     job_arn = NAMES.arn("sagemaker", "training-job/*")
     policy = {
         "Version": "2012-10-17",
@@ -237,7 +242,9 @@ def test_condition_keys_of_create_training_job_are_enforced(aws: Any) -> None:
         ],
     }
     iam.put_role_policy(RoleName=name, PolicyName="guard", PolicyDocument=json.dumps(policy))
-    sagemaker = role_client(aws.endpoint_url, aws.region, "sagemaker", role_arn(name), "guard")
+    sagemaker = role_client(
+        aws.endpoint_url, aws.region, "sagemaker", role_arn(name), "guard", assumer=assumer_of(name)
+    )
     resources = {"InstanceType": "ml.p4d.24xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}
     for resource_config in (resources, {**resources, "InstanceType": "ml.m5.large", "KeepAlivePeriodInSeconds": 3600}):
         request = job_request(f"guard-{uuid.uuid4().hex[:6]}", NAMES.data_bucket, "s3://x/y")
@@ -326,7 +333,14 @@ def test_the_deployed_bucket_policy_is_enforced_as_a_resource_policy(aws: Any) -
     )
     key = "iam-test/object.txt"
     s3.put_object(Bucket=NAMES.data_bucket, Key=key, Body=b"x")
-    notebook = role_client(aws.endpoint_url, aws.region, "s3", role_arn(NAMES.notebook_role), "notebook")
+    notebook = role_client(
+        aws.endpoint_url,
+        aws.region,
+        "s3",
+        role_arn(NAMES.notebook_role),
+        "notebook",
+        assumer=assumer_of(role_arn(NAMES.notebook_role)),
+    )
     assert notebook.get_object(Bucket=NAMES.data_bucket, Key=key)["Body"].read() == b"x"
     policy["Statement"].append(
         {
@@ -347,3 +361,70 @@ def test_the_deployed_bucket_policy_is_enforced_as_a_resource_policy(aws: Any) -
     assert "s3:GetObject" in str(denied.value) and "with an explicit deny in a resource-based policy" in str(
         denied.value
     )
+
+
+# ------------------------------------------------------------------------------------------ trust policies
+
+
+def _assume(aws: Any, role: str, assumer: Any) -> Any:
+    return assumer.sts_client(aws.endpoint_url, aws.region).assume_role(RoleArn=role, RoleSessionName="trust")
+
+
+def _refused_assume(call: Callable[[], Any], caller: str, role: str) -> None:
+    with pytest.raises(ClientError) as refused:
+        call()
+    assert refused.value.response["Error"]["Code"] == "AccessDenied", refused.value.response
+    assert refused.value.response["Error"]["Message"] == (
+        f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: {role}"
+    )
+
+
+def test_the_account_itself_cannot_assume_a_role_that_trusts_only_a_service(aws: Any) -> None:
+    """Before, anyone could assume any role offline; on AWS the trust policy must name the caller."""
+    for name in (NAMES.notebook_role, NAMES.execution_role):
+        role = role_arn(name)
+        root = f"arn:aws:iam::{CONFIG.account}:root"
+        _refused_assume(lambda role=role: aws.client("sts").assume_role(RoleArn=role, RoleSessionName="xx"), root, role)
+
+
+def test_a_service_the_trust_policy_does_not_name_is_refused(aws: Any) -> None:
+    from trainstack.embedded_aws.assumed_role_credentials import STEP_FUNCTIONS, Assumer
+
+    role = role_arn(NAMES.execution_role)
+    job = NAMES.arn("sagemaker", f"training-job/{CONFIG.training.job_name_prefix}-x")
+    _refused_assume(lambda: _assume(aws, role, Assumer(STEP_FUNCTIONS, job)), STEP_FUNCTIONS, role)
+
+
+def test_sagemaker_assumes_the_execution_role_only_for_the_environments_jobs(aws: Any) -> None:
+    from trainstack.embedded_aws.assumed_role_credentials import SAGEMAKER, Assumer
+
+    role = role_arn(NAMES.execution_role)
+    ours = NAMES.arn("sagemaker", f"training-job/{CONFIG.training.job_name_prefix}-trust-1")
+    assert _assume(aws, role, Assumer(SAGEMAKER, ours))["Credentials"]["AccessKeyId"]
+    for source in (NAMES.arn("sagemaker", "training-job/another-team-job"), None):
+        _refused_assume(lambda source=source: _assume(aws, role, Assumer(SAGEMAKER, source)), SAGEMAKER, role)
+
+
+def test_step_functions_assumes_a_state_machine_role_only_for_that_machine(aws: Any) -> None:
+    from trainstack.embedded_aws.assumed_role_credentials import STEP_FUNCTIONS, Assumer
+
+    machine = stack_outputs(aws, "training")["StateMachineArn"]
+    role = aws.client("stepfunctions").describe_state_machine(stateMachineArn=machine)["roleArn"]
+    assert _assume(aws, role, Assumer(STEP_FUNCTIONS, machine))["Credentials"]["AccessKeyId"]
+    other = machine.replace(f":stateMachine:{NAMES.state_machine}", ":stateMachine:someone-elses")
+    _refused_assume(lambda: _assume(aws, role, Assumer(STEP_FUNCTIONS, other)), STEP_FUNCTIONS, role)
+
+
+def test_a_role_trusting_the_account_needs_the_callers_own_permission(aws: Any) -> None:
+    """A trust policy naming the account delegates to IAM: the caller's identity policy must allow AssumeRole."""
+    iam = aws.client("iam")
+    name = f"iam-trust-{uuid.uuid4().hex[:6]}"
+    trust = {"Statement": [{"Effect": "Allow", "Principal": {"AWS": CONFIG.account}, "Action": "sts:AssumeRole"}]}
+    iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+    # The account's own (administrator) credentials hold every permission: allowed.
+    assert aws.client("sts").assume_role(RoleArn=role_arn(name), RoleSessionName="admin")["Credentials"]
+    # The notebook role has no sts:AssumeRole: refused, although the trust policy names its account.
+    notebook = role_arn(NAMES.notebook_role)
+    sts = role_client(aws.endpoint_url, aws.region, "sts", notebook, "notebook", assumer=assumer_of(notebook))
+    session = f"arn:aws:sts::{CONFIG.account}:assumed-role/{NAMES.notebook_role}/notebook"
+    _refused_assume(lambda: sts.assume_role(RoleArn=role_arn(name), RoleSessionName="xx"), session, role_arn(name))

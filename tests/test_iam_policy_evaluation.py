@@ -310,3 +310,53 @@ def test_create_training_job_condition_keys_come_from_the_request() -> None:
     bare = create_training_job_context({"ResourceConfig": {"InstanceType": "ml.m5.large"}})
     assert condition_matches({"Null": {"sagemaker:VolumeKmsKey": "true"}}, bare)
     assert not condition_matches({"Null": {"sagemaker:VolumeKmsKey": "true"}}, create_training_job_context(request))
+
+
+def test_update_training_job_condition_keys_come_from_the_request() -> None:
+    """UpdateTrainingJob's keys (Service Authorization Reference): a keep-alive change and remote debugging."""
+    from trainstack.embedded_aws.sagemaker_condition_keys import update_training_job_context
+
+    assert update_training_job_context(
+        {
+            "TrainingJobName": "j",
+            "ResourceConfig": {"KeepAlivePeriodInSeconds": 0},
+            "RemoteDebugConfig": {"EnableRemoteDebug": True},
+        }
+    ) == {"sagemaker:KeepAlivePeriod": 0, "sagemaker:EnableRemoteDebug": True}
+    assert update_training_job_context({"TrainingJobName": "j"}) == {}
+
+
+SAGEMAKER_SERVICE = Principal("sagemaker.amazonaws.com", "", (), service="sagemaker.amazonaws.com")
+
+
+def _trust(**condition: Any) -> Policy:
+    statement = {"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    return policy({**statement, **({"Condition": condition} if condition else {})}, name="trust")
+
+
+def test_a_trust_policy_naming_a_service_lets_that_service_alone_assume_the_role() -> None:
+    assume = request("sts:AssumeRole", ROLE, SAGEMAKER_SERVICE)
+    assert evaluate(assume, [], resource_policy=_trust(), resource_policy_required=True).allowed
+    states = Principal("states.amazonaws.com", "", (), service="states.amazonaws.com")
+    assert not evaluate(
+        request("sts:AssumeRole", ROLE, states), [], resource_policy=_trust(), resource_policy_required=True
+    ).allowed
+    # An IAM principal of the account, even with every identity permission, is not the service.
+    everything = policy(allow("*"))
+    assert not evaluate(
+        request("sts:AssumeRole", ROLE), [everything], resource_policy=_trust(), resource_policy_required=True
+    ).allowed
+    # And a trust policy naming the account does not let a service in.
+    account = policy({"Effect": "Allow", "Principal": {"AWS": ACCOUNT}, "Action": "sts:AssumeRole"})
+    assert not evaluate(assume, [], resource_policy=account, resource_policy_required=True).allowed
+
+
+def test_a_trust_policys_source_arn_condition_binds_the_service_to_one_resource() -> None:
+    job = f"arn:aws:sagemaker:us-east-1:{ACCOUNT}:training-job/trainstack-*"
+    trust = _trust(ArnLike={"aws:SourceArn": job})
+    ours = request("sts:AssumeRole", ROLE, SAGEMAKER_SERVICE, **{"aws:SourceArn": job.replace("*", "run-1")})
+    other = request("sts:AssumeRole", ROLE, SAGEMAKER_SERVICE, **{"aws:SourceArn": job.replace("trainstack-*", "x")})
+    unsourced = request("sts:AssumeRole", ROLE, SAGEMAKER_SERVICE)
+    assert evaluate(ours, [], resource_policy=trust, resource_policy_required=True).allowed
+    assert not evaluate(other, [], resource_policy=trust, resource_policy_required=True).allowed
+    assert not evaluate(unsourced, [], resource_policy=trust, resource_policy_required=True).allowed

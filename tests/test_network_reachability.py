@@ -20,7 +20,18 @@ from trainstack.config import NetworkMode, load_environment
 
 # What a training job (image pull, logs, metrics, KMS, its role's credentials) and the notebook (the SageMaker
 # API to start jobs, the same data paths) need, as the suffix of the endpoint service name.
-INTERFACE_SERVICES = ["logs", "monitoring", "ecr.api", "ecr.dkr", "sts", "kms", "sagemaker.api"]
+# What jobs and the notebook call without internet: the notebook reads quotas and starts runs (Step Functions).
+INTERFACE_SERVICES = [
+    "logs",
+    "monitoring",
+    "ecr.api",
+    "ecr.dkr",
+    "sts",
+    "kms",
+    "sagemaker.api",
+    "states",
+    "servicequotas",
+]
 HTTPS = 443
 _CONFIGS = [load_environment(name) for name in ("local", "dev", "prod")]
 CREATED = [c.name for c in _CONFIGS if c.network.mode is NetworkMode.CREATE]

@@ -7,12 +7,14 @@ handed to the kernel through TRAINSTACK_RESOURCES, with the embedded AWS endpoin
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 import nbformat
 import pytest
+from conftest import assumer_of
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
@@ -21,6 +23,7 @@ from nbformat.v4 import new_code_cell
 from trainstack.config import ResourceNames, load_environment
 from trainstack.embedded_aws import subprocess_env
 from trainstack.embedded_aws.assumed_role_credentials import assume_role
+from trainstack.local_platform import notebook_resources
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO_ROOT / "notebooks"
@@ -33,34 +36,11 @@ QUICK_RUN = {
 }
 
 
-def _outputs(stack: str, cloudformation: Any) -> dict[str, str]:
-    described = cloudformation.describe_stacks(StackName=NAMES.stack(stack))["Stacks"][0]
-    return {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
-
-
 @pytest.fixture(scope="module")
 def resources_file(deployed_local_platform, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What stacks/notebook_stack.py puts in /home/ec2-user/SageMaker/trainstack.json, from the deployed stacks."""
-    aws = deployed_local_platform.aws
-    cloudformation = aws.client("cloudformation")
-    storage, training, image = (_outputs(s, cloudformation) for s in ("storage", "training", "image"))
-    network = _outputs("network", cloudformation)
-    subnet_ids, security_group_ids = network["SubnetIds"].split(","), [network["SecurityGroupId"]]
-    resources = {
-        "environment": "local",
-        "region": aws.region,
-        "data_bucket": storage["DataBucketName"],
-        "artifacts_bucket": storage["ArtifactsBucketName"],
-        "kms_key_arn": storage["KmsKeyArn"],
-        "execution_role_arn": training["ExecutionRoleArn"],
-        "image_uri": image["TrainingImageUri"],
-        "code_package_uri": training["CodePackageUri"],
-        "state_machine_arn": training["StateMachineArn"],
-        "subnet_ids": subnet_ids,
-        "security_group_ids": security_group_ids,
-        "tags": load_environment("local").platform_tags,
-        "job_name_prefix": load_environment("local").training.job_name_prefix,
-    }
+    """What stacks/notebook_stack.py puts in /home/ec2-user/SageMaker/trainstack.json, from the deployed stacks
+    (the file `make local-up` writes for `make notebook`)."""
+    resources = notebook_resources(load_environment("local"), deployed_local_platform.outputs)
     path = tmp_path_factory.mktemp("notebook-home") / "trainstack.json"
     path.write_text(json.dumps(resources, indent=2), encoding="utf-8")
     return path
@@ -116,7 +96,10 @@ def kernel_env(embedded_aws, resources_file: Path) -> dict[str, str]:
     # The kernel runs as the notebook instance's role, as on SageMaker: every call it makes is evaluated
     # against that role's policies (the helpers use boto3's normal credential chain).
     role = f"arn:aws:iam::{embedded_aws.account}:role/{NAMES.notebook_role}"
-    env.update(assume_role(embedded_aws.endpoint_url, embedded_aws.region, role, "notebook").environment())
+    credentials = assume_role(
+        embedded_aws.endpoint_url, embedded_aws.region, role, "notebook", assumer=assumer_of(role)
+    )
+    env.update(credentials.environment())
     env["TRAINSTACK_RESOURCES"] = str(resources_file)
     # Nothing in a test may reach a model hub.
     env["HF_HUB_OFFLINE"] = "1"
@@ -237,7 +220,6 @@ PLATFORM_ADDS = {
     "VpcConfig": "jobs run in the platform's private subnets",
     "OutputDataConfig.KmsKeyId": "the platform's KMS key",
     "OutputDataConfig.CompressionType": "the environment's compression, explicit",
-    "ResourceConfig.VolumeKmsKeyId": "the platform's KMS key",
     "Tags": "cost and ownership tags, the execution",
     "CheckpointConfig": "checkpoints synced to the artifacts bucket",
     "RetryStrategy": "SageMaker retries internal failures",
@@ -351,6 +333,8 @@ def test_the_seeds_estimator_and_its_trainstack_port_send_the_same_request_but_f
     for path, default in EXPLICIT_DEFAULTS.items():
         assert differences.pop(path) == ("<absent>", default)
     assert differences == {}
+    # ml.p4de has local NVMe storage: neither sends a volume key (SageMaker refuses one there).
+    assert "VolumeKmsKeyId" not in sdk_request["ResourceConfig"] and "VolumeKmsKeyId" not in ours["ResourceConfig"]
     # What the platform adds is there, and the per-run values are each side's own code package and name.
     assert {key for key in PLATFORM_ADDS if any(p == key or p.startswith(f"{key}.") for p in our_flat)} == set(
         PLATFORM_ADDS
@@ -437,6 +421,13 @@ def test_a_stopped_create_training_job_is_validated_and_captured_but_never_sent(
     assert tn.platform_request_problems(wrong_role, tn.load_resources(resources_file)) == [
         f"RoleArn is 'arn:aws:iam::123456789012:role/other', the platform's is '{resources['execution_role_arn']}'"
     ]
+    # On a type with local NVMe storage the platform's request names no volume key (SageMaker refuses one).
+    p4de = {**request, "ResourceConfig": {**request["ResourceConfig"], "InstanceType": "ml.p4de.24xlarge"}}
+    assert tn.platform_request_problems(p4de, tn.load_resources(resources_file)) == [
+        f"ResourceConfig.VolumeKmsKeyId is '{resources['kms_key_arn']}', the platform's is None"
+    ]
+    p4de["ResourceConfig"].pop("VolumeKmsKeyId")
+    assert tn.platform_request_problems(p4de, tn.load_resources(resources_file)) == []
 
 
 @pytest.fixture(scope="module")
@@ -509,3 +500,21 @@ def test_sdk_notebook_builds_a_valid_create_training_job_request_on_the_platform
     # Nothing was sent.
     jobs = embedded_aws.client("sagemaker").list_training_jobs(NameContains="trainstack-sdk")["TrainingJobSummaries"]
     assert jobs == []
+
+
+def test_make_notebook_starts_jupyterlab_on_the_notebooks_against_the_embedded_aws(tmp_path: Path) -> None:
+    from trainstack.local_notebook import jupyter_lab
+
+    with pytest.raises(ValueError, match="run make local-up first"):
+        jupyter_lab(tmp_path)
+    (tmp_path / "server.json").write_text(json.dumps({"url": "http://127.0.0.1:4566", "env": "local"}))
+    (tmp_path / "notebook-resources.json").write_text("{}")
+    command, env = jupyter_lab(tmp_path)
+    assert command[:3] == [sys.executable, "-m", "jupyterlab"] and f"--notebook-dir={NOTEBOOKS}" in command
+    assert "--ip=127.0.0.1" in command  # never reachable from other machines
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:4566" and env["AWS_ACCESS_KEY_ID"] == "testing"
+    assert env["AWS_SHARED_CREDENTIALS_FILE"] == os.devnull  # no real profile reaches the kernels
+    assert env["TRAINSTACK_RESOURCES"] == str(tmp_path / "notebook-resources.json")
+    makefile = (REPO_ROOT / "Makefile").read_text(encoding="utf-8")
+    assert "$(BIN)/python -m trainstack.local_notebook" in makefile.split("\nnotebook:", 1)[1].split("\n\n", 1)[0]
+    assert "jupyterlab==" in (REPO_ROOT / "requirements-dev.txt").read_text(encoding="utf-8")

@@ -7,6 +7,7 @@ machine's check and is then refused would fail these tests."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 import uuid
@@ -14,7 +15,7 @@ import uuid
 import pytest
 
 from tests import test_pipeline_executions as executions
-from tests.test_pipeline_executions import NAMES, QUICK, Platform, _output, _release_pools, run
+from tests.test_pipeline_executions import CONFIG, NAMES, QUICK, Platform, _output, _release_pools, run
 from trainstack.cli.executions import read_history
 from trainstack.embedded_aws.testing import (
     ROLE,
@@ -141,28 +142,35 @@ def test_a_spot_run_is_checked_against_the_spot_quota(platform: Platform) -> Non
     assert "is 0 in us-east-1; this run asks for 1 instance" in described["cause"]
 
 
-def test_all_150_retained_pools_are_counted(platform: Platform) -> None:
-    # 150 one-instance ml.g5.xlarge pools (quota 152): more than a ListTrainingJobs page of 100.
-    sagemaker = platform.client("sagemaker")
+def _seed_150_pools(platform: Platform, keep_alive_seconds: int) -> list[str]:
+    """150 one-instance ml.g5.xlarge pools (quota 152): more than a ListTrainingJobs page of 100."""
     request = job_request(unique("seeded"), NAMES.data_bucket, f"s3://{NAMES.data_bucket}/code/none.tar.gz")
     request["RoleArn"] = ROLE
     request["ResourceConfig"] = {
         "InstanceType": "ml.g5.xlarge",
         "InstanceCount": 1,
         "VolumeSizeInGB": 30,
-        "KeepAlivePeriodInSeconds": 900,
+        "KeepAlivePeriodInSeconds": keep_alive_seconds,
     }
-    arns = seed_warm_pools(platform.aws.endpoint_url, request, 150)
+    return seed_warm_pools(platform.aws.endpoint_url, request, 150)
+
+
+def _end_pools(platform: Platform, arns: list[str]) -> None:
+    for arn in arns:
+        platform.client("sagemaker").update_training_job(
+            TrainingJobName=arn.rsplit("/", 1)[1], ResourceConfig={"KeepAlivePeriodInSeconds": 0}
+        )
+
+
+def test_all_150_retained_pools_are_counted(platform: Platform) -> None:
+    arns = _seed_150_pools(platform, 900)
     try:
         described = run(
             platform,
             {"instance_type": "ml.g5.xlarge", "instance_count": 3, "keep_alive_seconds": 0, "capacity_wait_seconds": 0},
         )
     finally:
-        for arn in arns:
-            sagemaker.update_training_job(
-                TrainingJobName=arn.rsplit("/", 1)[1], ResourceConfig={"KeepAlivePeriodInSeconds": 0}
-            )
+        _end_pools(platform, arns)
     assert described["error"] == "CapacityUnavailable", (described.get("error"), described.get("cause"))
     assert "is 152 in us-east-1 with 150 instance(s) held by running jobs and warm pools" in described["cause"]
 
@@ -241,3 +249,118 @@ def test_a_create_whose_job_already_exists_follows_that_job_to_its_end(platform:
         e["taskFailedEventDetails"]["error"] for e in _history(platform, execution) if e["type"] == "TaskFailed"
     ]
     assert "SageMaker.ResourceInUseException" in failures
+
+
+def _look_costs(events: list[dict]) -> list[int]:
+    """History events spent by each look: from one WaitingForCapacity entry to the next (the first: from the
+    first CountUsage entry, so it includes describing every held job)."""
+    marks = [e["id"] for e in events if e.get("stateEnteredEventDetails", {}).get("name") == "CountUsage"]
+    return [b - a for a, b in itertools.pairwise(marks)]
+
+
+def test_looks_at_150_pools_cost_what_the_history_budget_counts_and_a_week_fits(platform: Platform) -> None:
+    """150 retained pools, a few looks (time knob): each look costs exactly what `$historySpent` adds
+    (16 + 7 × 5 pages, plus 9 per job described: all 150 on the first look only), the count never falls behind
+    the real history, and with these measured costs the longest wait (about 1,030 looks over 7 days) hands over
+    before 25,000 events in every execution. A continued run then keeps its name and wait and gives up after
+    exactly the 7 days. (The whole week is not run here: on this embedded AWS a look over 150 jobs costs
+    seconds of pure-Python JSONata, and 1,030 of them would take an hour.)"""
+    from stacks.constructs.quota_check import DESCRIBE_EVENTS, LOOK_EVENTS, PAGE_EVENTS
+    from stacks.constructs.run_continuation import CONTINUATION_KEY, HISTORY_BEFORE_LOOPS, HISTORY_BUDGET
+    from trainstack.config import MAX_CAPACITY_WAIT_SECONDS
+    from trainstack.embedded_aws.step_functions_history_limit import MAX_HISTORY_EVENTS
+    from trainstack.embedded_aws.testing import time_scale
+
+    _release_pools(platform)
+    arns = _seed_150_pools(platform, 3600)  # seeded in real time: the pools outlast the scaled waits
+    short = {"instance_type": "ml.g5.xlarge", "instance_count": 3, "keep_alive_seconds": 0}  # quota 152, 150 held
+    name = f"{CONFIG.training.job_name_prefix}-20261201000000000-0123456789"
+    carried = {
+        "run_name": name,
+        "job_name": name,
+        "checkpoint_name": name,
+        "capacity_retries": 0,
+        "capacity_waited": MAX_CAPACITY_WAIT_SECONDS - 30,
+        "capacity_polls": 900,
+        "adopt_polls": 0,
+        "warm_pool": {"granted": 0},
+        "follow": False,
+        "part": 3,
+    }
+    try:
+        with time_scale(platform.aws.endpoint_url, 1e-6):
+            looked = run(platform, {**short, "capacity_wait_seconds": 2 + 4 + 8 + 16}, timeout=900)
+            continued = run(
+                platform,
+                {CONTINUATION_KEY: carried, "input": {**short, "capacity_wait_seconds": MAX_CAPACITY_WAIT_SECONDS}},
+                timeout=900,
+            )
+            forged = run(platform, {CONTINUATION_KEY: {**carried, "job_name": "trainstack-x"}, "input": short})
+    finally:
+        _end_pools(platform, arns)
+
+    assert looked["error"] == "CapacityUnavailable", (looked.get("error"), looked.get("cause"))
+    events = _history(platform, looked["executionArn"])
+    costs = _look_costs(events)
+    pages = 5  # InProgress, Stopping, InUse: 1 each; Available: 100 + 50
+    steady = LOOK_EVENTS + PAGE_EVENTS * pages
+    assert len(costs) == 4 and costs[1:] == [steady] * 3, costs
+    assert costs[0] <= steady + DESCRIBE_EVENTS * 150, costs
+    # The running count is never below the real history at the end of a look.
+    for event in events:
+        exited = event.get("stateExitedEventDetails") or {}
+        if exited.get("name") == "CountHeld":
+            spent = json.loads(exited["assignedVariables"]["historySpent"])
+            assert spent >= event["id"] + 6, (spent, event["id"])  # DecideWarmPool, DecideCapacity, HasCapacity
+
+    # The week with these costs: about 1,030 looks; each execution starts at most at HISTORY_BEFORE_LOOPS,
+    # describes everything once, hands over past HISTORY_BUDGET; one look more and the hand-over must fit.
+    wait_state = json.loads(
+        platform.client("stepfunctions").describe_state_machine(stateMachineArn=platform.state_machine_arn)[
+            "definition"
+        ]
+    )["States"]["WaitingForCapacity"]
+    from trainstack.run_preview import evaluate
+
+    looks, waited, polls = 0, 0, 0
+    while waited < MAX_CAPACITY_WAIT_SECONDS:
+        bindings = {"run": {"capacity_wait_seconds": MAX_CAPACITY_WAIT_SECONDS}, "capacityWaited": waited}
+        waited += evaluate(wait_state["Seconds"], {}, {**bindings, "capacityPolls": polls})
+        looks, polls = looks + 1, polls + 1
+    executions, spent, worst = 1, HISTORY_BEFORE_LOOPS + costs[0], 0
+    for _ in range(looks):
+        if spent >= HISTORY_BUDGET:
+            worst, executions, spent = max(worst, spent + 10), executions + 1, HISTORY_BEFORE_LOOPS + costs[0]
+        spent += steady
+    print(f"looks: {looks}, first look {costs[0]} events, then {steady}; executions: {executions}, worst {worst}")
+    assert 1000 <= looks <= 1100 and executions == 3 and worst < MAX_HISTORY_EVENTS
+
+    # A continued run: its carried name, the wait it had spent (30 s left), then CapacityUnavailable.
+    assert continued["error"] == "CapacityUnavailable", (continued.get("error"), continued.get("cause"))
+    assert f"Gave up after {MAX_CAPACITY_WAIT_SECONDS} s" in continued["cause"]
+    assert read_history(_history(platform, continued["executionArn"]))["jobName"] == name
+    assert forged["error"] == "InvalidInput" and CONTINUATION_KEY in forged["cause"]
+
+
+def test_the_pipeline_role_may_continue_a_run_in_its_own_state_machine_only(platform: Platform) -> None:
+    """ContinueRun's grant (run_continuation.py), through the embedded IAM: StartExecution on the pipeline itself,
+    nothing else (here the pool cleanup's machine is refused)."""
+    from botocore.exceptions import ClientError
+
+    from stacks.constructs.run_continuation import CONTINUATION_KEY
+    from trainstack.embedded_aws.assumed_role_credentials import role_client
+
+    sfn = platform.client("stepfunctions")
+    role = sfn.describe_state_machine(stateMachineArn=platform.state_machine_arn)["roleArn"]
+    as_pipeline = role_client(platform.aws.endpoint_url, platform.aws.region, "stepfunctions", role, "pipeline")
+    # A continuation input the run refuses at once (its names do not match): the start itself is what is tested.
+    started = as_pipeline.start_execution(
+        stateMachineArn=platform.state_machine_arn,
+        name=f"continue-{uuid.uuid4().hex[:8]}",
+        input=json.dumps({CONTINUATION_KEY: {"run_name": "x"}, "input": {}}),
+    )["executionArn"]
+    assert wait_for_execution(sfn, started, timeout=120)["error"] == "InvalidInput"
+    cleanup = f"{platform.state_machine_arn}-pool-cleanup"
+    with pytest.raises(ClientError) as refused:
+        as_pipeline.start_execution(stateMachineArn=cleanup, input="{}")
+    assert refused.value.response["Error"]["Code"] in ("AccessDeniedException", "AccessDenied")

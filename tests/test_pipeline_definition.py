@@ -177,7 +177,7 @@ def test_spot_single_node_and_no_compression_render_as_expected(definitions) -> 
         ({"instance_typ": "ml.g5.xlarge"}, "unknown field(s) instance_typ"),
         (
             {"instance_type": "p4de.24xlarge"},
-            'instance_type: expected a SageMaker instance type such as "ml.g5.2xlarge", got "p4de.24xlarge"',
+            'instance_type: expected a SageMaker training instance type such as "ml.g5.2xlarge", got "p4de.24xlarge"',
         ),
         (
             {"instance_type": "ml.c6i.xlarge"},
@@ -220,7 +220,7 @@ def test_spot_single_node_and_no_compression_render_as_expected(definitions) -> 
             {"job_name_prefix": "trainstack_x"},
             'job_name_prefix: expected up to 30 letters, digits and dashes, got "trainstack_x"',
         ),
-        ({"tags": {"aws:owner": "x"}}, "tags: names starting with aws: are reserved"),
+        ({"tags": {"aws:owner": "x"}}, "tags.aws:owner: names starting with aws: are reserved [tags-reserved]"),
         ({"tags": ["a"]}, "tags: expected an object of tag names to string values"),
         ({"code": {"entry_point": "../run.py"}}, 'code.entry_point: "../run.py" must be a relative path inside'),
         ({"code": {"entry_point": "src/../../x.py"}}, "must be a relative path inside the package"),
@@ -421,7 +421,12 @@ def test_state_machine_role_is_least_privilege(synthesized) -> None:
         if r["Type"] == "AWS::IAM::Policy"
         for s in r["Properties"]["PolicyDocument"]["Statement"]
     }
-    for sid in ("CreateTrainingJobsInsideGuardRails", "TagTrainingJobsAsThePlatform", "WatchAndStopTrainingJobs"):
+    for sid in (
+        "CreateTrainingJobsWithThePlatformVolumeKey",
+        "CreateTrainingJobsOnLocalStorage",
+        "TagTrainingJobsAsThePlatform",
+        "WatchAndStopTrainingJobs",
+    ):
         assert statements[sid]["Resource"] == names.arn("sagemaker", "training-job/trainstack-*")
     passrole = statements["PassExecutionRole"]
     assert passrole["Resource"] == names.arn(
@@ -583,17 +588,176 @@ def test_capacity_wait_backs_off_and_never_passes_the_limit(definitions) -> None
         steps.append(step)
         waited, polls = waited + step, polls + 1
     assert steps == [2, 4, 8, 16, 32, 38]
-    assert {c["Next"] for c in states["HasCapacity"]["Choices"]} == {"BuildRequest", "WaitingForCapacity"}
+    assert {c["Next"] for c in states["HasCapacity"]["Choices"]} == {
+        "BuildRequest",
+        "WaitingForCapacity",
+        "ContinueRun",
+    }
     assert states["HasCapacity"]["Default"] == "CapacityUnavailable"
     [limit] = [c for c in states["Train"]["Catch"] if c["ErrorEquals"] == ["SageMaker.ResourceLimitExceededException"]]
     assert states[limit["Next"]]["Choices"][0]["Next"] == "WaitingForCapacity"
+
+
+def test_the_longest_wait_is_about_a_thousand_looks_at_most_ten_minutes_apart(definitions) -> None:
+    from stacks.constructs.quota_check import MAX_LOOK_INTERVAL_SECONDS
+    from trainstack.config import MAX_CAPACITY_WAIT_SECONDS
+
+    wait = definitions["local"]["States"]["WaitingForCapacity"]
+    steps, waited, polls = [], 0, 0
+    while waited < MAX_CAPACITY_WAIT_SECONDS:
+        step = evaluate(
+            wait["Seconds"],
+            {},
+            {
+                "run": {"capacity_wait_seconds": MAX_CAPACITY_WAIT_SECONDS},
+                "capacityWaited": waited,
+                "capacityPolls": polls,
+            },
+        )
+        steps.append(step)
+        waited, polls = waited + step, polls + 1
+    assert waited == MAX_CAPACITY_WAIT_SECONDS and max(steps) == MAX_LOOK_INTERVAL_SECONDS
+    # Freed capacity is still seen within a minute while the wait is young (the first 6 minutes).
+    assert all(step <= 60 for step in steps[: steps.index(60) + 6])
+    assert 1000 <= len(steps) <= 1100, len(steps)
+
+
+def _held_after_listing(definitions, listed: list[dict], cache: dict) -> list[dict]:
+    counted = definitions["local"]["States"]["CountHeld"]["Assign"]["pools"]
+    return evaluate(counted, {}, {"usageJobs": listed, "poolCache": cache})
+
+
+def test_a_look_describes_only_jobs_it_has_not_described_and_takes_statuses_from_the_listing(definitions) -> None:
+    states = definitions["local"]["States"]
+    listed = [
+        {"job": "a", "jobStatus": "Completed", "status": "Available"},
+        {"job": "b", "jobStatus": "InProgress"},
+        {"job": "a", "jobStatus": "Completed", "status": "Available"},  # listed by two filters
+    ]
+    cache = {"a": {"type": "ml.m5.xlarge", "count": 2, "spot": False, "key": "k"}}
+    assert evaluate(states["DescribeUsage"]["Items"], {}, {"usageJobs": listed, "poolCache": cache}) == ["b"]
+    assert evaluate(states["DescribeUsage"]["Items"], {}, {"usageJobs": listed[:1], "poolCache": cache}) == []
+    described = [{"job": "b", "type": "ml.m5.xlarge", "count": 1, "spot": False, "key": "k2"}, {"job": "gone"}]
+    cache = evaluate(states["DescribeUsage"]["Assign"]["poolCache"], {"result": described}, {"poolCache": cache})
+    assert set(cache) == {"a", "b"}
+    held = _held_after_listing(definitions, listed, cache)
+    assert held == [
+        {
+            "job": "a",
+            "type": "ml.m5.xlarge",
+            "count": 2,
+            "spot": False,
+            "key": "k",
+            "jobStatus": "Completed",
+            "status": "Available",
+        },
+        {"job": "b", "type": "ml.m5.xlarge", "count": 1, "spot": False, "key": "k2", "jobStatus": "InProgress"},
+    ]
+    # A pool seen Available before and InUse now is counted as listed now, not as first described.
+    assert (
+        _held_after_listing(definitions, [{"job": "a", "jobStatus": "Completed", "status": "InUse"}], cache)[0][
+            "status"
+        ]
+        == "InUse"
+    )
+
+
+def _continuation(**overrides) -> dict:
+    name = "trainstack-local-llama-20261127060504123-0123456789"
+    return {
+        "run_name": name,
+        "job_name": name,
+        "checkpoint_name": name,
+        "capacity_retries": 0,
+        "capacity_waited": 7200,
+        "capacity_polls": 40,
+        "adopt_polls": 0,
+        "warm_pool": {"granted": 0},
+        "follow": False,
+        "part": 1,
+        **overrides,
+    }
+
+
+@pytest.mark.parametrize(
+    ("overrides", "route"),
+    [
+        ({}, "ResolveQuotaCodes"),
+        ({"follow": True, "adopt_polls": 600}, "FollowExistingJob"),
+        (
+            {"capacity_retries": 2, "job_name": "trainstack-local-llama-20261127060504123-0123456789-r2"},
+            "ResolveQuotaCodes",
+        ),
+        ({"job_name": "trainstack-local-other-20261127060504123-0123456789"}, "InvalidContinuation"),
+        ({"run_name": "trainstack-local-x-1-2", "job_name": "trainstack-local-x-1-2"}, "InvalidContinuation"),
+        (
+            {"capacity_retries": 9, "job_name": "trainstack-local-llama-20261127060504123-0123456789-r9"},
+            "InvalidContinuation",
+        ),
+        ({"capacity_waited": 604801}, "InvalidContinuation"),
+        ({"checkpoint_name": "../elsewhere"}, "InvalidContinuation"),
+        ({"follow": "yes"}, "InvalidContinuation"),
+    ],
+)
+def test_a_continued_run_goes_back_into_its_loop_only_with_what_continue_run_writes(
+    definitions, overrides: dict, route: str
+) -> None:
+    states = definitions["local"]["States"]
+    run = {"job_name_prefix": "trainstack-local-llama", "capacity_wait_seconds": 604800}
+    bindings = {"continuation": _continuation(**overrides), "run": run}
+    taken = next(
+        (
+            choice["Next"]
+            for choice in states["IsContinuation"]["Choices"]
+            if evaluate(choice["Condition"], {}, bindings)
+        ),
+        states["IsContinuation"]["Default"],
+    )
+    assert taken == route
+    fresh = next(
+        c["Next"] for c in states["IsContinuation"]["Choices"] if evaluate(c["Condition"], {}, {"continuation": False})
+    )
+    assert fresh == "ResumeWanted"
+
+
+def test_a_continued_run_keeps_its_name_and_its_wait(definitions) -> None:
+    states = definitions["local"]["States"]
+    carried = _continuation(capacity_retries=1, job_name="trainstack-local-llama-20261127060504123-0123456789-r1")
+    wrapped = {"trainstack_continuation": carried, "input": {"instance_count": 2}}
+    assert evaluate(states["Start"]["Output"], {"input": wrapped}) == {"instance_count": 2}
+    assert evaluate(states["Start"]["Output"], {"input": {"instance_count": 2}}) == {"instance_count": 2}
+    continuation = evaluate(states["Start"]["Assign"]["continuation"], {"input": wrapped})
+    context = {
+        "Execution": {
+            "Id": "arn:aws:states:us-east-1:123456789012:execution:m:part",
+            "StartTime": "2026-12-01T00:00:00.000Z",
+        }
+    }
+    named = {
+        name: evaluate(
+            expression, {"context": context}, {"continuation": continuation, "run": {"job_name_prefix": "x"}}
+        )
+        for name, expression in states["NameJob"]["Assign"].items()
+    }
+    assert named == {
+        "runName": carried["run_name"],
+        "jobName": carried["job_name"],
+        "checkpointName": carried["checkpoint_name"],
+        "capacityRetries": 1,
+    }
+    assigned = states["ResolveQuotaCodes"]["Assign"]
+    assert evaluate(assigned["capacityWaited"], {}, {"continuation": continuation}) == 7200
+    assert evaluate(assigned["capacityPolls"], {}, {"continuation": continuation}) == 40
+    assert evaluate(assigned["capacityWaited"], {}, {"continuation": False}) == 0
+    # A retry after following an adopted job starts a new wait.
+    assert evaluate(assigned["capacityWaited"], {}, {"continuation": {**continuation, "follow": True}}) == 0
 
 
 def test_capacity_wait_seconds_is_validated_and_defaults_from_the_environment(definitions) -> None:
     assert preview(definitions["local"], {}, quotas=QUOTAS).run["capacity_wait_seconds"] == 3600
     assert preview(definitions["local"], {"capacity_wait_seconds": 0}, quotas=QUOTAS).run["capacity_wait_seconds"] == 0
     problems = preview(definitions["local"], {"capacity_wait_seconds": -1}, quotas=QUOTAS).problems
-    assert problems == ["capacity_wait_seconds: expected a whole number from 0 to 604800, got -1"]
+    assert problems == ["capacity_wait_seconds: expected a whole number from 0 to 604800, got -1 [capacity-wait-range]"]
     jsonschema.validate({"capacity_wait_seconds": 60}, SCHEMA)
 
 
@@ -660,7 +824,7 @@ def test_resume_from_takes_the_named_jobs_checkpoint_prefix(definitions) -> None
     assert problem.startswith("resume_from: training job trainstack-") and "(its CheckpointConfig is absent)" in problem
     assert preview(definitions["local"], {"resume_from": "x" * 64}, quotas=QUOTAS).problems == [
         "resume_from: expected the name of an earlier run or training job (up to 63 letters, digits and dashes), "
-        f'got "{"x" * 64}"'
+        f'got "{"x" * 64}" [resume-from-name]'
     ]
 
 
@@ -708,7 +872,7 @@ def test_aborted_and_timed_out_runs_start_the_pool_cleanup_as_a_role_that_may_on
     pattern = rule["Properties"]["EventPattern"]
     assert pattern["source"] == ["aws.states"]
     assert pattern["detail-type"] == ["Step Functions Execution Status Change"]
-    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "TIMED_OUT"]
+    assert sorted(pattern["detail"]["status"]) == ["ABORTED", "FAILED", "TIMED_OUT"]
     [(machine_id, _)] = [
         (k, r) for k, r in _of_type(template, "AWS::StepFunctions::StateMachine").items() if "PoolCleanup" in k
     ]
@@ -744,19 +908,46 @@ def test_pool_cleanup_role_stops_and_ends_pools_of_the_environment_s_jobs_only(s
     assert not [a for a, _ in granted if a.startswith("sagemaker:Create") or a == "iam:PassRole"]
 
 
-def test_pool_cleanup_names_the_run_as_the_pipeline_does(synthesized) -> None:
-    """The run's name from the status-change event (epoch-millisecond startDate) equals the job name the
-    pipeline derived from its context (ISO StartTime), evaluated with the embedded AWS's JSONata."""
+def test_pool_cleanup_finds_the_run_by_its_execution_whatever_its_prefix(synthesized) -> None:
+    """The run's suffix from the status-change event (epoch-millisecond startDate) ends the job name the pipeline
+    derived from its context (ISO StartTime), whatever the run's job_name_prefix; a continued run's event carries
+    its run name in its input. Evaluated with the embedded AWS's JSONata."""
     from stacks.constructs.pool_cleanup import cleanup_definition
     from stacks.constructs.training_run_input import JOB_NAME_EXPRESSION
 
     config = load_environment("local")
+    states = cleanup_definition(config, "topic")["States"]
     arn = "arn:aws:states:us-east-1:123456789012:execution:trainstack-local-training:abc"
-    event = {"detail": {"executionArn": arn, "startDate": 1795759504123, "status": "ABORTED"}}
-    from_event = evaluate(cleanup_definition(config, "topic")["States"]["Start"]["Assign"]["runName"], {"input": event})
-    run = {"job_name_prefix": config.training.job_name_prefix}
+    event = {"detail": {"executionArn": arn, "startDate": 1795759504123, "status": "FAILED", "input": "{}"}}
+    suffix = evaluate(states["Start"]["Assign"]["runSuffix"], {"input": event})
+    own_prefix = f"{config.training.job_name_prefix}-llama"
     # AWS's context StartTime, and the embedded AWS's (microseconds, +00:00).
     for start_time in ("2026-11-27T06:05:04.123Z", "2026-11-27T06:05:04.123456+00:00"):
         context = {"Execution": {"Id": arn, "StartTime": start_time}}
-        assert evaluate(JOB_NAME_EXPRESSION, {"context": context}, {"run": run}) == from_event
-    assert from_event == f"{config.training.job_name_prefix}-20261127060504123-" + from_event[-10:]
+        for prefix in (config.training.job_name_prefix, own_prefix):
+            assert evaluate(JOB_NAME_EXPRESSION, {"context": context}, {"run": {"job_name_prefix": prefix}}) == (
+                f"{prefix}-{suffix}"
+            )
+    assert suffix == "20261127060504123-" + suffix[-10:]
+
+    run = f"{own_prefix}-{suffix}"
+    summaries = [
+        {"TrainingJobName": name}
+        for name in (run, f"{run}-r1", f"{run}-r12", f"{run}x", f"{run}-r1x", f"other-{suffix}", f"{run}-r1-{suffix}")
+    ]
+    kept = evaluate(
+        states["ListJobs"]["Assign"]["jobs"],
+        {"result": {"TrainingJobSummaries": summaries}},
+        {"jobs": [], "runSuffix": suffix},
+    )
+    assert kept == [run, f"{run}-r1", f"{run}-r12"]
+
+    continued = {
+        **event,
+        "detail": {
+            **event["detail"],
+            "executionArn": arn + "-part1",
+            "input": json.dumps({"trainstack_continuation": {"run_name": run}, "input": {}}),
+        },
+    }
+    assert evaluate(states["Start"]["Assign"]["runSuffix"], {"input": continued}) == suffix

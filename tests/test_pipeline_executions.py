@@ -146,7 +146,22 @@ def test_overrides_arrive_in_the_job_and_a_retained_pool_uses_up_the_headroom(
             "tags.trainstack:cost-centre: tags starting with trainstack: are set by the platform",
         ),
         ({"tags": {"stage": "retrain(v2)"}}, 'tags.stage: "retrain(v2)" is not a tag value'),
-        ({"environment": {"NOTES": "e" * 600}}, "environment: NOTES: values are at most 512 characters"),
+        ({"environment": {"NCCL_NOTES": "e" * 600}}, "environment: NCCL_NOTES: values are at most 512 characters"),
+        # Issue 20: variables that run code before the entry point, or reach the rendezvous, by the allow-list's
+        # rule; limits on the request SageMaker would get; channels it would misread.
+        (
+            {"environment": {"PYTHONWARNINGS": "ignore::antigravity.X", "BROWSER": "/bin/sh"}},
+            "environment.PYTHONWARNINGS: a run may not set it: interpreters and tools run code",
+        ),
+        ({"environment": {"PERL5OPT": "-Mstrict"}}, "environment.PERL5OPT: a run may not set it: "),
+        ({"environment": {"CA_REPOSITORY_ARN": "arn:aws:codeartifact:x"}}, "[environment-allow-list]"),
+        ({"environment": {"MASTER_ADDR": "198.51.100.7", "MASTER_PORT": "1"}}, "environment.MASTER_PORT: a run may"),
+        ({"environment": {"MY_FLAG": "1"}}, "environment.MY_FLAG: not on the allow-list; a run may set"),
+        ({"hyperparameters": {f"h{i}": 1 for i in range(95)}}, "[hyperparameters-final-count]"),
+        ({"hyperparameters": {"a=b": 1}}, "hyperparameters.a=b: names are 1 to 256 characters without '='"),
+        ({"hyperparameters": {"note": "a\u0000b"}}, "[hyperparameter-value-nul]"),
+        ({"channels": {"TRAIN": "datasets/train/"}}, "channels: train, TRAIN: channel names must differ"),
+        ({"channels": {"extra": "S3://other-bucket/x/"}}, "[channel-shape]"),
     ],
 )
 def test_invalid_input_fails_before_any_job_is_created(platform: Platform, run_input: Any, cause: str) -> None:

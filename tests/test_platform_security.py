@@ -169,8 +169,11 @@ def test_execution_role_is_scoped_to_the_platforms_resources(synthesized, env: s
         (k, r) for k, r in roles.items() if r["Properties"].get("RoleName") == names.execution_role
     ]
     assert "ManagedPolicyArns" not in execution["Properties"]
-    principal = execution["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]
-    assert principal == {"Service": "sagemaker.amazonaws.com"}
+    [trust] = execution["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    # SageMaker documents aws:SourceArn for training jobs (stacks/constructs/trusted_services.py).
+    prefix = load_environment(env).training.job_name_prefix
+    assert trust["Condition"] == {"ArnLike": {"aws:SourceArn": names.arn("sagemaker", f"training-job/{prefix}-*")}}
 
     statements = {
         statement["Sid"]: statement
@@ -265,3 +268,31 @@ def test_image_modes(synthesized) -> None:
     assert local == load_environment("local").image.dlc_uri("us-east-1")
     prod_outputs = synthesized.template("prod", "image")["Outputs"]
     assert "cdk-hnb659fds-container-assets" in json.dumps(prod_outputs["TrainingImageUri"])
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_trust_policies_carry_confused_deputy_conditions_only_where_aws_documents_them(synthesized, env: str) -> None:
+    """Step Functions roles: aws:SourceArn (their own state machine) and aws:SourceAccount, as the Step Functions
+    guide shows; the notebook role: none (SageMaker documents none for notebook instances)."""
+    names = ResourceNames.of(load_environment(env))
+    machines = {
+        "PipelineRole": names.state_machine,
+        "PipelinePoolCleanupRole": f"{names.state_machine}-pool-cleanup",
+    }
+    roles = _resources(synthesized.template(env, "training"), "AWS::IAM::Role")
+    for prefix, machine in machines.items():
+        [role] = [r for k, r in roles.items() if k.startswith(prefix) and "Events" not in k]
+        [trust] = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "states.amazonaws.com"}
+        assert trust["Condition"] == {
+            "ArnLike": {"aws:SourceArn": names.arn("states", f"stateMachine:{machine}")},
+            "StringEquals": {"aws:SourceAccount": names.account},
+        }
+    if load_environment(env).notebook.enabled:
+        [notebook] = _resources(synthesized.template(env, "notebook"), "AWS::IAM::Role").values()
+        [trust] = notebook["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust == {
+            "Action": "sts:AssumeRole",
+            "Effect": "Allow",
+            "Principal": {"Service": "sagemaker.amazonaws.com"},
+        }

@@ -17,7 +17,7 @@ from typing import TypeVar
 import pytest
 
 from tests import test_pipeline_executions as executions
-from tests.test_pipeline_executions import NAMES, QUICK, Platform, _release_pools
+from tests.test_pipeline_executions import CONFIG, NAMES, QUICK, Platform, _release_pools
 from trainstack.cli.executions import read_history
 
 pytestmark = pytest.mark.slow
@@ -52,9 +52,15 @@ def _cleanup_of(platform: Platform, execution_arn: str) -> dict | None:
 
 
 def test_an_aborted_run_leaves_no_job_running_and_no_pool_available(platform: Platform) -> None:
+    """With its own job_name_prefix: the cleanup finds the run's jobs by its execution, not by a prefix."""
     _release_pools(platform)
     sfn, sagemaker = platform.client("stepfunctions"), platform.client("sagemaker")
-    run_input = {"keep_alive_seconds": 300, "hyperparameters": {**QUICK, "max_steps": 400, "save_steps": 400}}
+    own_prefix = f"{CONFIG.training.job_name_prefix}-own"
+    run_input = {
+        "job_name_prefix": own_prefix,
+        "keep_alive_seconds": 300,
+        "hyperparameters": {**QUICK, "max_steps": 400, "save_steps": 400},
+    }
     execution = sfn.start_execution(
         stateMachineArn=platform.state_machine_arn, name=f"abort-{uuid.uuid4().hex[:8]}", input=json.dumps(run_input)
     )["executionArn"]
@@ -75,7 +81,8 @@ def test_an_aborted_run_leaves_no_job_running_and_no_pool_available(platform: Pl
     assert cleanup["status"] == "SUCCEEDED", (cleanup.get("error"), cleanup.get("cause"))
     report = json.loads(cleanup["output"])
     assert report["execution"] == execution and report["executionStatus"] == "ABORTED"
-    assert report["runName"] == job  # derived from the event exactly as the pipeline named the job
+    # The suffix derived from the event ends the job's name, which starts with the run's own prefix.
+    assert job.startswith(f"{own_prefix}-") and job.endswith(f"-{report['runSuffix']}")
     # null or absent: the embedded AWS's JSONata binds a null variable as undefined, so the key may be dropped.
     assert report.get("problem") is None, report
     (cleaned,) = report["jobs"]
@@ -90,8 +97,7 @@ def test_an_aborted_run_leaves_no_job_running_and_no_pool_available(platform: Pl
     assert running == [] and pooled == []
 
 
-def test_a_run_that_ends_otherwise_starts_no_cleanup(platform: Platform) -> None:
-    # The rule matches ABORTED and TIMED_OUT only: an invalid input FAILS and is not cleaned up.
+def test_a_failed_run_without_jobs_is_looked_at_and_reported_to_nobody(platform: Platform) -> None:
     sfn = platform.client("stepfunctions")
     execution = sfn.start_execution(
         stateMachineArn=platform.state_machine_arn,
@@ -99,10 +105,43 @@ def test_a_run_that_ends_otherwise_starts_no_cleanup(platform: Platform) -> None
         input=json.dumps({"instance_count": "two"}),
     )["executionArn"]
     _wait(lambda: sfn.describe_execution(executionArn=execution)["status"] == "FAILED", "the run did not fail", 60)
-    time.sleep(2)  # the event is delivered asynchronously; give a wrong match the time to show
-    assert _cleanup_of(platform, execution) is None
-    started = [
-        json.loads(sfn.describe_execution(executionArn=item["executionArn"])["input"])["detail"]["executionArn"]
-        for item in sfn.list_executions(stateMachineArn=CLEANUP)["executions"]
-    ]
-    assert execution not in started
+    cleanup = _wait(lambda: _cleanup_of(platform, execution), "no cleanup ran for the failed run", 60)
+    report = json.loads(cleanup["output"])
+    assert cleanup["status"] == "SUCCEEDED" and report["executionStatus"] == "FAILED" and not report.get("jobs")
+    entered = {
+        e["stateEnteredEventDetails"]["name"]
+        for e in _history(platform, cleanup["executionArn"])
+        if "stateEnteredEventDetails" in e
+    }
+    assert "NothingToReport" in entered and "Report" not in entered  # no notification
+
+
+def test_a_failed_run_s_jobs_and_retries_are_all_found(platform: Platform) -> None:
+    """A run whose every attempt loses its capacity FAILS after its retries; the cleanup finds all four jobs
+    (`<run>`, `-r1` .. `-r3`) by the run's suffix."""
+    from trainstack.embedded_aws.testing import fail_with_capacity_error, time_scale, upload_script
+
+    _release_pools(platform)
+    sfn = platform.client("stepfunctions")
+    script = "import os, pathlib\npathlib.Path(os.environ['SM_MODEL_DIR'], 'model.txt').write_text('ok')\n"
+    code = upload_script(platform.client("s3"), NAMES.artifacts_bucket, script)
+    fail_with_capacity_error(platform.aws.endpoint_url, "ml.m5.xlarge", 4)
+    with time_scale(platform.aws.endpoint_url, 0.01):  # the retries' 10-80 s waits
+        execution = sfn.start_execution(
+            stateMachineArn=platform.state_machine_arn,
+            name=f"lost-{uuid.uuid4().hex[:8]}",
+            input=json.dumps({"keep_alive_seconds": 0, "code": {"package": code, "entry_point": "train.py"}}),
+        )["executionArn"]
+        described = _wait(
+            lambda: (d := sfn.describe_execution(executionArn=execution))["status"] != "RUNNING" and d,
+            "the run did not end",
+            300,
+        )
+    assert described["status"] == "FAILED", described
+    cleanup = _wait(lambda: _cleanup_of(platform, execution), "no cleanup ran for the failed run", 60)
+    report = json.loads(cleanup["output"])
+    assert cleanup["status"] == "SUCCEEDED" and report["executionStatus"] == "FAILED", report
+    names = sorted(job["jobName"] for job in report["jobs"])
+    base = min(names, key=len)
+    assert names == [base, f"{base}-r1", f"{base}-r2", f"{base}-r3"], names
+    assert {job["status"] for job in report["jobs"]} == {"Failed"}

@@ -1,6 +1,8 @@
-"""What a run input may not do to its job, checked by the synthesized state machine's own JSONata (run_preview):
-environment variables that redirect the toolkit, Python, pip or the AWS SDK; S3 locations outside the data bucket;
-the platform's tags; tag characters AWS refuses; execution names as tag values; job-name prefixes per environment."""
+"""What a run input may do to its job, checked by the synthesized state machine's own JSONata (run_preview):
+environment variables by allow-list; S3 locations outside the data bucket; the platform's tags; tag characters
+AWS refuses; execution names as tag values; job-name prefixes per environment; limits on the request SageMaker
+receives; channels. Rules are named by their id in the rulebook (trainstack/run_input_rules.py), which also
+generates the schema's constraints and the README's tables (checked current here)."""
 
 from __future__ import annotations
 
@@ -13,13 +15,17 @@ import regex
 
 from stacks.constructs.create_training_job_state import job_name_pattern
 from stacks.constructs.training_run_input import TAG_UNICODE_LETTERS
-from trainstack.config import ConfigError, check_job_name_prefixes, load_environment, parse_environment
+from trainstack import run_input_rules
+from trainstack.config import ConfigError, check_job_name_prefixes, load_environment, load_selected, parse_environment
 from trainstack.embedded_aws.sagemaker_request_rules import validate_create_training_job
 from trainstack.run_environment_rules import (
-    denied_reason,
-    deny_groups,
-    deny_pattern,
+    allowed_families,
+    allowed_names,
+    is_allowed,
     platform_names,
+    refused_groups,
+    refused_pattern,
+    refused_reason,
 )
 from trainstack.run_preview import definition_from_template, preview
 
@@ -47,14 +53,16 @@ def definition(synthesized) -> dict:
     return definition_from_template(machine["Properties"]["DefinitionString"])
 
 
-def _denied_names() -> list[str]:
-    """Every name of the deny-list, each prefix with a suffix, and the other case where case does not matter."""
+def _refused_names() -> list[str]:
+    """Every refused name, each prefix with a suffix, each word inside an allowed family, and the other case where
+    case does not matter."""
     names = list(platform_names())
-    for group in deny_groups():
+    for group in refused_groups():
         for name in (
             *group.names,
             *(prefix + "X" for prefix in group.prefixes),
             *("X" + suffix for suffix in group.suffixes),
+            *(f"NCCL_{word}_X" for word in group.words),
         ):
             names.append(name)
             if group.any_case:
@@ -62,7 +70,7 @@ def _denied_names() -> list[str]:
     return names
 
 
-def _problems(definition: dict, run_input: dict, **kwargs: str) -> list[str]:
+def _problems(definition: dict, run_input: object, **kwargs: str) -> list[str]:
     result = preview(definition, run_input, quotas=QUOTAS, **kwargs)
     assert result.request is None, f"{run_input} was accepted"
     return result.problems
@@ -83,53 +91,122 @@ def _request(definition: dict, run_input: dict, **kwargs: str) -> dict:
 # --- environment ------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", _denied_names())
-def test_every_deny_listed_environment_variable_is_invalid_input_naming_it(definition, name: str) -> None:
+@pytest.mark.parametrize("name", _refused_names())
+def test_every_refused_environment_variable_is_invalid_input_naming_the_rule(definition, name: str) -> None:
     problems = _problems(definition, {"environment": {name: "http://198.51.100.7/"}})
-    reason = denied_reason(name)
-    assert reason is not None
-    assert any(f"environment.{name}: a run may not set it: {reason}" in p for p in problems), problems
-    # The schema (editors, the console example, trainstack run --dry-run's check) refuses it too.
+    reason = refused_reason(name)
+    assert reason is not None and not is_allowed(name, CONFIG.training.allowed_environment)
+    rule_id = "environment-platform" if name in platform_names() else "environment-allow-list"
+    assert any(f"environment.{name}: a run may not set it: {reason} [{rule_id}]" in p for p in problems), problems
+    # The schema (editors, the console example) refuses it too.
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate({"environment": {name: "x"}}, SCHEMA)
 
 
-def test_the_schema_refuses_exactly_the_deny_list() -> None:
-    assert SCHEMA["properties"]["environment"]["propertyNames"]["not"]["pattern"] == deny_pattern()
+@pytest.mark.parametrize(
+    "name", ["PYTHONWARNINGS", "BROWSER", "PERL5OPT", "CA_REPOSITORY_ARN", "MASTER_ADDR", "MASTER_PORT"]
+)
+def test_the_issues_code_execution_and_rendezvous_examples_are_refused(definition, name: str) -> None:
+    problems = _problems(definition, {"environment": {name: "ignore::antigravity.X"}})
+    assert any(p.startswith(f"environment.{name}: a run may not set it: ") for p in problems), problems
+    assert all(p.endswith("[environment-allow-list]") for p in problems), problems
 
 
 @pytest.mark.parametrize(
     "name",
-    ["NCCL_DEBUG", "TORCH_DISTRIBUTED_DEBUG", "FI_LOG_LEVEL", "HF_HUB_OFFLINE", "TOKENIZERS_PARALLELISM", "MY_FLAG"],
+    [
+        "NCCL_NET_PLUGIN",
+        "NCCL_TUNER_PLUGIN",
+        "NCCL_TOPO_FILE",
+        "NCCL_COMM_ID",
+        "TORCH_HOME",
+        "TORCH_EXTENSIONS_DIR",
+        "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD",
+        "TORCH_DEVICE_BACKEND_AUTOLOAD",
+        "TORCH_LOGS_OUT",
+        "TORCH_TRACE",
+        "TORCHINDUCTOR_CACHE_DIR",
+        "TORCHELASTIC_RUN_ID",
+        "FI_PROVIDER_PATH",
+        "HF_HUB_CACHE",
+        "CUDA_INJECTION64_PATH",
+        "CUDA_HOME",
+        "MY_FLAG",
+    ],
 )
-def test_framework_tuning_variables_reach_the_job(definition, name: str) -> None:
+def test_names_outside_the_allow_list_are_refused_even_in_the_allowed_families(definition, name: str) -> None:
+    problems = _problems(definition, {"environment": {name: "1"}})
+    assert any(p.startswith(f"environment.{name}: ") and p.endswith("[environment-allow-list]") for p in problems)
+    assert not is_allowed(name)
+
+
+def test_a_name_no_group_documents_is_refused_with_what_is_allowed(definition) -> None:
+    [problem] = _problems(definition, {"environment": {"MY_FLAG": "1"}})
+    assert problem.startswith("environment.MY_FLAG: not on the allow-list; a run may set OMP_NUM_THREADS")
+    assert "NCCL_*" in problem and "training.allowed_environment TRAINSTACK_MARK" in problem
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "NCCL_DEBUG",
+        "NCCL_SOCKET_IFNAME",
+        "TORCH_DISTRIBUTED_DEBUG",
+        "TORCH_NCCL_ASYNC_ERROR_HANDLING",
+        "FI_LOG_LEVEL",
+        "HF_HUB_OFFLINE",
+        "CUDA_LAUNCH_BLOCKING",
+        "TOKENIZERS_PARALLELISM",
+        "OMP_NUM_THREADS",
+        "PYTORCH_CUDA_ALLOC_CONF",
+        # The packaged training code's ranks per CPU host (training_code/launcher.py).
+        "TRAINSTACK_CPU_PROCESSES_PER_HOST",
+        # The local environment's training.allowed_environment.
+        "TRAINSTACK_MARK",
+    ],
+)
+def test_allowed_variables_reach_the_job(definition, name: str) -> None:
     request = _request(definition, {"environment": {name: "1"}})
     assert request["Environment"][name] == "1"
     assert request["Environment"]["NODE_NUMBER"] == "1"
     jsonschema.validate({"environment": {name: "1"}}, SCHEMA)
+    assert is_allowed(name, CONFIG.training.allowed_environment)
+
+
+def test_the_built_in_allow_list_is_small_and_names_no_refused_name() -> None:
+    assert set(allowed_families()) == {"NCCL_", "TORCH_", "FI_", "HF_HUB_", "CUDA_"}
+    for name in allowed_names():
+        assert refused_reason(name) is None, name
 
 
 def test_environment_limits_are_sagemakers_and_leave_room_for_the_platforms_names(definition) -> None:
-    long_value = _problems(definition, {"environment": {"A": "x" * 513}})
-    assert any("environment: A: values are at most 512 characters" in p for p in long_value), long_value
-    _request(definition, {"environment": {"A": "x" * 512}})
-    too_many = _problems(definition, {"environment": {f"V{i}": "1" for i in range(99)}})
-    assert any("environment: at most 98 variables" in p for p in too_many), too_many
-    request = _request(definition, {"environment": {f"V{i}": "1" for i in range(98)}})
+    long_value = _problems(definition, {"environment": {"NCCL_A": "x" * 513}})
+    assert long_value == ["environment: NCCL_A: values are at most 512 characters [environment-values]"]
+    _request(definition, {"environment": {"NCCL_A": "x" * 512}})
+    too_many = _problems(definition, {"environment": {f"NCCL_V{i}": "1" for i in range(99)}})
+    assert too_many[0].startswith("environment: at most 98 variables"), too_many
+    request = _request(definition, {"environment": {f"NCCL_V{i}": "1" for i in range(98)}})
     assert len(request["Environment"]) == 100
 
 
-def test_config_defaults_follow_the_same_environment_rules() -> None:
-    data = {
+@pytest.mark.parametrize("value", ["a\u0000b", "line\nbreak", "tab\t"])
+def test_control_characters_in_environment_values_are_refused(definition, value: str) -> None:
+    problems = _problems(definition, {"environment": {"NCCL_DEBUG": value}})
+    assert problems == [
+        "environment: NCCL_DEBUG: values must not contain control characters (NUL, newlines, tabs) [environment-values]"
+    ]
+
+
+def _config(**training: object) -> dict:
+    return {
         "name": "xone",
         "account": "123456789012",
         "region": "us-east-1",
         "prefix": "xone-platform",
         "tags": {"team": "t", "cost_centre": "c"},
-        "training": {"environment": {"PIP_INDEX_URL": "https://pypi.example/simple"}},
+        "notebook": {"enabled": False},
+        "training": {"instance_type": "ml.m5.xlarge", "allowed_instance_families": ["m5"], **training},
     }
-    with pytest.raises(ConfigError, match=r"environment\.PIP_INDEX_URL: not allowed: pip reads every option"):
-        parse_environment(data, "xone.yaml")
 
 
 # --- S3 locations -----------------------------------------------------------------------------------------
@@ -271,9 +348,199 @@ def test_environments_of_one_account_cannot_reach_each_others_jobs() -> None:
     check_job_name_prefixes([dev, other_account])
 
 
-def test_the_readme_lists_every_deny_list_group_and_name() -> None:
+# --- the rulebook and what is generated from it ----------------------------------------------------------
+
+
+def test_rule_ids_are_unique_and_every_rule_is_in_the_deployed_validate(definition) -> None:
+    ids = [r.id for r in run_input_rules.RULES]
+    assert len(ids) == len(set(ids))
+    validate = definition["States"]["Validate"]["Assign"]["problems"]
+    for rule_id in ids:
+        assert f'"{rule_id}")' in validate, rule_id
+
+
+def test_the_schema_and_the_readme_are_generated_from_the_rulebook() -> None:
+    assert run_input_rules.render_schema(SCHEMA) == SCHEMA, "run python -m trainstack.run_input_rules"
     readme = (REPO_ROOT / "README.md").read_text()
-    for group in deny_groups():
-        assert f"| {group.id} |" in readme and group.reason in readme
-        for name in (*group.names, *(p + "*" for p in group.prefixes), *("*" + s for s in group.suffixes)):
-            assert f"`{name}`" in readme, name
+    assert run_input_rules.render_readme(readme) == readme, "run python -m trainstack.run_input_rules"
+    assert SCHEMA["properties"]["environment"]["propertyNames"]["not"]["pattern"] == refused_pattern()
+    for r in run_input_rules.RULES:
+        assert f"| `{r.id}` | `{r.field}` |" in readme
+
+
+def test_every_problem_names_its_rule_and_causes_stay_short(definition) -> None:
+    hostile = {
+        "hyperparameters": {f"h{i}=x": "v" * 3000 for i in range(30)},
+        "environment": {"PYTHONWARNINGS": "x" * 600, "A" * 600: "x"},
+        "tags": {"k" * 500: "v"},
+    }
+    problems = _problems(definition, hostile)
+    assert len(problems) == 21 and problems[-1].startswith("and ")
+    ids = {r.id for r in run_input_rules.RULES}
+    for problem in problems[:-1]:
+        assert problem.endswith("]") and problem.rsplit("[", 1)[1][:-1] in ids, problem
+        assert len(problem) < 1200, problem
+
+
+def test_inputs_nested_too_deep_are_refused_before_any_other_check(definition) -> None:
+    deep = json.loads("[" * 300 + "1" + "]" * 300)
+    assert _problems(definition, {"hyperparameters": {"x": deep}, "tags": 7}) == [
+        "input: nested more than 256 levels deep (objects and arrays inside each other) [input-depth]"
+    ]
+    _request(definition, {"hyperparameters": {"x": json.loads("[" * 200 + "1" + "]" * 200)}})
+    assert _problems(definition, "x") == [
+        'input: expected a JSON object such as {} or {"instance_count": 2}, got "x" [input-object]'
+    ]
+
+
+# --- limits on the request SageMaker receives -------------------------------------------------------------
+
+
+def test_hyperparameters_are_counted_with_the_defaults_and_the_platforms(definition) -> None:
+    defaults = len(CONFIG.training.hyperparameters)
+    room = 100 - 5 - defaults
+    request = _request(definition, {"hyperparameters": {f"h{i}": 1 for i in range(room)}})
+    assert len(request["HyperParameters"]) == 100
+    [problem] = _problems(definition, {"hyperparameters": {f"h{i}": 1 for i in range(room + 1)}})
+    assert problem.startswith("hyperparameters: the request would hold 101 hyperparameters")
+    assert problem.endswith("[hyperparameters-final-count]")
+
+
+@pytest.mark.parametrize("name", ["a=b", "a b", "x\ny", "x\u2028y", "x\u0085y", "x\u0000", "-x", "", "k" * 257])
+def test_hyperparameter_names_the_toolkit_would_mangle_are_refused(definition, name: str) -> None:
+    problems = _problems(definition, {"hyperparameters": {name: 1}})
+    assert any(p.endswith("[hyperparameter-names]") for p in problems), problems
+
+
+def test_hyperparameter_names_of_any_script_and_exact_integers_reach_the_job(definition) -> None:
+    request = _request(definition, {"hyperparameters": {"学习率": 0.001, "model.name": "x", "k" * 256: 3}})
+    assert request["HyperParameters"]["学习率"] == "0.001" and request["HyperParameters"]["k" * 256] == "3"
+    [problem] = _problems(definition, {"hyperparameters": {"seed": 12345678901234567890}})
+    assert problem.startswith("hyperparameters.seed: ") and "is beyond 2**53" in problem
+    assert problem.endswith("pass it as a string [hyperparameter-integer-precision]")
+
+
+def test_a_nul_in_a_hyperparameter_value_is_refused(definition) -> None:
+    problems = _problems(definition, {"hyperparameters": {"note": "a\u0000b"}})
+    assert problems == ["hyperparameters.note: a value must not contain a NUL character [hyperparameter-value-nul]"]
+
+
+def test_job_names_stay_within_63_characters_with_the_longest_retry(definition) -> None:
+    # 30 characters by the pattern's count but 31 long: dashes may repeat.
+    problems = _problems(definition, {"job_name_prefix": "trainstack--" + "a" * 19})
+    assert any(p.endswith("[job-name-prefix-shape]") for p in problems), problems
+    prefix = "trainstack-" + "a" * 19
+    request = _request(definition, {"job_name_prefix": prefix})
+    assert len(request["TrainingJobName"]) + len("-r3") <= 63
+
+
+# --- channels ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("channels", "expected"),
+    [
+        ({"TRAIN": "datasets/x/"}, "channels: train, TRAIN: channel names must differ in more than case"),
+        ({"a": "datasets/a/", "A": "datasets/b/"}, "channels: a, A: channel names must differ"),
+        ({"x": "S3://other-bucket/x/"}, 'channels.x: "S3://other-bucket/x/" is outside the platform\'s data bucket'),
+        ({"x": "s3a://other/x/"}, "is outside the platform's data bucket"),
+        ({"x": "https://example.com/x/"}, "is outside the platform's data bucket"),
+        ({"x": f"S3://{DATA}/x/"}, "is outside the platform's data bucket"),
+        ({"x": ""}, "channels.x: an empty prefix would give the job the whole data bucket"),
+        ({"x": f"s3://{DATA}/"}, "channels.x: an empty prefix would give the job the whole data bucket"),
+        ({"x": "/datasets/x/"}, "must not start with '/'"),
+        ({"x": "datasets/\nx/"}, "must not contain control characters"),
+        ({"x": "d/" * 600}, "the S3 URI would be"),
+        ({f"c{i}": "datasets/c/" for i in range(18)}, "channels: the request would hold 21 channels"),
+    ],
+)
+def test_channels_sagemaker_or_the_toolkit_would_refuse_or_misread_are_invalid_input(
+    definition, channels: dict, expected: str
+) -> None:
+    problems = _problems(definition, {"channels": channels})
+    assert any(expected in p for p in problems), problems
+
+
+def test_channels_in_the_data_bucket_and_replaced_defaults_are_accepted(definition) -> None:
+    request = _request(definition, {"channels": {"TRAIN": f"s3://{DATA}/datasets/x/"}, "replace_channels": True})
+    assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["TRAIN"]
+    _request(definition, {"channels": {f"c{i}": "datasets/c/" for i in range(20)}, "replace_channels": True})
+
+
+# --- config files obey the same rules at synth ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("training", "tags_extra", "expected"),
+    [
+        (
+            {"environment": {"PYTHONWARNINGS": "ignore::antigravity.X"}},
+            {},
+            r"training\.environment\.PYTHONWARNINGS: a run may not set it: .*\[environment-allow-list\]",
+        ),
+        (
+            {"environment": {"PIP_INDEX_URL": "https://pypi.example/simple"}},
+            {},
+            r"training\.environment\.PIP_INDEX_URL: a run may not set it: pip reads every option",
+        ),
+        ({"environment": {"MASTER_ADDR": "198.51.100.7"}}, {}, r"\[environment-allow-list\]"),
+        ({"allowed_environment": ["BROWSER"]}, {}, r"allowed_environment: 'BROWSER' can never be allowed"),
+        ({"allowed_environment": ["PYTHON*"]}, {}, r"neither a variable name"),
+        (
+            {},
+            {"trainstack:environment": "prod"},
+            r"tags\.extra\.trainstack:environment: tags starting with trainstack: .*\[tags-reserved\]",
+        ),
+        ({}, {"aws:owner": "x"}, r"tags\.extra\.aws:owner: names starting with aws: are reserved"),
+        ({"allowed_instance_families": ["m5", "zz9"]}, {}, r"'zz9' is not a SageMaker training instance family"),
+        (
+            {"channels": {"train": {"prefix": "datasets/../other/"}}},
+            {},
+            r"training\.channels\.train: .*must not contain '\.\.' \[channel-shape\]",
+        ),
+        ({"channels": {f"c{i}": {"prefix": "d/"} for i in range(25)}}, {}, r"\[channels-final-count\]"),
+        (
+            {"hyperparameters": {f"h{i}": 1 for i in range(96)}},
+            {},
+            r"training\.hyperparameters: the request would hold 101",
+        ),
+        (
+            {"hyperparameters": {"model_s3_uri": "s3://other-bucket/m/"}},
+            {},
+            r"training\.hyperparameters\.model_s3_uri: .*\[hyperparameter-s3\]",
+        ),
+        ({"job_name_prefix": "a--" + "b" * 28}, {}, r"job_name_prefix"),
+    ],
+)
+def test_config_files_are_refused_at_synth_by_the_run_input_rules(
+    training: dict, tags_extra: dict, expected: str
+) -> None:
+    data = _config(**training)
+    data["tags"]["extra"] = tags_extra
+    with pytest.raises(ConfigError, match=expected):
+        parse_environment(data, "xone.yaml")
+
+
+def test_a_config_file_within_the_rules_loads() -> None:
+    config = parse_environment(_config(environment={"NCCL_DEBUG": "WARN"}, allowed_environment=["MYTEAM_*"]), "x.yaml")
+    assert is_allowed("MYTEAM_MODE", config.training.allowed_environment) and not is_allowed("MYTEAMX")
+
+
+def test_a_selected_environment_whose_prefix_nests_with_anothers_is_refused(tmp_path: Path) -> None:
+    for name in ("dev", "local"):
+        (tmp_path / f"{name}.yaml").write_text((REPO_ROOT / "config" / f"{name}.yaml").read_text())
+    dev = (REPO_ROOT / "config" / "dev.yaml").read_text()
+    nested = dev.replace("name: dev", "name: deveu").replace("prefix: trainstack-dev ", "prefix: trainstack-dev-eu ")
+    (tmp_path / "deveu.yaml").write_text(nested)
+    with pytest.raises(ConfigError, match="could stop and tag each other's jobs"):
+        load_selected("deveu", tmp_path)
+    (tmp_path / "deveu.yaml").unlink()
+    assert [c.name for c in load_selected("local", tmp_path)] == ["local"]
+
+
+@pytest.mark.parametrize("prefix", ["trainstack-prod", "trainstack-dev-llama"])
+def test_a_run_cannot_name_its_jobs_like_another_environments(definition, prefix: str) -> None:
+    [problem] = _problems(definition, {"job_name_prefix": prefix})
+    assert problem.startswith(f'job_name_prefix: "{prefix}" names jobs like environment ')
+    assert problem.endswith("[job-name-prefix-other-environment]")
+    _request(definition, {"job_name_prefix": "trainstack-llama"})

@@ -173,6 +173,17 @@ VIOLATIONS = [
         "at 'hyperParameters' failed to satisfy constraint: Map keys must satisfy constraint: [",
     ),
     (
+        # botocore's ResourceConfig.VolumeKmsKeyId: no volume key on a type with local (NVMe) storage.
+        "volume-key-on-local-storage",
+        {
+            "ResourceConfig": _resources(
+                InstanceType="ml.p4de.24xlarge", VolumeKmsKeyId="arn:aws:kms:us-east-1:123456789012:key/v"
+            )
+        },
+        "Invalid VolumeKmsKeyId. You can't request a VolumeKmsKeyId when using an instance type with local "
+        "storage (ml.p4de.24xlarge)",
+    ),
+    (
         "two-errors-at-once",
         {"TrainingJobName": "run_1", "Tags": [{"Key": "run", "Value": "retrain(v2)"}]},
         "2 validation errors detected: Value 'run_1' at 'trainingJobName'",

@@ -1,5 +1,5 @@
-"""`make smoke` proven against the embedded AWS: the same script a user runs against a real account, with the
-`local` environment's instance type (ml.m5.xlarge) instead of ml.m5.large."""
+"""`make smoke` proven against the embedded AWS: the same script a user runs against a real account; with no
+`--instance-type` it runs the environment's own (`local`: ml.m5.xlarge, whose quota the account has)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,6 @@ def test_smoke_passes_on_the_deployed_local_platform(deployed_local_platform, ti
         [
             "--env", "local",
             "--endpoint-url", aws.endpoint_url,
-            "--instance-type", "ml.m5.xlarge",
             "--model-dir", str(tiny_model_dir),
             "--timeout", "600",
         ]
@@ -37,6 +36,7 @@ def test_smoke_passes_on_the_deployed_local_platform(deployed_local_platform, ti
     for check in (
         "definition validates",
         "run A: 1 instance, keep-alive",
+        "checkpoint uploaded to the artifacts bucket",
         "run B: same request, reuses the pool",
         "warm pool reused by the next matching run",
         "warm pool released (UpdateTrainingJob keep-alive 0)",
@@ -44,6 +44,9 @@ def test_smoke_passes_on_the_deployed_local_platform(deployed_local_platform, ti
     ):
         line = next(line for line in printed.splitlines() if check in line)
         assert "passed" in line, line
+    # Until the pool cleanup follows FAILED runs (#16), the smoke says so instead of failing; then run D proves it.
+    cleanup = next(line for line in printed.splitlines() if "pool cleanup follows a FAILED run" in line)
+    assert "passed" in cleanup or ("skipped" in cleanup and "ABORTED, TIMED_OUT only" in cleanup), cleanup
     assert "Estimated total: $" in printed and "an estimate, not your bill" in printed
     assert "2 × ml.m5.xlarge" in printed and "0.230" in printed
     # Nothing the smoke created keeps billing.

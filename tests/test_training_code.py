@@ -10,8 +10,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
 import re
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -154,6 +156,71 @@ def two_hosts(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path
     ]
 
 
+# Installed through PYTHONPATH into every process of a host (toolkit, launcher, torchrun workers): each
+# safetensors file a process opens is appended to the file the variable names. transformers reads weights
+# through `safetensors.safe_open` (imported by name, after this wrapper replaced it).
+_READ_COUNTER = """
+import os
+
+if os.environ.get("TRAINSTACK_TEST_WEIGHT_READS"):
+    import safetensors
+
+    _safe_open = safetensors.safe_open
+
+    def safe_open(filename, *args, **kwargs):
+        with open(os.environ["TRAINSTACK_TEST_WEIGHT_READS"], "a") as reads:
+            reads.write(f"{os.environ.get('SM_CURRENT_HOST')} {os.environ.get('RANK')} {os.getpid()} {filename}\\n")
+        return _safe_open(filename, *args, **kwargs)
+
+    safetensors.safe_open = safe_open
+"""
+
+
+@dataclass
+class Cluster:
+    hosts: list[HostRun]
+    weight_reads: list[str]
+
+
+def run_two_hosts_two_ranks_each(root: Path, channels: dict[str, Path], **overrides: object) -> Cluster:
+    """2 hosts x 2 ranks (as 2 GPU hosts with 2 GPUs each), every weight-file open counted."""
+    (root / "site").mkdir(parents=True)
+    (root / "site" / "sitecustomize.py").write_text(_READ_COUNTER)
+    reads = root / "weight-reads.txt"
+    reads.touch()
+    environment = {
+        "TRAINSTACK_CPU_PROCESSES_PER_HOST": "2",
+        "TRAINSTACK_TEST_WEIGHT_READS": str(reads),
+        "PYTHONPATH": str(root / "site"),
+        "OMP_NUM_THREADS": "1",
+    }
+    more = hyperparameters(**overrides)
+    hosts = start_cluster(root, instance_count=2, hyperparameters=more, channels=channels, environment=environment)
+    codes = wait_cluster(hosts, timeout=RUN_TIMEOUT_S)
+    runs = [
+        HostRun(host.base_dir, code, host.log_file.read_text(errors="replace"))
+        for host, code in zip(hosts, codes, strict=True)
+    ]
+    return Cluster(runs, [line for line in reads.read_text().splitlines() if "/input/data/model/" in line])
+
+
+@pytest.fixture(scope="module")
+def two_hosts_two_ranks_each(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> Cluster:
+    """Full fine-tuning of raw text in bf16, keeping one checkpoint."""
+    overrides = {"precision": "bf16", "max_steps": 4, "save_steps": 2, "logging_steps": 1, "save_total_limit": 1}
+    return run_two_hosts_two_ranks_each(tmp_path_factory.mktemp("two-by-two"), channels, **overrides)
+
+
+@pytest.fixture(scope="module")
+def two_hosts_two_ranks_lora_chat(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> Cluster:
+    """LoRA on chat records (assistant-only loss), the same cluster shape."""
+    root = tmp_path_factory.mktemp("two-by-two-lora")
+    chat = {**channels, "train": write_chat_channel(root / "chat", count=32)}
+    chat.pop("val")
+    overrides = {"lora_r": 4, "max_steps": 2, "save_steps": 1, "logging_steps": 1, "save_total_limit": 1}
+    return run_two_hosts_two_ranks_each(root / "cluster", chat, **overrides)
+
+
 @pytest.fixture(scope="module")
 def corrupt_data(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> HostRun:
     train = tmp_path_factory.mktemp("corrupt-train")
@@ -258,6 +325,65 @@ def test_two_hosts_loss_falls(two_hosts: list[HostRun]) -> None:
     assert losses[-1] < losses[0] - 0.5, losses
 
 
+@pytest.mark.slow
+def test_one_process_per_host_reads_the_weights(two_hosts_two_ranks_each: Cluster) -> None:
+    first, second = two_hosts_two_ranks_each.hosts
+    assert [first.exit_code, second.exit_code] == [0, 0], first.log[-3000:] + second.log[-3000:]
+    assert "rank 3/4 on algo-2" in second.log and "rank 1/4 on algo-1" in first.log
+    readers = {tuple(line.split()[:2]) for line in two_hosts_two_ranks_each.weight_reads}
+    # Local rank 0 of each host (world ranks 0 and 2); ranks 1 and 3 built the model on the meta device.
+    assert readers == {("algo-1", "0"), ("algo-2", "2")}, two_hosts_two_ranks_each.weight_reads
+    assert len(two_hosts_two_ranks_each.weight_reads) == 2
+    assert "read the base model's weights from" in first.log and "(bfloat16)" in first.log
+
+
+@pytest.mark.slow
+def test_lora_on_chat_reads_the_weights_once_per_host_and_prunes_every_host(
+    two_hosts_two_ranks_lora_chat: Cluster,
+) -> None:
+    first, second = two_hosts_two_ranks_lora_chat.hosts
+    assert [first.exit_code, second.exit_code] == [0, 0], first.log[-3000:] + second.log[-3000:]
+    readers = {tuple(line.split()[:2]) for line in two_hosts_two_ranks_lora_chat.weight_reads}
+    assert readers == {("algo-1", "0"), ("algo-2", "2")}, two_hosts_two_ranks_lora_chat.weight_reads
+    assert "rank 3/4 on algo-2: trained 2 local batches" in second.log
+    assert first.checkpoints() == second.checkpoints() == {"checkpoint-2"}
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= first.files("model")
+
+
+@pytest.mark.slow
+def test_every_host_prunes_its_own_checkpoints_to_save_total_limit(two_hosts_two_ranks_each: Cluster) -> None:
+    first, second = two_hosts_two_ranks_each.hosts
+    # transformers rotated algo-1's folder; HostCheckpointRotationCallback rotated algo-2's.
+    assert first.checkpoints() == {"checkpoint-4"}
+    assert second.checkpoints() == {"checkpoint-4"}
+    assert code_module("checkpoints").is_complete(
+        s3_restore_of_the_shared_prefix(two_hosts_two_ranks_each.hosts, first.base_dir.parent / "restored")
+        / "checkpoint-4"
+    )
+
+
+@pytest.mark.slow
+def test_a_model_trained_in_bf16_says_bf16_and_loads_at_bf16_size(two_hosts_two_ranks_each: Cluster) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model_dir = two_hosts_two_ranks_each.hosts[0].base_dir / "model"
+    assert json.loads((model_dir / "config.json").read_text())["dtype"] == "bfloat16"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert model.get_memory_footprint() == 2 * sum(p.numel() for p in model.parameters()) + sum(
+        b.numel() * b.element_size() for b in model.buffers()
+    )
+
+
+@pytest.mark.slow
+def test_packing_raw_text_drops_no_token_and_says_so(two_hosts_two_ranks_each: Cluster) -> None:
+    log = two_hosts_two_ranks_each.hosts[0].log
+    packed = re.search(r"packing train: (\d+) tokens packed into (\d+) rows, (\d+) tokens dropped", log)
+    assert packed, log[-3000:]
+    assert int(packed.group(1)) > 0 and int(packed.group(3)) == 0
+
+
 # --- failure --------------------------------------------------------------------------------------------
 
 
@@ -314,10 +440,15 @@ def test_launch_plan_for_two_gpu_hosts_uses_nccl_and_the_host_position() -> None
     assert "--master_addr=algo-1" in command and command[-3:] == ["/opt/ml/code/run_train.py", "--max_steps", "5"]
 
 
-def test_launch_plan_on_cpu_uses_gloo_and_honours_master_overrides() -> None:
+def test_launch_plan_on_cpu_uses_gloo_and_the_local_modes_rendezvous_only() -> None:
     sagemaker_env, launcher = code_module("sagemaker_env"), code_module("launcher")
-    environ = {"SM_HOSTS": '["algo-1","algo-2"]', "SM_CURRENT_HOST": "algo-1", "MASTER_ADDR": "127.0.0.1"}
+    environ = {"SM_HOSTS": '["algo-1","algo-2"]', "SM_CURRENT_HOST": "algo-1", "MASTER_ADDR": "198.51.100.7"}
     environ["MASTER_PORT"] = "12345"
+    # On SageMaker the rendezvous is the first host, whatever the job's Environment says (issue 20).
+    plan = launcher.plan_launch(sagemaker_env.SageMakerEnvironment.from_environ(environ), environ)
+    assert (plan.master_addr, plan.master_port) == ("algo-1", launcher.DEFAULT_MASTER_PORT)
+    # The embedded AWS's hosts are processes on 127.0.0.1: it sets local mode and the rendezvous.
+    environ.update(SM_STUDIO_LOCAL_MODE="true", MASTER_ADDR="127.0.0.1")
     plan = launcher.plan_launch(sagemaker_env.SageMakerEnvironment.from_environ(environ), environ)
     assert (plan.nproc_per_node, plan.backend, plan.master_addr, plan.master_port) == (1, "gloo", "127.0.0.1", 12345)
     assert not launcher.is_torchrun_worker(environ)
@@ -535,7 +666,9 @@ def test_sigterm_mid_run_leaves_a_complete_checkpoint(tmp_path: Path, channels: 
     while "step=3;" not in log_file.read_text(errors="replace") and process.poll() is None:
         assert time.monotonic() < deadline, "the run never reached step 3"
         time.sleep(0.2)
-    stop_host(process)  # SIGTERM to the host's processes, as StopTrainingJob or a spot interruption sends it
+    # SIGTERM to every process of the host: what the script gets only where the image's first process passes
+    # the signal on (SageMaker signals that one alone, see the next test); here it proves the save itself.
+    stop_host(process)
     process.wait(timeout=RUN_TIMEOUT_S)
     # The toolkit's `train` has no SIGTERM handler and exits at once; the script finishes its save on its own.
     while "stopped by SIGTERM" not in (log := log_file.read_text(errors="replace")):
@@ -544,6 +677,77 @@ def test_sigterm_mid_run_leaves_a_complete_checkpoint(tmp_path: Path, channels: 
     step = int(re.search(r"SIGTERM: saving checkpoint-(\d+) and stopping", log).group(1))
     assert step >= 3
     assert code_module("checkpoints").is_complete(base_dir / "checkpoints" / f"checkpoint-{step}")
+
+
+_CONTAINER = """
+import signal, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", '''
+import pathlib, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: (pathlib.Path(sys.argv[1]).write_text("got SIGTERM"), sys.exit(0)))
+pathlib.Path(sys.argv[1] + ".ready").touch()
+time.sleep(600)
+''', sys.argv[1]])
+child.wait()
+"""
+
+
+def test_a_stopped_container_signals_its_first_process_only(tmp_path: Path) -> None:
+    """The embedded executor stops hosts as SageMaker does: a child with a SIGTERM handler (a training
+    worker under the toolkit's `train`) is not told, and nothing of the container outlives the stop."""
+    import subprocess
+
+    from trainstack.toolkit_host import stop_hosts
+
+    marker = tmp_path / "child"
+    process = subprocess.Popen([sys.executable, "-c", _CONTAINER, str(marker)], start_new_session=True)
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "child.ready").exists():
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    stop_hosts([process], grace_seconds=5)
+    assert process.returncode == -signal.SIGTERM  # no handler in the first process: it ends at once
+    assert not marker.exists()  # the child never saw the SIGTERM
+    deadline = time.monotonic() + 10
+    while _group_alive(process.pid):  # the whole group is killed (the orphaned child is reaped by init)
+        assert time.monotonic() < deadline, "a process of the stopped container outlived it"
+        time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_checkpoint_sync_deletes_in_s3_what_a_host_deleted(embedded_aws, tmp_path: Path) -> None:
+    """SageMaker mirrors a container's checkpoint deletions into CheckpointConfig.S3Uri; so does the executor."""
+    from types import SimpleNamespace
+
+    from trainstack.embedded_aws.training_executor import _JobRun
+
+    s3 = embedded_aws.client("s3")
+    bucket = f"ckpt-sync-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    job = SimpleNamespace(name="sync", instance_count=2, request={"CheckpointConfig": {"S3Uri": f"s3://{bucket}/run"}})
+    run = _JobRun(job, tmp_path, s3, None, "us-east-1", "", None)  # type: ignore[arg-type]
+    for host, files in (
+        ("algo-1", ("checkpoint-2/a", "checkpoint-4/a")),
+        ("algo-2", ("checkpoint-2/b", "checkpoint-4/b")),
+    ):
+        for name in files:
+            (tmp_path / host / "checkpoints" / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / host / "checkpoints" / name).write_text(name)
+    run.sync_checkpoints()
+
+    def keys() -> set[str]:
+        return {item["Key"] for item in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+    assert keys() == {"run/checkpoint-2/a", "run/checkpoint-4/a", "run/checkpoint-2/b", "run/checkpoint-4/b"}
+    shutil.rmtree(tmp_path / "algo-2" / "checkpoints" / "checkpoint-2")  # algo-2 prunes its old checkpoint
+    run.sync_checkpoints()
+    assert keys() == {"run/checkpoint-2/a", "run/checkpoint-4/a", "run/checkpoint-4/b"}
 
 
 # --- data shapes: chat and prompt/completion with the loss masked on the prompt, LoRA ---------------------
@@ -582,7 +786,7 @@ def first_training_batch(train_dir: Path, model_dir: Path, cache_dir: Path) -> t
     shape = sft_data.check_channel("train", train_dir, "text")
     environ = {"SM_OUTPUT_DIR": str(cache_dir / "output")}
     plan = launcher.plan_launch(sagemaker_env.SageMakerEnvironment.from_environ(environ), environ)
-    config = run_train.sft_config(args, shape, 64, cache_dir / "checkpoints", plan)
+    config = run_train.sft_config(args, shape, 64, cache_dir / "checkpoints", plan, "fp32")
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     dataset = sft_data.load_channel("train", train_dir, shape, "text", cache_dir)
     trainer = SFTTrainer(model=str(model_dir), args=config, train_dataset=dataset, processing_class=tokenizer)
@@ -713,6 +917,264 @@ def test_packed_examples_attend_only_within_their_own_document(tmp_path: Path, t
         packed = model(input_ids=ids, position_ids=positions, use_cache=False).logits[0, first:second]
         alone = model(input_ids=ids[:, first:second], use_cache=False).logits[0]
     torch.testing.assert_close(packed, alone, atol=1e-4, rtol=1e-4)
+
+
+def test_packing_chooses_an_attention_without_a_dense_mask_and_refuses_one_that_needs_it() -> None:
+    from transformers import GPT2LMHeadModel, LlamaForCausalLM
+
+    model_loading = code_module("model_loading")
+    choose = model_loading.choose_attention
+    assert choose("auto", packing=True, cuda=False, model_class=LlamaForCausalLM) == "flex_attention"
+    assert choose("auto", packing=False, cuda=True, model_class=LlamaForCausalLM) == "sdpa"
+    with pytest.raises(model_loading.ArgumentError, match=r"attn_implementation=sdpa builds a dense \(B\*L\)\^2"):
+        choose("sdpa", packing=True, cuda=True, model_class=LlamaForCausalLM)
+    # GPT-2 has no flex_attention and this environment no flash-attn package: nothing fits on a GPU.
+    with pytest.raises(model_loading.ArgumentError, match="GPT2LMHeadModel here supports none of"):
+        choose("auto", packing=True, cuda=True, model_class=GPT2LMHeadModel)
+    # On a CPU host (tests, the embedded AWS) there is no fused kernel to lose: a warning only.
+    assert choose("auto", packing=True, cuda=False, model_class=GPT2LMHeadModel) == "sdpa"
+
+
+def test_packed_rows_under_flex_attention_build_no_dense_mask_and_keep_documents_apart(
+    tmp_path: Path, tiny_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+    from torch.nn.attention.flex_attention import create_block_mask, flex_attention
+    from transformers import AutoModelForCausalLM, LlamaConfig, masking_utils
+    from transformers.integrations import flex_attention as transformers_flex
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+
+    # transformers compiles flex_attention; on CPU that takes a minute, and the eager kernel takes the same
+    # BlockMask and computes the same values, so the test runs it uncompiled.
+    monkeypatch.setattr(
+        transformers_flex,
+        "compile_friendly_flex_attention",
+        lambda query, key, value, training=False, **kwargs: flex_attention(query, key, value, **kwargs),
+    )
+    monkeypatch.setattr(
+        masking_utils, "create_block_mask", lambda **kwargs: create_block_mask(**kwargs | {"_compile": False})
+    )
+    batch, tokenizer = first_training_batch(SAMPLE / "train", tiny_model_dir, tmp_path)
+    ids, positions = batch["input_ids"], batch["position_ids"]
+    assert ids.shape[0] == 1  # padding-free: the batch is one row of B x L tokens
+    starts = (positions[0] == 0).nonzero().flatten().tolist()
+    assert len(starts) > 2
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="flex_attention").eval()
+    masks: list[object] = []
+    flex = ALL_ATTENTION_FUNCTIONS["flex_attention"]
+
+    def recording(module, query, key, value, attention_mask, **kwargs):
+        masks.append(attention_mask)
+        return flex(module, query, key, value, attention_mask, **kwargs)
+
+    monkeypatch.setitem(ALL_ATTENTION_FUNCTIONS, "flex_attention", recording)
+    with torch.no_grad():
+        packed = model(input_ids=ids, position_ids=positions, use_cache=False).logits[0]
+        # No dense mask of any size reached attention: a BlockMask (128-token blocks) carries the documents.
+        assert masks and all(not isinstance(mask, torch.Tensor) for mask in masks)
+        assert {type(mask).__name__ for mask in masks} == {"BlockMask"}
+        for start, end in zip(starts, [*starts[1:], ids.shape[1]], strict=True):
+            alone = model(input_ids=ids[:, start:end], use_cache=False).logits[0]
+            torch.testing.assert_close(packed[start:end], alone, atol=1e-4, rtol=1e-4)
+
+
+LLAMA_3_70B = {
+    "model_type": "llama", "vocab_size": 128256, "hidden_size": 8192, "num_hidden_layers": 80,
+    "num_attention_heads": 64, "num_key_value_heads": 8, "intermediate_size": 28672, "tie_word_embeddings": False,
+}  # fmt: skip
+LLAMA_3_8B = {**LLAMA_3_70B, "hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32,
+              "intermediate_size": 14336}  # fmt: skip
+
+
+@pytest.mark.parametrize("config", [LLAMA_3_70B, LLAMA_3_8B], ids=["llama-3-70b", "llama-3-8b"])
+def test_memory_plan_counts_the_parameters_transformers_builds(config: dict) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(LlamaConfig(**config))
+    assert code_module("memory_plan").model_shape(config).parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_memory_plan_counts_the_tiny_gpt2(tiny_model_dir: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert code_module("memory_plan").model_shape(config).parameters == sum(p.numel() for p in model.parameters())
+
+
+def test_memory_plan_matches_accelerates_estimate_for_adam() -> None:
+    from accelerate.commands.estimate import estimate_training_usage
+
+    memory_plan = code_module("memory_plan")
+    plan = memory_plan.plan(LLAMA_3_70B, memory_plan.Run("full", "ml.p4de.24xlarge", 2))
+    fp32_bytes = 4 * plan.shape.parameters
+    accelerate = estimate_training_usage(fp32_bytes, "bfloat16")
+    # accelerate: fp32 model, 2 fp32 Adam moments, gradients in fp32 plus a bf16 compute copy. Here sharded
+    # over 16 GPUs, with the bf16 copies counted in FSDP's working set of two layers instead.
+    assert plan.weights * 16 == pytest.approx(accelerate["model"], rel=1e-6)
+    assert plan.optimizer * 16 == pytest.approx(accelerate["optimizer"], rel=1e-6)
+    assert plan.gradients * 16 == pytest.approx(accelerate["gradients"] - fp32_bytes // 2, rel=1e-6)
+
+
+# SageMaker HyperPod recipes (github.com/aws/sagemaker-hyperpod-recipes, README "Fine-Tuning"): node counts
+# AWS validated. The plan must accept each (it may accept fewer nodes: the recipes are sized for speed too).
+HYPERPOD_RECIPES = [
+    ("llama 3.3 70b SFT seq8k", LLAMA_3_70B, "full", "ml.p5.48xlarge", 10, 8192),
+    ("llama 3.3 70b LoRA seq8k", LLAMA_3_70B, "lora", "ml.p5.48xlarge", 1, 8192),
+    ("llama 3.1 70b SFT seq8k on p4d", LLAMA_3_70B, "full", "ml.p4d.24xlarge", 32, 8192),
+    ("llama 3.1 8b SFT seq8k on p4d", LLAMA_3_8B, "full", "ml.p4d.24xlarge", 4, 8192),
+    ("llama 3.1 8b SFT seq8k", LLAMA_3_8B, "full", "ml.p5.48xlarge", 1, 8192),
+    ("llama 3.1 8b LoRA seq8k on p4d", LLAMA_3_8B, "lora", "ml.p4d.24xlarge", 1, 8192),
+]
+
+
+@pytest.mark.parametrize(("name", "config", "method", "instance", "nodes", "seq"), HYPERPOD_RECIPES)
+def test_memory_plan_accepts_the_hyperpod_recipes_node_counts(
+    name: str, config: dict, method: str, instance: str, nodes: int, seq: int
+) -> None:
+    memory_plan = code_module("memory_plan")
+    plan = memory_plan.plan(config, memory_plan.Run(method, instance, nodes, sequence_length=seq))
+    assert plan.fits, plan.render()
+
+
+def test_memory_plan_refuses_70b_full_fine_tuning_on_two_p4de_and_accepts_lora() -> None:
+    memory_plan = code_module("memory_plan")
+    full = memory_plan.plan(LLAMA_3_70B, memory_plan.Run("full", "ml.p4de.24xlarge", 2))
+    assert not full.fits
+    # 16 B/param over 16 GPUs is ~70.6 GB before activations: with them, more than 90 % of an 80 GiB A100.
+    assert full.weights + full.gradients + full.optimizer == pytest.approx(70.55e9, rel=1e-3)
+    refusal = full.refusal(LLAMA_3_70B)
+    assert "83.3 GB of 77.3 GB usable" in refusal, refusal
+    assert "3 x ml.p4de.24xlarge" in refusal and "LoRA (lora_r=16) on the same 2 host(s)" in refusal
+    lora = memory_plan.plan(LLAMA_3_70B, memory_plan.Run("lora", "ml.p4de.24xlarge", 2))
+    assert lora.fits and lora.per_gpu < 25e9
+
+
+def test_the_script_refuses_a_run_that_does_not_fit_before_downloading_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_aws
+) -> None:
+    s3, bucket = _weights_bucket(embedded_aws, monkeypatch)
+    s3.put_object(Bucket=bucket, Key="models/llama-70b/config.json", Body=json.dumps(LLAMA_3_70B).encode())
+    s3.put_object(Bucket=bucket, Key="models/llama-70b/model-00001-of-00030.safetensors", Body=b"not read")
+    environ = {
+        "SM_HOSTS": '["algo-1","algo-2"]',
+        "SM_CURRENT_HOST": "algo-1",
+        "SM_NUM_GPUS": "8",
+        "SM_CURRENT_INSTANCE_TYPE": "ml.p4de.24xlarge",
+        "SM_INPUT_DIR": str(tmp_path / "input"),
+        "SM_OUTPUT_DIR": str(tmp_path / "output"),
+        "SM_CHANNEL_TRAIN": str(SAMPLE / "train"),
+    }
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    flags = ["--model_s3_uri", f"s3://{bucket}/models/llama-70b", "--fsdp", "full_shard auto_wrap"]
+    assert code_module("run_train").main([*flags, "--gradient_checkpointing", "true"]) == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "the run does not fit" in failure and "70.55B parameters on 2 x ml.p4de.24xlarge" in failure
+    assert "What would fit: 3 x ml.p4de.24xlarge; LoRA" in failure
+    assert not (tmp_path / "input" / "data" / "model-from-s3").exists()  # nothing downloaded
+
+
+def test_memory_plan_defaults_are_the_scripts() -> None:
+    arguments, memory_plan = code_module("arguments"), code_module("memory_plan")
+    parsed = arguments.parse_arguments([])
+    values = {k: v for group in (parsed.model, parsed.data, parsed.lora, parsed.train) for k, v in vars(group).items()}
+    assert {name: values[name] for name in memory_plan.HYPERPARAMETER_DEFAULTS} == memory_plan.HYPERPARAMETER_DEFAULTS
+
+
+def test_dry_run_and_the_estimator_print_the_scripts_plan_from_config_json_in_s3(
+    monkeypatch: pytest.MonkeyPatch, embedded_aws
+) -> None:
+    from trainstack.memory_preview import memory_plan_for_request, memory_plan_text
+
+    s3, bucket = _weights_bucket(embedded_aws, monkeypatch)
+    s3.put_object(Bucket=bucket, Key="models/llama-70b/config.json", Body=json.dumps(LLAMA_3_70B).encode())
+    request = {
+        "HyperParameters": {
+            "fsdp": '"full_shard auto_wrap"',
+            "gradient_checkpointing": "true",
+            "block_size": "2048",
+            "per_device_train_batch_size": "1",
+        },
+        "ResourceConfig": {"InstanceType": "ml.p4de.24xlarge", "InstanceCount": 2},
+        "InputDataConfig": [
+            {"ChannelName": "model", "DataSource": {"S3DataSource": {"S3Uri": f"s3://{bucket}/models/llama-70b"}}}
+        ],
+    }
+    text = memory_plan_for_request(request, s3)
+    assert "= 83.3 GB of 77.3 GB usable" in text and "What would fit: 3 x ml.p4de.24xlarge; LoRA" in text
+    lora = memory_plan_text(
+        {"lora_r": 16, "fsdp": "full_shard auto_wrap", "gradient_checkpointing": True, "block_size": 2048},
+        "ml.p4de.24xlarge",
+        2,
+        None,
+        s3,
+        model_bucket=None,
+    )
+    assert lora.startswith("memory plan: none (no model_s3_uri")
+    with_uri = {
+        "model_s3_uri": f"s3://{bucket}/models/llama-70b",
+        "lora_r": 16,
+        "fsdp": "full_shard auto_wrap",
+        "gradient_checkpointing": "true",
+    }
+    text = memory_plan_text(with_uri, "ml.p4de.24xlarge", 2, None, s3)
+    assert "lora fine-tuning of 70.55B parameters" in text and "does not fit" not in text
+
+
+def test_a_chat_template_without_generation_markers_fails_before_the_weights_download(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, embedded_aws, tiny_model_dir: Path
+) -> None:
+    s3, bucket = _weights_bucket(embedded_aws, monkeypatch)
+    for path in tiny_model_dir.iterdir():
+        body = path.read_bytes()
+        if path.name == "chat_template.jinja":  # the same conversation, without {% generation %} markers
+            body = re.sub(rb"\{%-?\s*(end)?generation\s*-?%\}", b"", body)
+        s3.put_object(Bucket=bucket, Key=f"models/tiny/{path.name}", Body=body)
+    for name, value in {
+        "SM_INPUT_DIR": str(tmp_path / "input"),
+        "SM_OUTPUT_DIR": str(tmp_path / "output"),
+        "SM_CHANNEL_TRAIN": str(write_chat_channel(tmp_path / "chat", count=4)),
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert code_module("run_train").main(["--model_s3_uri", f"s3://{bucket}/models/tiny"]) == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "assistant_only_loss needs a chat template that marks assistant turns with {% generation %}" in failure
+    assert (tmp_path / "input" / "model-small-files" / "tokenizer.json").is_file()
+    assert not list((tmp_path / "input").rglob("*.safetensors"))  # the weights were never downloaded
+
+
+def test_tokenizing_uses_the_hosts_cores_and_a_timeout_that_suits_the_data() -> None:
+    tokenizing_plan = code_module("sft_data").tokenizing_plan
+    assert tokenizing_plan(2_000_000, cores=96) == (None, 1802)  # small data: in-process
+    # 20 GB of text: every core of a p4de's 96, and 30 min + 20e9 B / (96 x 1 MB/s).
+    assert tokenizing_plan(20_000_000_000, cores=96) == (96, 1800 + 20_000_000_000 // 96_000_000)
+    assert tokenizing_plan(120_000_000, cores=96) == (3, 1800 + 40)
+
+
+@pytest.mark.slow
+def test_status_plot_draws_a_real_runs_loss_curves(single_host: HostRun) -> None:
+    from trainstack.cli.plot import loss_curves, render
+
+    curves = loss_curves(single_host.log.splitlines())
+    train, (eval_point,) = curves["train_loss"], curves["eval_loss"]
+    assert [step for step, _ in train] == [1, *range(2, MAX_STEPS + 1, 2)]
+    assert train[-1][1] < train[0][1] and eval_point[0] == MAX_STEPS
+    drawing = re.sub(r"\x1b\[[0-9;]*m", "", render(curves, "trainstack-test: loss", width=80, height=20))
+    assert "train_loss" in drawing and "eval_loss" in drawing and "trainstack-test: loss" in drawing
+    assert len(drawing.splitlines()) == 20
 
 
 def test_warm_pool_cache_keys_the_model_by_etag_and_skips_the_download(

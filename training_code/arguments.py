@@ -8,6 +8,7 @@ the job with a message listing the known ones: a typo must not silently train wi
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, NoReturn
@@ -29,11 +30,11 @@ class ModelArguments:
             "or a bare prefix inside the MODEL_S3_BUCKET environment variable's bucket."
         },
     )
-    dtype: Literal["float32", "bfloat16", "float16", "auto"] = field(
-        default="float32",
+    dtype: Literal["precision", "float32", "bfloat16", "float16", "auto"] = field(
+        default="precision",
         metadata={
-            "help": "Dtype the weights are loaded in. float32 keeps fp32 master weights under bf16 autocast; "
-            "bfloat16 halves host memory for very large models."
+            "help": "Dtype the weights are read in. precision: bf16 (fp16) when training in it, else fp32, which "
+            "halves host memory at load; trainable weights are kept in fp32 for the optimizer all the same."
         },
     )
 
@@ -90,14 +91,28 @@ class TrainArguments:
     save_steps: int = field(default=500, metadata={"help": "Checkpoint every N optimizer steps."})
     save_total_limit: int = field(default=2, metadata={"help": "Checkpoints kept on disk (and so synced to S3)."})
     save_minutes: float = field(
-        default=0.0, metadata={"help": "Also checkpoint every N minutes of wall time; 0 = off. SIGTERM always saves."}
+        default=30.0,
+        metadata={
+            "help": "Also checkpoint every N minutes of wall time (0 = off): bounds the work a spot interruption "
+            "loses, since the SIGTERM save is best effort."
+        },
     )
-    attn_implementation: str = field(default="sdpa", metadata={"help": "sdpa, eager, flash_attention_2, ..."})
+    attn_implementation: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: with packing FlashAttention 3/2 where installed, else flex_attention; without, sdpa. "
+            "Or sdpa, eager, flex_attention, flash_attention_2, flash_attention_3."
+        },
+    )
     precision: Literal["auto", "bf16", "fp16", "fp32"] = field(
         default="auto", metadata={"help": "auto: bf16 on GPUs that support it, fp32 otherwise."}
     )
     gradient_checkpointing: bool = field(
         default=False, metadata={"help": "Recompute activations in backward: less memory, ~30% more compute."}
+    )
+    torch_compile: bool = field(default=False, metadata={"help": "Compile the model with torch.compile (GPU)."})
+    use_liger_kernel: bool = field(
+        default=False, metadata={"help": "Liger's fused Triton kernels (RMSNorm, RoPE, SwiGLU, fused linear loss)."}
     )
     fsdp: str = field(
         default="",
@@ -159,3 +174,5 @@ def _validate(arguments: Arguments) -> None:
         raise ArgumentError(f"lora_r must be 0 (off) or a positive rank, got {arguments.lora.lora_r}")
     if arguments.lora.merge_lora and arguments.lora.lora_r == 0:
         raise ArgumentError("merge_lora needs lora_r > 0")
+    if train.use_liger_kernel and importlib.util.find_spec("liger_kernel") is None:
+        raise ArgumentError("use_liger_kernel=true needs the liger-kernel package, which this image does not have")

@@ -124,6 +124,43 @@ class CompleteCheckpointCallback(TrainerCallback):
             print(f"checkpoint-{state.global_step} complete: {len(union)} files", flush=True)
 
 
+class HostCheckpointRotationCallback(TrainerCallback):
+    """Each host beyond the first keeps only its newest `save_total_limit` checkpoint folders.
+
+    transformers rotates checkpoints on world rank 0 only (`_rotate_checkpoints` runs where `should_save`),
+    so the other hosts' folders kept every checkpoint's RNG states and shards (hundreds of GB each at 70B
+    under FSDP), and SageMaker synced and restored all of them. The same rule as transformers' (newest
+    steps), on the local main process of every other host; SageMaker deletes in S3 what a container deletes
+    locally, so the shared prefix keeps only what resume needs."""
+
+    def __init__(self, checkpoint_dir: Path, limit: int | None) -> None:
+        self.checkpoint_dir = checkpoint_dir
+        self.limit = limit
+
+    def on_save(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+        if not self.limit or state.is_world_process_zero or not state.is_local_process_zero:
+            return
+        for folder in prune_checkpoints(self.checkpoint_dir, self.limit):
+            log.info("removed %s: save_total_limit=%d", folder.name, self.limit)
+
+
+def prune_checkpoints(directory: Path, limit: int) -> list[Path]:
+    """Delete all but the newest `limit` `checkpoint-<step>` folders of `directory`; returns those deleted."""
+    import shutil
+
+    if not directory.is_dir():
+        return []
+    steps = sorted(
+        (int(match.group(1)), child)
+        for child in directory.iterdir()
+        if child.is_dir() and (match := _CHECKPOINT_NAME.match(child.name))
+    )
+    doomed = [folder for _, folder in steps[: max(0, len(steps) - limit)]]
+    for folder in doomed:
+        shutil.rmtree(folder, ignore_errors=True)
+    return doomed
+
+
 class SaveTriggersCallback(TrainerCallback):
     """Save every `save_minutes` of wall time, and save then stop on SIGTERM; decided by all ranks together."""
 

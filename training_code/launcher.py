@@ -3,9 +3,11 @@
 In a custom image (or any DLC without the PyTorch estimator's `distribution=`), SageMaker starts the
 entry point once per host and nothing more. So with several hosts or GPUs the first invocation on each
 host becomes a launcher: one `torchrun` agent per host, nnodes = len(SM_HOSTS), node rank = this host's
-position in SM_HOSTS, one worker per GPU (one on a CPU host), rendezvous at the first host.
-`MASTER_ADDR` / `MASTER_PORT` override the rendezvous for local runs, where N "hosts" are N processes
-on 127.0.0.1.
+position in SM_HOSTS, one worker per GPU (one on a CPU host), rendezvous at the first host's name and port
+29500, never from the job's environment (a run's MASTER_ADDR would join the job to another host's process
+group). Only in local mode (`SM_STUDIO_LOCAL_MODE=true`, which the embedded AWS sets above the job's own
+variables and a run input cannot set) do `MASTER_ADDR` / `MASTER_PORT` give the rendezvous: there N "hosts"
+are N processes on 127.0.0.1.
 
 Why not the toolkit's own torch_distributed runner (`sagemaker_torch_distributed_enabled`, what the SDK's
 `distribution={"torch_distributed": {"enabled": True}}` sets)? The generic `train` entry point, which a
@@ -34,6 +36,9 @@ from sagemaker_env import SageMakerEnvironment
 log = logging.getLogger(__name__)
 
 DEFAULT_MASTER_PORT = 29500
+# Workers per CPU host (default one). Lets a local run put several ranks on one "host", as a GPU host has
+# one per GPU, to exercise what is per host and what is per rank; ignored on GPU hosts.
+CPU_PROCESSES_PER_HOST_ENV = "TRAINSTACK_CPU_PROCESSES_PER_HOST"
 # Set by torchrun in every worker it starts: their presence means "train, don't launch again".
 _TORCHRUN_WORKER_VARIABLES = ("TORCHELASTIC_RUN_ID", "LOCAL_RANK")
 
@@ -71,12 +76,13 @@ class LaunchPlan:
 
 
 def plan_launch(sm: SageMakerEnvironment, environ: Mapping[str, str]) -> LaunchPlan:
+    local = environ.get("SM_STUDIO_LOCAL_MODE") == "true"
     return LaunchPlan(
         nnodes=len(sm.hosts),
         node_rank=sm.node_rank,
-        nproc_per_node=max(sm.num_gpus, 1),
-        master_addr=environ.get("MASTER_ADDR") or sm.hosts[0],
-        master_port=int(environ.get("MASTER_PORT") or DEFAULT_MASTER_PORT),
+        nproc_per_node=sm.num_gpus or int(environ.get(CPU_PROCESSES_PER_HOST_ENV) or 1),
+        master_addr=(local and environ.get("MASTER_ADDR")) or sm.hosts[0],
+        master_port=int((local and environ.get("MASTER_PORT")) or DEFAULT_MASTER_PORT),
         backend="nccl" if sm.num_gpus > 0 else "gloo",
     )
 

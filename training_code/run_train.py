@@ -21,19 +21,20 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import memory_plan
 from arguments import Arguments, LoraArguments, ModelArguments, parse_arguments
 from errors import ArgumentError, DataError
 from failure import describe, write_failure
 from launcher import LaunchPlan, efa_environment, is_torchrun_worker, plan_launch, run_torchrun
 from sagemaker_env import SageMakerEnvironment
-from sft_data import Shape, check_channel
-from weights import WARM_POOL_CACHE_ENV, fetch_model, resolve_s3_uri
+from sft_data import Shape, check_channel, data_files, tokenizing_plan
+from weights import WARM_POOL_CACHE_ENV, fetch_model, pull_small_files, resolve_s3_uri
 
 if TYPE_CHECKING:
-    import torch
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
 
@@ -52,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parse_arguments(argv)
         plan = plan_launch(sm, os.environ)
+        if not is_torchrun_worker(os.environ):
+            # First, once per host: a run that cannot fit fails here, before data checks and weight downloads.
+            check_memory_plan(args, sm)
         if plan.world_size > 1 and not is_torchrun_worker(os.environ):
             return launch(args, sm, plan, argv)
         train(args, sm, plan)
@@ -66,8 +70,9 @@ def launch(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan, argv: Se
     """This host's share of a multi-process job: per-host preparation, then torchrun."""
     # Once per host, before any worker exists (and inside no rendezvous timeout): N local workers must not
     # race on the same download, and a broken dataset fails the job before weights load.
-    os.environ[_CHECKED_DATA_ENV] = json.dumps({c: s.value for c, s in check_data(args, sm).items()})
-    os.environ[_MODEL_PATH_ENV] = model_source(args.model, sm)
+    shapes, model_path = prepare_host(args, sm)
+    os.environ[_CHECKED_DATA_ENV] = json.dumps({c: s.value for c, s in shapes.items()})
+    os.environ[_MODEL_PATH_ENV] = model_path
     efa_environment(os.environ)
     code = run_torchrun(plan, Path(__file__).resolve(), argv)
     if code != 0:
@@ -78,6 +83,60 @@ def launch(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan, argv: Se
             f"(node {plan.node_rank} of {plan.nnodes}, {plan.nproc_per_node} worker(s)). The training log has details.",
         )
     return code
+
+
+def check_memory_plan(args: Arguments, sm: SageMakerEnvironment) -> None:
+    """Print the memory plan (memory_plan.py) from the base model's config.json; refuse a run that cannot fit."""
+    config = base_model_config(args.model, sm)
+    if config is None:
+        log.info("no config.json to plan memory from (a hub id): no memory plan")
+        return
+    values = {k: v for group in (args.model, args.data, args.lora, args.train) for k, v in asdict(group).items()}
+    run = memory_plan.run_from_hyperparameters(values, sm.instance_type, len(sm.hosts))
+    try:
+        plan = memory_plan.plan(config, run)
+    except KeyError as missing:
+        log.warning("no memory plan: config.json of model_type %r has no %s", config.get("model_type"), missing)
+        return
+    print(plan.render(), flush=True)
+    if not plan.fits:
+        raise ArgumentError(plan.refusal(config))
+
+
+def base_model_config(model: ModelArguments, sm: SageMakerEnvironment) -> dict | None:
+    """The base model's config.json: one small S3 object for model_s3_uri (no weights), else the local folder."""
+    if model.model_s3_uri:
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        bucket, _, prefix = resolve_s3_uri(model.model_s3_uri, sm.model_s3_bucket).removeprefix("s3://").partition("/")
+        key = f"{prefix.rstrip('/')}/config.json".lstrip("/")
+        try:
+            body = boto3.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read()
+        except (BotoCoreError, ClientError) as error:  # the download that follows reports it in full
+            log.warning("no memory plan: cannot read s3://%s/%s (%s)", bucket, key, error)
+            return None
+        return json.loads(body)
+    folder = Path(model.model_name_or_path) if model.model_name_or_path else sm.channels.get("model")
+    if folder is None or not (folder / "config.json").is_file():
+        return None
+    return json.loads((folder / "config.json").read_text(encoding="utf-8"))
+
+
+def prepare_host(args: Arguments, sm: SageMakerEnvironment) -> tuple[dict[str, Shape], str]:
+    """Once per host: data, then tokenizer and chat template (early_checks.py), then the weights."""
+    from early_checks import check_tokenizer
+
+    shapes = check_data(args, sm)
+    tokenizer_dir: Path | str
+    if args.model.model_s3_uri:
+        uri = resolve_s3_uri(args.model.model_s3_uri, sm.model_s3_bucket)
+        tokenizer_dir = pull_small_files(uri, sm.input_dir / "model-small-files")
+    else:
+        tokenizer_dir = model_source(args.model, sm)
+    train_dir = channel_dir(args.data.train_dir, sm, "train")
+    check_tokenizer(tokenizer_dir, shapes["train"], train_dir, args.data.assistant_only_loss)
+    return shapes, model_source(args.model, sm)
 
 
 def check_data(args: Arguments, sm: SageMakerEnvironment) -> dict[str, Shape]:
@@ -96,15 +155,19 @@ def check_data(args: Arguments, sm: SageMakerEnvironment) -> dict[str, Shape]:
 def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
     # Heavy imports here: the launcher process never needs them.
     import datasets
+    import torch
     import transformers
     from callbacks import MetricLinesCallback, RankReportCallback
     from checkpoints import (
         CompleteCheckpointCallback,
+        HostCheckpointRotationCallback,
         SaveTriggersCallback,
         agreed_resume_checkpoint,
         resolve_checkpoint_dir,
     )
     from metrics import perplexity
+    from model_loading import choose_attention, load_model, master_weights_in_fp32, model_class_for, training_dtype
+    from packing import count_packed_tokens
     from sft_data import load_channel
     from transformers import AutoConfig, AutoTokenizer, PrinterCallback
     from trl import SFTTrainer
@@ -119,14 +182,19 @@ def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
 
     # Data first: a broken dataset should fail the job before minutes of weight loading.
     checked = os.environ.get(_CHECKED_DATA_ENV)
-    shapes = {c: Shape(v) for c, v in json.loads(checked).items()} if checked else check_data(args, sm)
-    model_path = os.environ.get(_MODEL_PATH_ENV) or model_source(args.model, sm)
+    if checked:
+        shapes = {c: Shape(v) for c, v in json.loads(checked).items()}
+        model_path = os.environ[_MODEL_PATH_ENV]
+    else:
+        shapes, model_path = prepare_host(args, sm)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if shapes["train"] is Shape.CHAT and not tokenizer.chat_template:
-        raise DataError(f"the train channel holds chat `messages`, but the model at {model_path} has no chat template")
     block_size = min(args.data.block_size, _context_length(AutoConfig.from_pretrained(model_path)))
     checkpoint_dir = resolve_checkpoint_dir(args.train.checkpoint_dir, os.environ)
-    config = sft_config(args, shapes["train"], block_size, checkpoint_dir, plan)
+    precision = resolve_precision(args.train.precision)
+    attention = choose_attention(
+        args.train.attn_implementation, args.data.packing, torch.cuda.is_available(), model_class_for(model_path)
+    )
+    config = sft_config(args, shapes["train"], block_size, checkpoint_dir, plan, precision, channel_bytes(args, sm))
 
     # Loaded and split once per host, main process first: the others read the Arrow cache it wrote.
     cache_dir = data_cache_dir(sm)
@@ -151,19 +219,35 @@ def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
         " (packed)" if args.data.packing else "",
     )
 
-    trainer = SFTTrainer(
-        model=model_path,
-        args=config,
-        train_dataset=train_set,
-        eval_dataset=val_set,
-        processing_class=tokenizer,
-        peft_config=lora_config(args.lora),
+    # Read once per host (model_loading.py), after the data: a broken dataset fails before the weights load.
+    model = load_model(
+        model_path,
+        training_dtype(args.model.dtype, precision),
+        attention,
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+        world_size=plan.world_size,
+        fsdp=bool(args.train.fsdp),
     )
+    master_weights_in_fp32(model, fsdp=bool(args.train.fsdp), lora=args.lora.lora_r > 0)
+    with count_packed_tokens() as packed:
+        trainer = SFTTrainer(
+            model=model,
+            args=config,
+            train_dataset=train_set,
+            eval_dataset=val_set,
+            processing_class=tokenizer,
+            peft_config=lora_config(args.lora),
+        )
+    if trainer.is_world_process_zero():
+        for line in packed.report_lines():
+            print(line, flush=True)
     # Our metric lines replace Trainer's dict printing; the rank report proves every node trained.
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(MetricLinesCallback())
     trainer.add_callback(RankReportCallback(sm.current_host, trainer.args.process_index, trainer.args.world_size))
     trainer.add_callback(CompleteCheckpointCallback(checkpoint_dir))
+    # After the manifest's gather: every rank has finished writing the checkpoint before any host prunes.
+    trainer.add_callback(HostCheckpointRotationCallback(checkpoint_dir, args.train.save_total_limit))
     triggers = SaveTriggersCallback(args.train.save_minutes)
     trainer.add_callback(triggers)
 
@@ -247,11 +331,33 @@ def save_final_model(trainer: SFTTrainer, tokenizer: object, model_dir: Path, ar
         merged.save_pretrained(model_dir)
     else:
         model.save_pretrained(model_dir, state_dict=state_dict)
+        if trainer.args.bf16 and not args.lora.lora_r:
+            # save_pretrained records the dtype of the parameters in memory (the fp32 master weights), not that
+            # of the bf16 state dict it wrote; a loader with dtype="auto" would double the memory.
+            base.config.dtype = torch.bfloat16
+            base.config.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     print(f"saved model to {model_dir}", flush=True)
 
 
-def sft_config(args: Arguments, shape: Shape, block_size: int, checkpoint_dir: Path, plan: LaunchPlan) -> SFTConfig:
+def resolve_precision(requested: str) -> str:
+    """`auto`: bf16 on GPUs that support it, else fp32; anything else as given."""
+    import torch
+
+    if requested != "auto":
+        return requested
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def sft_config(
+    args: Arguments,
+    shape: Shape,
+    block_size: int,
+    checkpoint_dir: Path,
+    plan: LaunchPlan,
+    precision: str,
+    data_bytes: int = 0,
+) -> SFTConfig:
     """Our hyperparameters -> TRL's SFTConfig (a TrainingArguments), with the platform's fixed choices."""
     import dataclasses
 
@@ -259,14 +365,12 @@ def sft_config(args: Arguments, shape: Shape, block_size: int, checkpoint_dir: P
     from trl import SFTConfig
 
     train = args.train
+    num_proc, collective_timeout = tokenizing_plan(data_bytes, os.cpu_count() or 1)
     cuda = torch.cuda.is_available()
     # transformers renamed gradient_checkpointing to activation_checkpointing (the old name warns); use
     # whichever this install has, so an image with an older transformers 5 still works.
     fields = {f.name for f in dataclasses.fields(SFTConfig)}
     checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
-    precision = train.precision
-    if precision == "auto":
-        precision = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
     fsdp_layers = [name.strip() for name in train.fsdp_transformer_layer_cls_to_wrap.split(",") if name.strip()]
     fsdp_config: dict[str, object] | None = None
     if train.fsdp:
@@ -316,17 +420,23 @@ def sft_config(args: Arguments, shape: Shape, block_size: int, checkpoint_dir: P
         ddp_find_unused_parameters=False,
         use_cpu=not cuda,
         dataloader_num_workers=train.dataloader_num_workers,
+        torch_compile=train.torch_compile,
+        use_liger_kernel=train.use_liger_kernel,
         include_num_input_tokens_seen=True,
         report_to="none",
         disable_tqdm=True,
         # TRL: the data side.
         max_length=block_size,
         packing=args.data.packing,
+        # Raw text is split across rows rather than truncated (every token trains); a conversation or a
+        # prompt/completion pair is kept whole (split, its tail would train without its prompt) and what
+        # does not fit a row is counted and reported (packing.py).
+        packing_strategy="bfd_split" if shape is Shape.TEXT else "bfd",
         dataset_text_field=args.data.text_field,
         assistant_only_loss=shape is Shape.CHAT and args.data.assistant_only_loss,
         completion_only_loss=None,  # on for prompt/completion records, by TRL's own rule
-        dataset_num_proc=args.data.dataset_num_proc,
-        model_init_kwargs={"dtype": _torch_dtype(args.model), "attn_implementation": train.attn_implementation},
+        dataset_num_proc=args.data.dataset_num_proc or num_proc,
+        ddp_timeout=collective_timeout,
     )
 
 
@@ -343,6 +453,15 @@ def lora_config(lora: LoraArguments) -> LoraConfig | None:
         target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",") if t.strip()],
         task_type="CAUSAL_LM",
     )
+
+
+def channel_bytes(args: Arguments, sm: SageMakerEnvironment) -> int:
+    """Size of the train and val channels' files: what the host's main process will tokenize."""
+    folders = [channel_dir(args.data.train_dir, sm, "train")]
+    val_dir = args.data.val_dir or sm.channels.get("val")
+    if val_dir:
+        folders.append(Path(val_dir))
+    return sum(path.stat().st_size for folder in folders for path in data_files(folder.name, folder))
 
 
 def data_cache_dir(sm: SageMakerEnvironment) -> Path:
@@ -370,12 +489,6 @@ def model_source(model: ModelArguments, sm: SageMakerEnvironment) -> str:
     if "model" in sm.channels:
         return str(sm.channels["model"])
     raise ArgumentError("no base model: add a `model` channel, or set model_s3_uri or model_name_or_path")
-
-
-def _torch_dtype(model: ModelArguments) -> torch.dtype | str:
-    import torch
-
-    return "auto" if model.dtype == "auto" else getattr(torch, model.dtype)
 
 
 def _context_length(config: object) -> int:

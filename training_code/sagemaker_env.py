@@ -36,6 +36,7 @@ class SageMakerEnvironment:
     # that holds model weights. Both optional.
     node_number: int | None = None
     model_s3_bucket: str | None = None
+    instance_type: str = "local"
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] = os.environ) -> SageMakerEnvironment:
@@ -65,6 +66,7 @@ class SageMakerEnvironment:
             checkpoint_dir=Path(environ.get(CHECKPOINT_DIR_ENV) or DEFAULT_CHECKPOINT_DIR),
             node_number=node_number,
             model_s3_bucket=environ.get("MODEL_S3_BUCKET") or None,
+            instance_type=environ.get("SM_CURRENT_INSTANCE_TYPE") or "local",
         )
 
     @property

@@ -134,3 +134,21 @@ def _lines(channel: str, name: str, path: Path) -> list[str]:
         return path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as error:
         raise DataError(f"{channel} channel, {name}: not UTF-8 text (byte {error.start})") from error
+
+
+# Tokenizing rate assumed per process (a fast tokenizer does several MB/s of text): a floor, not a promise.
+_BYTES_PER_PROCESS_SECOND = 1_000_000
+_BYTES_PER_PROCESS = 50_000_000
+_COLLECTIVE_TIMEOUT_S = 1800  # torch.distributed's default
+
+
+def tokenizing_plan(data_bytes: int, cores: int) -> tuple[int | None, int]:
+    """(dataset_num_proc, collective timeout in seconds) for `data_bytes` of channel files on `cores` cores.
+
+    The host's main process tokenizes while its other ranks wait in a collective (main_process_first), so
+    the wait must outlast the tokenizing: one process per 50 MB up to every core, and a timeout of the
+    default 30 minutes plus the time those processes need at 1 MB/s each. Small data stays in-process
+    (starting workers costs more than it saves)."""
+    processes = min(cores, -(-data_bytes // _BYTES_PER_PROCESS)) if data_bytes > _BYTES_PER_PROCESS else 1
+    timeout = _COLLECTIVE_TIMEOUT_S + data_bytes // (_BYTES_PER_PROCESS_SECOND * processes)
+    return (processes if processes > 1 else None), timeout

@@ -92,7 +92,18 @@ def pull_weights(uri: str, destination: Path, environ: Mapping[str, str]) -> Pat
     return destination
 
 
-def _pull_with_boto3(uri: str, destination: Path) -> None:
+# What a Hugging Face model folder holds besides config, tokenizer and templates.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".h5", ".msgpack", ".ckpt")
+
+
+def pull_small_files(uri: str, destination: Path) -> Path:
+    """Every object under `uri` except weight files (config, tokenizer, chat template): a few MB at most."""
+    destination.mkdir(parents=True, exist_ok=True)
+    _pull_with_boto3(uri, destination, skip_suffixes=WEIGHT_SUFFIXES)
+    return destination
+
+
+def _pull_with_boto3(uri: str, destination: Path, skip_suffixes: tuple[str, ...] = ()) -> None:
     import boto3
 
     bucket, prefix = _split(uri)
@@ -101,7 +112,7 @@ def _pull_with_boto3(uri: str, destination: Path) -> None:
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
             key = item["Key"]
-            if key.endswith("/"):
+            if key.endswith("/") or key.endswith(skip_suffixes):
                 continue
             target = destination / key[len(prefix) :]
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -8,16 +8,21 @@ reads the models below and never the raw YAML.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from pathlib import Path
 from typing import Annotated, Any
 
+import botocore.session
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from trainstack.image_compatibility import check_image
-from trainstack.run_environment_rules import environment_problems
+from trainstack.instance_storage import unclassified
+from trainstack.run_environment_rules import allowed_entry_problems
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = REPO_ROOT / "config"
@@ -68,6 +73,17 @@ ECR_REPOSITORY_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-
 IMAGE_TAG_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$"
 
 
+@cache
+def training_instance_types() -> list[str]:
+    """Every instance type CreateTrainingJob accepts (botocore's TrainingInstanceType enum)."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return list(model.shape_for("TrainingInstanceType").enum)
+
+
+def training_instance_families() -> list[str]:
+    return sorted({instance_type.split(".")[1] for instance_type in training_instance_types()})
+
+
 class ConfigError(Exception):
     """A configuration file is missing or invalid; the message names the file and each bad field."""
 
@@ -75,6 +91,38 @@ class ConfigError(Exception):
 class _Strict(BaseModel):
     # Unknown keys are typos until proven otherwise: reject them instead of silently ignoring.
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# Interface endpoints a job or notebook without internet access needs (`com.amazonaws.<region>.<service>`), by the
+# construct id the network stack gives them: the SageMaker API (the notebook starting jobs), ECR (image pull),
+# CloudWatch Logs and metrics, STS, KMS, Step Functions and Service Quotas (the notebook and CLI start runs and
+# read quotas). `create` makes each; `existing` must list each in `network.endpoint_services`.
+INTERFACE_ENDPOINT_SERVICES: dict[str, str] = {
+    "SageMakerApi": "sagemaker.api",
+    "SageMakerRuntime": "sagemaker.runtime",
+    "EcrApi": "ecr.api",
+    "EcrDocker": "ecr.dkr",
+    "Logs": "logs",
+    "Monitoring": "monitoring",
+    "Sts": "sts",
+    "Kms": "kms",
+    "StepFunctions": "states",
+    "ServiceQuotas": "servicequotas",
+}
+# The AWS-managed S3 prefix list (`com.amazonaws.<region>.s3`) of the regions we have checked, from
+# `aws ec2 describe-managed-prefix-lists --filters Name=prefix-list-name,Values=com.amazonaws.<region>.s3`.
+# Synth fills `network.s3_prefix_list_id` from it and refuses a different id; other regions must give theirs.
+S3_PREFIX_LISTS: dict[str, str] = {
+    "us-east-1": "pl-63a5400a",
+    "us-east-2": "pl-7ba54012",
+    "us-west-1": "pl-6ba54002",
+    "us-west-2": "pl-68a54001",
+    "eu-west-1": "pl-6da54004",
+    "eu-central-1": "pl-6ea54007",
+    "ap-northeast-1": "pl-61a54008",
+    "ap-southeast-1": "pl-6fa54006",
+    "ap-southeast-2": "pl-6ca54005",
+}
 
 
 class NetworkMode(StrEnum):
@@ -97,9 +145,12 @@ class NetworkConfig(_Strict):
     # Name=prefix-list-name,Values=com.amazonaws.<region>.s3`): the training group's only HTTPS egress to S3.
     # Given, not looked up, so synth needs no credentials; the gateway endpoint's addresses are not in the VPC.
     s3_prefix_list_id: str | None = Field(None, pattern=r"^pl-[0-9a-f]{8,17}$")
-    # `existing`: the security groups of the VPC's interface endpoints (SageMaker API, ECR, Logs, monitoring,
-    # STS, KMS); the training group may send HTTPS to these and nowhere else besides S3.
+    # `existing`: the security groups of the VPC's interface endpoints (INTERFACE_ENDPOINT_SERVICES); the
+    # training group may send HTTPS to these and nowhere else besides S3.
     endpoint_security_group_ids: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = []
+    # `existing`: the services of the VPC's interface endpoints (`com.amazonaws.<region>.<service>`, e.g.
+    # `sagemaker.api`); synth refuses a VPC without one the platform needs.
+    endpoint_services: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)*$")]] = []
 
     @model_validator(mode="after")
     def _existing_needs_ids(self) -> NetworkConfig:
@@ -115,10 +166,17 @@ class NetworkConfig(_Strict):
                     "mode 'existing' needs endpoint_security_group_ids (sg-...): the security groups of the VPC's "
                     "interface endpoints, the only HTTPS destinations the training group allows besides S3"
                 )
-        elif self.vpc_id or self.subnet_ids or self.endpoint_security_group_ids:
+            missing = [name for name in INTERFACE_ENDPOINT_SERVICES.values() if name not in self.endpoint_services]
+            if missing:
+                raise ValueError(
+                    "mode 'existing' needs the VPC's interface endpoints for every service jobs and the notebook "
+                    f"call without internet access: endpoint_services lacks {', '.join(missing)} "
+                    "(com.amazonaws.<region>.<service>; create the endpoints, then list them)"
+                )
+        elif self.vpc_id or self.subnet_ids or self.endpoint_security_group_ids or self.endpoint_services:
             raise ValueError(
-                "vpc_id/subnet_ids/endpoint_security_group_ids are only read when mode is 'existing', "
-                f"not '{self.mode.value}'"
+                "vpc_id/subnet_ids/endpoint_security_group_ids/endpoint_services are only read when mode is "
+                f"'existing', not '{self.mode.value}'"
             )
         if self.mode is not NetworkMode.NONE and not self.s3_prefix_list_id:
             raise ValueError(
@@ -161,11 +219,59 @@ class ImageConfig(_Strict):
         return f"{self.dlc_registry(region)}/{self.dlc_repository}:{self.dlc_tag}"
 
 
+@dataclass(frozen=True)
+class NotebookPlatform:
+    operating_system: str
+    system_python: str  # /usr/bin/python3, which the lifecycle scripts run on
+    created_until: dt.date | None  # the last day AWS creates (or restarts) such an instance; None: still created
+
+
+# Notebook instance platforms (botocore's `PlatformIdentifier` values), from the SageMaker Developer Guide's
+# "Amazon Linux 2023 notebook instances" and "Amazon Linux 2 notebook instances" pages: AL2 reached end of
+# support on 2026-06-30 and from 2026-07-01 AL2 instances can no longer be created or restarted;
+# `notebook-al2023-v1` is the default since 2026-05-15. AL1 notebook instances ended with the Amazon Linux AMI
+# (end of life 2023-12-31). Synth and the embedded SageMaker refuse a platform past its date.
+NOTEBOOK_PLATFORMS: dict[str, NotebookPlatform] = {
+    "notebook-al1-v1": NotebookPlatform("Amazon Linux 1", "3.6", dt.date(2023, 12, 31)),
+    "notebook-al2-v1": NotebookPlatform("Amazon Linux 2", "3.7", dt.date(2026, 6, 30)),
+    "notebook-al2-v2": NotebookPlatform("Amazon Linux 2", "3.7", dt.date(2026, 6, 30)),
+    "notebook-al2-v3": NotebookPlatform("Amazon Linux 2", "3.7", dt.date(2026, 6, 30)),
+    "notebook-al2023-v1": NotebookPlatform("Amazon Linux 2023", "3.9", None),
+    "notebook-al2023-v2": NotebookPlatform("Amazon Linux 2023", "3.9", None),
+}
+# The oldest system Python of the platforms still created: what notebooks/lifecycle/ must run on (vermin checks).
+LIFECYCLE_PYTHON = "3.9"
+
+
+def notebook_platform_problem(identifier: str, today: dt.date) -> str | None:
+    """Why AWS would not create a notebook instance on `identifier` on `today`; None when it would."""
+    creatable = [name for name, p in NOTEBOOK_PLATFORMS.items() if p.created_until is None or p.created_until >= today]
+    platform = NOTEBOOK_PLATFORMS.get(identifier)
+    if platform is None:
+        return f"'{identifier}' is not a notebook instance platform; use one of {', '.join(creatable)}"
+    if platform.created_until is not None and platform.created_until < today:
+        return (
+            f"{platform.operating_system} notebook instances ('{identifier}') can no longer be created or restarted "
+            f"since {platform.created_until + dt.timedelta(days=1)}; use one of {', '.join(creatable)}"
+        )
+    return None
+
+
 class NotebookConfig(_Strict):
     enabled: bool = True
+    # Checked against NOTEBOOK_PLATFORMS at synth: a platform AWS no longer creates fails synth, not the deploy.
+    platform_identifier: str = "notebook-al2023-v1"
     instance_type: str = Field("ml.t3.medium", pattern=INSTANCE_TYPE_PATTERN)
     volume_size_gb: int = Field(20, ge=5, le=16384)
     idle_stop_minutes: int = Field(60, ge=5, le=24 * 60)
+
+    @field_validator("platform_identifier")
+    @classmethod
+    def _platform_still_created(cls, value: str) -> str:
+        problem = notebook_platform_problem(value, dt.datetime.now(dt.UTC).date())
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class StorageConfig(_Strict):
@@ -228,11 +334,17 @@ class TrainingConfig(_Strict):
     # Job names are `<job_name_prefix>-<start time>-<execution>` (at most 63 characters); IAM lets the
     # environment's roles touch only `<job_name_prefix>-*`. Defaults to the environment's `prefix`, so two
     # environments in one account never share it (EnvironmentConfig fills it in; load_all checks the account).
-    job_name_prefix: str = Field("trainstack", pattern=r"^[a-z0-9](-*[a-z0-9]){0,29}$")
+    # max_length too: the pattern's `-*` would let dashes run past 30 characters.
+    job_name_prefix: str = Field(
+        "trainstack", pattern=r"^[a-z0-9](-*[a-z0-9]){0,29}$", max_length=MAX_JOB_NAME_PREFIX_LENGTH
+    )
     container_log_level: int = Field(20, ge=0, le=50)
     compression: CompressionType = CompressionType.GZIP
     hyperparameters: dict[str, Any] = {}
     environment: dict[str, str] = {}
+    # Environment variable names (or `PREFIX_*` families) a run may set besides the built-in allow-list
+    # (schemas/run-environment-rules.json); none of its refused names can be allowed.
+    allowed_environment: list[str] = []
     channels: dict[str, ChannelDefault] = {}
     checkpoints: bool = True
     # How long the training log group (/aws/sagemaker/TrainingJobs) keeps job logs; set at deploy time.
@@ -242,11 +354,30 @@ class TrainingConfig(_Strict):
     @field_validator("allowed_instance_families")
     @classmethod
     def _families(cls, value: list[str]) -> list[str]:
+        known = training_instance_families()
         for family in value:
-            if not re.fullmatch(r"[a-z][a-z0-9-]*", family):
-                raise ValueError(f"'{family}' is not an instance family like 'g5' or 'p4de'")
+            if family not in known:
+                raise ValueError(
+                    f"'{family}' is not a SageMaker training instance family (botocore's TrainingInstanceType); "
+                    f"known: {', '.join(known)}"
+                )
         if not value:
             raise ValueError("needs at least one instance family")
+        # The request and the IAM rails send a volume key only where the family has no local storage.
+        unknown = unclassified(value)
+        if unknown:
+            raise ValueError(
+                f"{unknown}: not in trainstack/data/instance_storage.json, so whether a job may name a volume KMS "
+                f"key is unknown; classify the family there first (local NVMe storage or EBS)"
+            )
+        return value
+
+    @field_validator("allowed_environment")
+    @classmethod
+    def _allowed_environment(cls, value: list[str]) -> list[str]:
+        problems = allowed_entry_problems(value, field="allowed_environment")
+        if problems:
+            raise ValueError("; ".join(problems))
         return value
 
     @field_validator("log_retention_days")
@@ -263,15 +394,6 @@ class TrainingConfig(_Strict):
         for name in value:
             if not re.fullmatch(r"[A-Za-z0-9\.\-_]{1,64}", name):
                 raise ValueError(f"channel name '{name}' must match [A-Za-z0-9.-_]{{1,64}}")
-        return value
-
-    @field_validator("environment")
-    @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
-        # The run input's rules (the deny-list and SageMaker's limits): a default no run could send is a typo.
-        problems = environment_problems(value, field="environment")
-        if problems:
-            raise ValueError("; ".join(problems))
         return value
 
     @model_validator(mode="after")
@@ -365,6 +487,23 @@ class EnvironmentConfig(_Strict):
             data = {**data, "training": {**training, "job_name_prefix": prefix}}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _s3_prefix_list_of_the_region(cls, data: Any) -> Any:
+        """Fill `network.s3_prefix_list_id` from S3_PREFIX_LISTS; refuse one that is not the region's."""
+        if not isinstance(data, dict) or not isinstance(data.get("network"), dict):
+            return data
+        network, known = data["network"], S3_PREFIX_LISTS.get(str(data.get("region")))
+        given = network.get("s3_prefix_list_id")
+        if known and isinstance(given, str) and given.startswith("pl-") and given != known:
+            raise ValueError(
+                f"network.s3_prefix_list_id {given} is not com.amazonaws.{data['region']}.s3 ({known}); "
+                "remove it to use the region's, or correct it"
+            )
+        if known and not given and network.get("mode", NetworkMode.NONE.value) != NetworkMode.NONE.value:
+            data = {**data, "network": {**network, "s3_prefix_list_id": known}}
+        return data
+
     @model_validator(mode="after")
     def _coherent(self) -> EnvironmentConfig:
         if self.notebook.enabled and self.network.mode is NetworkMode.NONE:
@@ -450,10 +589,30 @@ def parse_environment(data: Any, source: str) -> EnvironmentConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of fields at the top level, got {type(data).__name__}")
     try:
-        return EnvironmentConfig.model_validate(data)
+        config = EnvironmentConfig.model_validate(data)
     except ValidationError as exc:
         lines = "\n".join(_describe(err) for err in exc.errors())
         raise ConfigError(f"{source}: invalid environment configuration\n{lines}") from None
+    # The defaults must pass the rules a run input passes (the rulebook, as the state machine's own Validate
+    # evaluates them): a default no run could send would fail every run. Imported here: the Validate
+    # expression is built from this module's models.
+    from stacks.constructs.training_run_input import config_problems
+
+    problems = config_problems(config)
+    if problems:
+        lines = "\n".join(f"  {_config_field(problem)}" for problem in problems)
+        raise ConfigError(f"{source}: the environment's defaults break the run-input rules\n{lines}")
+    return config
+
+
+# Where a run-input field's default comes from in the config file.
+_CONFIG_FIELDS = {"tags": "tags.extra", "input": "training"}
+
+
+def _config_field(problem: str) -> str:
+    """A run-input problem (`environment.X: ...`) named by its config field (`training.environment.X: ...`)."""
+    head = problem.split(".", 1)[0].split(":", 1)[0]
+    return f"{_CONFIG_FIELDS.get(head, 'training.' + head)}{problem[len(head) :]}"
 
 
 def load_environment(name_or_path: str | Path, config_dir: Path = CONFIG_DIR) -> EnvironmentConfig:
@@ -482,6 +641,33 @@ def load_all(config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
     configs = [load_environment(name, config_dir) for name in environment_names(config_dir)]
     check_job_name_prefixes(configs)
     return configs
+
+
+def load_selected(name_or_path: str | Path | None, config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
+    """What `cdk synth [-c env=<name>]` builds: every environment, or the selected one checked against all the
+    others, so a job-name prefix that nests with another environment's is refused even when only it is built."""
+    configs = load_all(config_dir)
+    if name_or_path is None:
+        return configs
+    config = load_environment(name_or_path, config_dir)
+    check_job_name_prefixes([config, *(other for other in configs if other.name != config.name)])
+    return [config]
+
+
+def nested_job_name_prefixes(config: EnvironmentConfig, config_dir: Path = CONFIG_DIR) -> dict[str, str]:
+    """Other environments' job-name prefixes inside this one's (`trainstack-dev` inside `trainstack-`), by
+    environment name. Read from the YAML without validating it: validating runs this environment's checks again."""
+    mine = config.training.job_name_prefix + "-"
+    found = {}
+    for path in sorted(config_dir.glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("name") == config.name:
+            continue
+        training = data.get("training") if isinstance(data.get("training"), dict) else {}
+        prefix = training.get("job_name_prefix", data.get("prefix"))
+        if isinstance(prefix, str) and prefix.startswith(mine):
+            found[str(data.get("name", path.stem))] = prefix
+    return found
 
 
 def check_job_name_prefixes(configs: list[EnvironmentConfig]) -> None:

@@ -3,16 +3,18 @@
 1. start the embedded AWS (moto + trainstack's adapters) on 127.0.0.1
 2. `cdk synth`, `cdk bootstrap`, `cdk deploy` of the `local` environment with the real CDK CLI
 3. upload the tiny model and the sample dataset to the data bucket (what the notebook does)
-4. start an execution with `examples/inputs/demo.json`, as from the Step Functions console
-5. follow it: states, the job's secondary status, the training loss
-6. print the result, download the model artifact and load it to prove it is a working model
-7. shut everything down, also on failure (exit 1 with the reason)
+4. start an execution with `examples/inputs/demo.json`, as from the Step Functions console, and follow it:
+   states, the job's secondary status, a bar of its epochs, the evaluation loss
+5. print the result and the first → last train and eval loss
+6. download the model artifact and load it to prove it is a working model
+Then everything shuts down, also on failure (one sentence and exit 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tarfile
 import tempfile
@@ -24,6 +26,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from trainstack.config import REPO_ROOT, load_environment
 from trainstack.local_platform import DeployError, deploy, stage_demo_data
@@ -126,11 +129,9 @@ def run_demo(console: Console, work: Path) -> dict[str, float]:
             )
         output = json.loads(described["output"])
         seconds["training"] = float(output.get("trainingSeconds") or 0)
-        losses = progress.losses
         console.print("[5/6] result:")
         console.print(_result_table(output, seconds))
-        if losses:
-            console.print(f"      training loss {losses[0]:.3f} → {losses[-1]:.3f} over {len(losses)} logged steps")
+        console.print(f"      loss: {progress.loss_summary() or 'none logged'}")
 
         console.print("[6/6] loading the trained model from its artifact:")
         prompt = (REPO_ROOT / "examples" / "data" / "corpus.txt").read_text(encoding="utf-8").split()[:4]
@@ -138,6 +139,17 @@ def run_demo(console: Console, work: Path) -> dict[str, float]:
     seconds["total"] = time.monotonic() - started
     console.print(f"embedded AWS stopped. Whole demo: {seconds['total']:.1f} s.")
     return seconds
+
+
+def failure_sentence(error: BaseException) -> str:
+    """One sentence for whatever ended the demo: the CLI's wording for AWS errors, our own for the rest."""
+    from trainstack.cli.errors import explain
+
+    if isinstance(error, DemoError | DeployError):
+        return str(error)
+    return explain(error) or (
+        f"unexpected {type(error).__name__}: {error} (rerun with TRAINSTACK_DEBUG=1 for the traceback and report it)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -152,8 +164,13 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="trainstack-demo-"))
     try:
         seconds = run_demo(console, work)
-    except (DemoError, DeployError, TimeoutError) as error:
-        console.print(f"[bold red]demo failed:[/bold red] {error}")
+    except KeyboardInterrupt:
+        console.print(f"demo interrupted; logs and job folders kept in {work}")
+        return 130
+    except Exception as error:  # every failure ends in one sentence, never a traceback
+        if os.environ.get("TRAINSTACK_DEBUG"):
+            raise
+        console.print(Text("demo failed: ", style="bold red") + Text(failure_sentence(error)))
         console.print(f"logs and job folders kept in {work}")
         return 1
     if args.timings:

@@ -9,6 +9,7 @@ against botocore's SageMaker model; `trainstack run --dry-run` shows it to users
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,10 +37,18 @@ def _body(expression: str) -> str:
     return text[2:-2]
 
 
+def _timestamp(value: Any) -> str:
+    # boto3 parses AWS timestamps (a DescribeTrainingJob's CreationTime) into datetimes; an SDK integration's
+    # result carries them as ISO 8601 text, which is what the expressions would see on AWS.
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
 def evaluate(expression: str, states: dict[str, Any], variables: dict[str, Any] | None = None) -> Any:
     """Evaluate one `{% ... %}` expression with `$states` and workflow variables bound, as Step Functions does."""
     bindings = {"states": states, **(variables or {})}
-    prelude = "".join(f"${name} := {json.dumps(value)};" for name, value in bindings.items())
+    prelude = "".join(f"${name} := {json.dumps(value, default=_timestamp)};" for name, value in bindings.items())
     result = compile_expression(f"({prelude}{_body(expression)})").evaluate(None)
     return json.loads(json.dumps(result))
 

@@ -1,17 +1,23 @@
 """`make smoke ENV=<name>`: prove a deployed environment on its account in a few cents, and say what it cost.
 
-    python -m trainstack.smoke --env dev [--instance-type ml.m5.large] [--multi-node-count 2]
+    python -m trainstack.smoke --env dev [--instance-type ml.g5.xlarge] [--multi-node-count 2]
+
+Every run uses the environment's `training.instance_type` unless `--instance-type` names another allowed type
+(its quota and the price table decide what the smoke can run and what it estimates).
 
 Against the environment's account (boto3's credential chain, the environment's region) or, for an embedded
 environment, the embedded AWS (`--endpoint-url`, else AWS_ENDPOINT_URL, else `make local-up`'s server):
 1. `ValidateStateMachineDefinition` on the deployed definition (errors fail, warnings are listed);
 2. stages the tiny model and the sample dataset under `smoke/` in the data bucket;
-3. run A: 1 instance with a keep-alive, through the deployed state machine (as the console would start it);
+3. run A: 1 instance with a keep-alive, through the deployed state machine (as the console would start it); its
+   checkpoints must be in the artifacts bucket (SageMaker's upload passes the bucket policy's key rules);
 4. run B: the same request: its job must reuse A's warm pool (`WarmPoolStatus.ReusedByJob`) — skipped, with
    the state machine's reason, when the account's warm-pool quota grants no pool;
 5. releases B's pool (`UpdateTrainingJob` with `KeepAlivePeriodInSeconds` 0) and checks it is Terminated;
 6. run C: `--multi-node-count` instances, no keep-alive;
-7. prints each check (passed / failed / skipped) and an estimated cost: (billable seconds + retained warm-pool
+7. run D fails on purpose (an empty train channel): the pool cleanup must follow its FAILED execution (skipped,
+   naming what the deployed cleanup follows, where it does not listen for FAILED);
+8. prints each check (passed / failed / skipped) and an estimated cost: (billable seconds + retained warm-pool
    seconds) × instances × the on-demand price in `trainstack/data/sagemaker_training_prices.json`.
 Exit code 0 only when no check failed.
 """
@@ -117,12 +123,15 @@ class Smoke:
             "tags": {"trainstack-smoke": self.run_id},
         }
         first = self.train("run A: 1 instance, keep-alive", base, "a")
+        if first:
+            self.check_checkpoints(first)
         second = self.train("run B: same request, reuses the pool", base, "b") if first else None
         if first and second:
             self.check_reuse(first, second)
             self.release(second)
         multi = {**base, "instance_count": self.multi_node_count, "keep_alive_seconds": 0}
         self.train(f"run C: {self.multi_node_count} instances", multi, "c")
+        self.check_failed_run_cleanup(base)
         return self.report
 
     def _check_instance_family(self) -> None:
@@ -179,6 +188,62 @@ class Smoke:
         ok = result.get("status") == "Completed" and self._exists(artifact)
         self.report.add(label, ok, f"job {result['jobName']}, model {artifact or 'missing'}")
         return result
+
+    def check_failed_run_cleanup(self, base: dict[str, Any]) -> None:
+        """Run D fails (its train channel is an empty prefix, so the training code finds no data); the pool cleanup
+        must follow the FAILED execution. A deployment whose cleanup rule does not listen for FAILED yet is
+        reported as skipped, naming what it listens for."""
+        label = "pool cleanup follows a FAILED run"
+        cleanup_arn = f"{self.session.state_machine_arn}-pool-cleanup"
+        events = self.session.client("events")
+        statuses: set[str] = set()
+        for rule in events.list_rule_names_by_target(TargetArn=cleanup_arn).get("RuleNames", []):
+            pattern = json.loads(events.describe_rule(Name=rule).get("EventPattern") or "{}")
+            statuses |= set(pattern.get("detail", {}).get("status", []))
+        if "FAILED" not in statuses:
+            self.report.add(
+                label, None, f"the deployed cleanup follows {', '.join(sorted(statuses)) or 'nothing'} only"
+            )
+            return
+        failing = {**base, "channels": {**base["channels"], "train": f"{SMOKE_PREFIX}missing/"}}
+        name = f"{self.run_id}-d"
+        started = self.sfn.start_execution(
+            stateMachineArn=self.session.state_machine_arn, name=name, input=json.dumps(failing)
+        )
+        described = self._wait(started["executionArn"])
+        self.jobs.extend(self._jobs_of(described["executionArn"]))
+        if described["status"] != "FAILED":
+            self.report.add(label, False, f"run D ended {described['status']}, not FAILED")
+            return
+        cleanup = self._cleanup_of(cleanup_arn, started["executionArn"])
+        ok = cleanup is not None and cleanup["status"] == "SUCCEEDED"
+        detail = f"{cleanup['executionArn'].rsplit(':', 1)[-1]}: {cleanup['status']}" if cleanup else "none started"
+        self.report.add(label, ok, f"run D FAILED; cleanup {detail}")
+
+    def _cleanup_of(self, cleanup_arn: str, execution_arn: str) -> dict[str, Any] | None:
+        """The cleanup execution EventBridge started for `execution_arn` (its input is the status event), ended."""
+        deadline = time.monotonic() + min(self.timeout, 600)
+        while time.monotonic() < deadline:
+            for listed in self.sfn.list_executions(stateMachineArn=cleanup_arn, maxResults=100)["executions"]:
+                described = self.sfn.describe_execution(executionArn=listed["executionArn"])
+                if execution_arn in (described.get("input") or "") and described["status"] != "RUNNING":
+                    return described
+            time.sleep(_POLL_SECONDS)
+        return None
+
+    def check_checkpoints(self, result: dict[str, Any]) -> None:
+        """SageMaker uploads /opt/ml/checkpoints as the job's role, under the artifacts bucket's key rules: on a
+        local-storage type (ml.g5.xlarge) too, whose volume carries no VolumeKmsKeyId."""
+        label = "checkpoint uploaded to the artifacts bucket"
+        job = self.sagemaker.describe_training_job(TrainingJobName=result["jobName"])
+        uri = (job.get("CheckpointConfig") or {}).get("S3Uri")
+        if not uri:
+            self.report.add(label, None, "the environment keeps no checkpoints (training.checkpoints: false)")
+            return
+        bucket, _, prefix = uri[5:].partition("/")
+        listed = self.session.client("s3").list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1000)
+        count = listed.get("KeyCount", 0)
+        self.report.add(label, count > 0, f"{count} object(s) under {uri} ({job['ResourceConfig']['InstanceType']})")
 
     def check_reuse(self, first: dict[str, Any], second: dict[str, Any]) -> None:
         label = "warm pool reused by the next matching run"
@@ -304,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m trainstack.smoke", description=__doc__.splitlines()[0])
     parser.add_argument("--env", required=True, help="environment name (config/<env>.yaml), deployed already")
     parser.add_argument("--endpoint-url", help="the embedded AWS (embedded environments only)")
-    parser.add_argument("--instance-type", default="ml.m5.large", help="instance type of every smoke run")
+    parser.add_argument(
+        "--instance-type", help="instance type of every smoke run (default: the environment's training.instance_type)"
+    )
     parser.add_argument("--multi-node-count", type=int, default=2, help="instances of the multi-node run")
     parser.add_argument("--keep-alive", type=int, default=300, help="keep-alive of runs A and B (seconds)")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds each run may take")
@@ -312,7 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         session = Session.open(args.env, args.endpoint_url)
-        smoke = Smoke(session, args.instance_type, args.multi_node_count, args.keep_alive, args.timeout)
+        instance_type = args.instance_type or session.config.training.instance_type
+        smoke = Smoke(session, instance_type, args.multi_node_count, args.keep_alive, args.timeout)
         report = smoke.run(model_dir=args.model_dir)
         smoke.collect_costs()
     except CliError as error:

@@ -2,14 +2,16 @@
 
 Step Functions adds `$partition`, `$range`, `$hash`, `$random(seed)`, `$uuid` and `$parse` to JSONata (AWS Step
 Functions Developer Guide, "Transforming data with JSONata": "JSONata functions provided by Step Functions").
-jsonata-python has none of them; the state machine uses `$hash` (a job-name suffix unique to the execution), so
-that one is provided here, with the algorithms AWS lists. Both the embedded AWS and `run_preview` compile
-expressions through `compile_expression`, so a preview and an execution evaluate the same language.
+jsonata-python has none of them; the state machine uses `$hash` (a job-name suffix unique to the execution) and
+the pool cleanup `$parse` (a run's input from its status-change event), so those are provided here, `$hash` with
+the algorithms AWS lists. Both the embedded AWS and `run_preview` compile expressions through
+`compile_expression`, so a preview and an execution evaluate the same language.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 
 import jsonata
 
@@ -38,7 +40,15 @@ def utf8(value: str) -> bytes:
     return paired.encode("utf-8", "replace")
 
 
+def step_functions_parse(value: object) -> object:
+    """`$parse(json)`: the value a JSON string holds (the pool cleanup reads a run's input from its event)."""
+    if not isinstance(value, str):
+        raise ValueError(f"$parse: expected a JSON string, got {type(value).__name__}")
+    return json.loads(value)
+
+
 def compile_expression(expression: str) -> jsonata.Jsonata:
     compiled = jsonata.Jsonata(expression)
     compiled.register_lambda("hash", step_functions_hash)
+    compiled.register_lambda("parse", step_functions_parse)
     return compiled

@@ -237,18 +237,26 @@ def stop_host(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> No
 
 
 def stop_hosts(processes: Sequence[subprocess.Popen[bytes]], grace_seconds: float) -> None:
-    """SIGTERM every host, then SIGKILL those still running after `grace_seconds` (as SageMaker does)."""
+    """Stop hosts as SageMaker stops containers: SIGTERM to each container's first process only, then, once
+    it has exited or `grace_seconds` have passed, SIGKILL to everything left in the container.
+
+    Docker delivers a stop's SIGTERM to the container's PID 1 and to nothing else, so the launcher, torchrun
+    and the workers see it only if that process passes it on; the toolkit's `train` does not (it has no
+    handler: here it exits at once, while as an image's PID 1 it would ignore the signal until the SIGKILL).
+    Signalling the whole group, as before, hid that.
+    """
     for process in processes:
-        stop_host(process)
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + grace_seconds
     for process in processes:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            # The group, not just the launcher: torchrun's workers would outlive it otherwise.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        # The container ends with its first process: nothing in it outlives that (or the grace period).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
 
 
 def run_host(

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Stops this SageMaker notebook instance once Jupyter has been idle for N minutes.
 
-Installed by the platform's lifecycle configuration and run from cron every five minutes. It uses only
-the standard library and the AWS CLI that notebook instances ship with, because the instance has no
-direct internet access to install anything.
+Installed by the platform's lifecycle configuration and run by a systemd timer every five minutes, on the
+platform's system Python (/usr/bin/python3: 3.9 on Amazon Linux 2023, so nothing newer; `vermin` checks it in
+tests/test_notebook_lifecycle.py). It uses only the standard library and the AWS CLI that notebook instances
+ship with, because the instance has no direct internet access to install anything.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 import ssl
 import subprocess
 import urllib.request
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 JUPYTER_URL = "https://localhost:8443/api/sessions"
 METADATA_FILE = "/opt/ml/metadata/resource-metadata.json"
@@ -46,7 +47,8 @@ def main() -> None:
     args = parser.parse_args()
     with open(METADATA_FILE, encoding="utf-8") as handle:
         name = json.load(handle)["ResourceName"]
-    if is_idle(_sessions(), datetime.now(UTC), args.idle_minutes):
+    # timezone.utc, not datetime.UTC: that alias is Python 3.11+, and this runs on 3.9.
+    if is_idle(_sessions(), datetime.now(timezone.utc), args.idle_minutes):  # noqa: UP017
         print(f"idle for {args.idle_minutes} minutes: stopping {name}")
         subprocess.run(["aws", "sagemaker", "stop-notebook-instance", "--notebook-instance-name", name], check=True)
 

@@ -4,9 +4,10 @@ SageMaker words it "CapacityError: Unable to provision requested ML compute capa
 different ML instance type." (seen in public issues, e.g. DIAGNijmegen/rse-grand-challenge#2631); EC2's
 "InsufficientInstanceCapacity" / "InsufficientCapacity" wording appears too. SageMaker's own RetryStrategy only
 retries inside one job; once the job has Failed, a new job is the only way on. Job names are unique forever, so
-the retry is `<run name>-r<n>`; the checkpoint prefix is the run's (`$checkpointName`), so attempt n+1 starts
-from attempt n's checkpoints. At most CAPACITY_RETRIES retries, 10 s, 20 s, 40 s apart (plus full jitter of the
-same again: runs that lost capacity together should not come back together), each after the capacity check.
+the retry is `<run name>-r<n>` (`$runName`); the checkpoint prefix is the run's (`$checkpointName`), so attempt
+n+1 starts from attempt n's checkpoints. At most CAPACITY_RETRIES retries, 10 s, 20 s, 40 s apart (plus full
+jitter of the same again: runs that lost capacity together should not come back together), each after the
+capacity check.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ def capacity_retry_states(*, retry_state: str, otherwise: str) -> dict[str, dict
             "Seconds": f"{{% {_DELAY} + $floor($random() * {_DELAY}) %}}",
             "Assign": {
                 "capacityRetries": "{% $capacityRetries + 1 %}",
-                "jobName": '{% $checkpointName & "-r" & ($capacityRetries + 1) %}',
+                # After the run's name, not the checkpoint prefix: a run resumed from another's checkpoints must
+                # not take that run's retry names (nor escape the pool cleanup, which finds jobs by run name).
+                "jobName": '{% $runName & "-r" & ($capacityRetries + 1) %}',
                 # A new wait budget for the new job, as for a fresh run.
                 "capacityWaited": 0,
                 "capacityPolls": 0,

@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from stacks.constructs.run_continuation import HISTORY_BUDGET
 from stacks.constructs.scoped_policy import ScopedPolicy
 from stacks.constructs.training_run_input import ENCODE_FUNCTION, TAG_CHARACTER_CLASS
 from stacks.storage_stack import ARTIFACT_PREFIXES
 from trainstack.config import EnvironmentConfig, ResourceNames
+from trainstack.instance_storage import local_storage_families
 
 SYNC_RESOURCE = "arn:aws:states:::sagemaker:createTrainingJob.sync"
 # What the optimized integration names SageMaker errors its model lacks (ThrottlingException, ValidationException,
@@ -108,9 +110,11 @@ def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> 
         '    "ResourceConfig": $merge([{\n'
         '      "InstanceType": $run.instance_type,\n'
         '      "InstanceCount": $n,\n'
-        '      "VolumeSizeInGB": $run.volume_size_gb,\n'
-        f'      "VolumeKmsKeyId": {literal(target.kms_key_arn)}\n'
-        '    }, $warmPool.granted > 0 ? {"KeepAlivePeriodInSeconds": $warmPool.granted}]),\n'
+        '      "VolumeSizeInGB": $run.volume_size_gb\n'
+        # Local NVMe storage is encrypted by the instance; SageMaker refuses a volume key for it.
+        f'    }}, $split($run.instance_type, ".")[1] in {literal(list(local_storage_families()))} ? {{}}'
+        f' : {{"VolumeKmsKeyId": {literal(target.kms_key_arn)}}},\n'
+        '    $warmPool.granted > 0 ? {"KeepAlivePeriodInSeconds": $warmPool.granted}]),\n'
         '    "StoppingCondition": $merge([{"MaxRuntimeInSeconds": $run.max_runtime_seconds},\n'
         '      $run.spot ? {"MaxWaitTimeInSeconds": $run.max_wait_seconds}]),\n'
         '    "EnableManagedSpotTraining": $run.spot,\n'
@@ -201,7 +205,8 @@ def train_states(*, next_state: str, failure_state: str, capacity_wait_state: st
             "Type": "Task",
             "Resource": "arn:aws:states:::aws-sdk:sagemaker:describeTrainingJob",
             "Arguments": {"TrainingJobName": "{% $jobName %}"},
-            "Assign": {"job": "{% $states.result %}"},
+            # A poll's history events: this Task (5), ExistingJobEnded and WaitForExistingJob (2 each).
+            "Assign": {"job": "{% $states.result %}", "historySpent": "{% $historySpent + 9 %}"},
             "Retry": [
                 {
                     "ErrorEquals": ["SageMaker.SageMakerException"],
@@ -219,13 +224,20 @@ def train_states(*, next_state: str, failure_state: str, capacity_wait_state: st
             "Choices": [
                 {"Condition": '{% $job.TrainingJobStatus = "Completed" %}', "Next": next_state},
                 {"Condition": '{% $job.TrainingJobStatus in ["Failed", "Stopped"] %}', "Next": failure_state},
+                {
+                    # Near the history limit: follow the job from a fresh execution (run_continuation.py).
+                    "Condition": f"{{% $historySpent >= {HISTORY_BUDGET} %}}",
+                    "Assign": {"continueFollowing": True},
+                    "Next": "ContinueRun",
+                },
             ],
             "Default": "WaitForExistingJob",
         },
         "WaitForExistingJob": {
             "Type": "Wait",
-            # 5, 10, 20, 40, then every 60 s: what `.sync` would have done, by polling.
-            "Seconds": "{% $min([60, 5 * $power(2, $adoptPolls)]) %}",
+            # 5, 10, 20, 40 ... then every 5 minutes: a 2-day job is about 580 polls (5,200 events). The exponent
+            # is capped: 2^1024 is out of JSONata's number range and would fail the run.
+            "Seconds": "{% $min([300, 5 * $power(2, $min([$adoptPolls, 6]))]) %}",
             "Assign": {"adoptPolls": "{% $adoptPolls + 1 %}"},
             "Next": "FollowExistingJob",
         },
@@ -247,43 +259,83 @@ def train_states(*, next_state: str, failure_state: str, capacity_wait_state: st
 
 # Tag keys only the platform sets: the state machine names the execution that created a job.
 EXECUTION_TAG = "trainstack:execution"
+CREATE_ON_EBS = "CreateTrainingJobsWithThePlatformVolumeKey"
+CREATE_ON_LOCAL_STORAGE = "CreateTrainingJobsOnLocalStorage"
+UPDATE_INSIDE_GUARD_RAILS = "UpdateTrainingJobsInsideGuardRails"
 
 
 def training_job_conditions(
     config: EnvironmentConfig, target: TrainingJobTarget, *, require_inter_container_encryption: bool
-) -> dict[str, dict[str, object]]:
-    """IAM conditions every CreateTrainingJob of the environment must meet, whoever sends it.
+) -> dict[str, dict[str, dict[str, object]]]:
+    """IAM conditions every CreateTrainingJob of the environment must meet, whoever sends it, by statement id.
 
     Condition keys as the Service Authorization Reference lists them for sagemaker:CreateTrainingJob (and
     as tests/test_iam_lint.py checks them against parliament's copy of it). The list-valued keys
     (`VpcSubnets`, `VpcSecurityGroupIds`, `InstanceTypes`) use ForAllValues, which is also true for an
     absent list, so each is paired with `Null: false`: a job without a VPC is refused, not waved through.
+
+    Two statements, split by the instance storage table (trainstack/data/instance_storage.json): on a type with
+    an EBS volume the request must name the platform key for it; on a type with local NVMe storage it must name
+    none (SageMaker refuses a VolumeKmsKeyId there). A statement whose families the environment allows none of
+    is left out.
     """
     training = config.training
-    conditions: dict[str, dict[str, object]] = {
-        # ARN-typed keys: the request must name the key by its ARN, as the platform's requests do.
-        "ArnEquals": {"sagemaker:VolumeKmsKey": target.kms_key_arn, "sagemaker:OutputKmsKey": target.kms_key_arn},
+    common: dict[str, dict[str, object]] = {
         **platform_tag_conditions(config),
-        "ForAllValues:StringLike": {
-            "sagemaker:InstanceTypes": [f"ml.{family}.*" for family in training.allowed_instance_families],
-        },
         # Numbers as strings, the form the IAM reference's examples use (moto's validator refuses JSON numbers).
         "NumericLessThanEquals": {"sagemaker:MaxRuntimeInSeconds": str(training.max_runtime_ceiling_seconds)},
-        # Absent means no warm pool, which is within any ceiling.
-        "NumericLessThanEqualsIfExists": {"sagemaker:KeepAlivePeriod": str(training.keep_alive_ceiling_seconds)},
-        # Remote debugging opens an SSM session into the job's container: not for platform jobs.
-        "BoolIfExists": {"sagemaker:EnableRemoteDebug": "false"},
+        **_ceilings(config),
         "Null": {"sagemaker:InstanceTypes": "false"},
     }
     if require_inter_container_encryption:
-        conditions["Bool"] = {"sagemaker:InterContainerTrafficEncryption": "true"}
+        common["Bool"] = {"sagemaker:InterContainerTrafficEncryption": "true"}
     if target.subnet_ids:
-        conditions["ForAllValues:StringEquals"] = {
+        common["ForAllValues:StringEquals"] = {
             "sagemaker:VpcSubnets": list(target.subnet_ids),
             "sagemaker:VpcSecurityGroupIds": list(target.security_group_ids or []),
         }
-        conditions["Null"].update({"sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"})
-    return conditions
+        common["Null"] = {**common["Null"], "sagemaker:VpcSubnets": "false", "sagemaker:VpcSecurityGroupIds": "false"}
+    local = [f for f in training.allowed_instance_families if f in local_storage_families()]
+    ebs = [f for f in training.allowed_instance_families if f not in local]
+    statements: dict[str, dict[str, dict[str, object]]] = {}
+    if ebs:
+        statements[CREATE_ON_EBS] = {
+            **common,
+            # ARN-typed keys: the request must name the key by its ARN, as the platform's requests do.
+            "ArnEquals": {"sagemaker:VolumeKmsKey": target.kms_key_arn, "sagemaker:OutputKmsKey": target.kms_key_arn},
+            "ForAllValues:StringLike": {"sagemaker:InstanceTypes": [f"ml.{family}.*" for family in ebs]},
+        }
+    if local:
+        statements[CREATE_ON_LOCAL_STORAGE] = {
+            **common,
+            "ArnEquals": {"sagemaker:OutputKmsKey": target.kms_key_arn},
+            "ForAllValues:StringLike": {"sagemaker:InstanceTypes": [f"ml.{family}.*" for family in local]},
+            "Null": {**common["Null"], "sagemaker:VolumeKmsKey": "true"},
+        }
+    return statements
+
+
+def _ceilings(config: EnvironmentConfig) -> dict[str, dict[str, object]]:
+    """What CreateTrainingJob and UpdateTrainingJob share: the keep-alive ceiling and no remote debugging."""
+    return {
+        # Absent means no warm pool (or, on update, no change to it), which is within any ceiling.
+        "NumericLessThanEqualsIfExists": {"sagemaker:KeepAlivePeriod": str(config.training.keep_alive_ceiling_seconds)},
+        # Remote debugging opens an SSM session into the job's container: not for platform jobs.
+        "BoolIfExists": {"sagemaker:EnableRemoteDebug": "false"},
+    }
+
+
+def update_training_job_conditions(config: EnvironmentConfig) -> dict[str, dict[str, object]]:
+    """The CreateTrainingJob rails an UpdateTrainingJob could break (its condition keys in the Service
+    Authorization Reference: EnableRemoteDebug, KeepAlivePeriod, InstanceTypes), for every role that has it.
+
+    An update names no instance type; the key, if AWS sets it from the job, must be an allowed family, and
+    ForAllValues is true when it is absent (an update cannot change the type)."""
+    families = config.training.allowed_instance_families
+    return {
+        **_ceilings(config),
+        "ForAllValues:StringLike": {"sagemaker:InstanceTypes": [f"ml.{family}.*" for family in families]},
+    }
 
 
 def platform_tag_conditions(config: EnvironmentConfig) -> dict[str, dict[str, object]]:
@@ -309,6 +361,7 @@ def grant_training_jobs(
     extra_actions: Sequence[str] = (),
     require_inter_container_encryption: bool = True,
     may_tag_execution: bool = False,
+    may_update: bool = False,
 ) -> None:
     """Create, watch and stop the environment's training jobs, passing only its execution role.
 
@@ -316,19 +369,17 @@ def grant_training_jobs(
     tagging (also checked as sagemaker:AddTags when CreateTrainingJob carries tags) only with the platform's
     tags at the platform's values, so a job cannot claim another environment, team or cost centre.
     `may_tag_execution` is for the state machine, the only role that may set `trainstack:execution`.
+    `may_update` grants UpdateTrainingJob (releasing a warm pool) inside the same ceilings.
     """
     names = ResourceNames.of(config)
     jobs = [names.arn("sagemaker", job_name_pattern(config))]
     reason = "job names start with the environment's job-name prefix and are made per run"
-    policy.allow(
-        "CreateTrainingJobsInsideGuardRails",
-        ["sagemaker:CreateTrainingJob"],
-        jobs,
-        wildcard_reason=reason,
-        conditions=training_job_conditions(
-            config, target, require_inter_container_encryption=require_inter_container_encryption
-        ),
-    )
+    for sid, conditions in training_job_conditions(
+        config, target, require_inter_container_encryption=require_inter_container_encryption
+    ).items():
+        policy.allow(sid, ["sagemaker:CreateTrainingJob"], jobs, wildcard_reason=reason, conditions=conditions)
+    if may_update:
+        grant_update_training_jobs(policy, config, jobs, reason)
     policy.allow(
         "TagTrainingJobsAsThePlatform",
         ["sagemaker:AddTags"],
@@ -360,6 +411,16 @@ def grant_training_jobs(
         ["iam:PassRole"],
         [target.role_arn],
         conditions={"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}},
+    )
+
+
+def grant_update_training_jobs(policy: ScopedPolicy, config: EnvironmentConfig, jobs: list[str], reason: str) -> None:
+    policy.allow(
+        UPDATE_INSIDE_GUARD_RAILS,
+        ["sagemaker:UpdateTrainingJob"],
+        jobs,
+        wildcard_reason=reason,
+        conditions=update_training_job_conditions(config),
     )
 
 

@@ -17,7 +17,8 @@ from constructs import Construct
 from stacks.nag import acknowledge
 from trainstack.config import EnvironmentConfig
 
-# Per service, the actions the platform's roles (execution, notebook, state machine, flow logs) call.
+# Per service, the actions the platform's roles (execution, notebook, state machine, flow logs, and CDK's
+# AwsCustomResource provider that makes the training log group) call.
 BOUNDARY_ACTIONS: dict[str, list[str]] = {
     "s3": [
         "GetObject",
@@ -43,6 +44,8 @@ BOUNDARY_ACTIONS: dict[str, list[str]] = {
     "ecr": ["GetAuthorizationToken", "BatchGetImage", "GetDownloadUrlForLayer", "BatchCheckLayerAvailability"],
     "logs": [
         "CreateLogGroup",
+        "AssociateKmsKey",
+        "PutRetentionPolicy",
         "CreateLogStream",
         "PutLogEvents",
         "DescribeLogStreams",

@@ -1,20 +1,25 @@
-"""Never leak a pool: an aborted or timed-out run's jobs are stopped and their warm pools ended.
+"""Never leak a pool: an aborted, timed-out or failed run's jobs are stopped and their warm pools ended.
 
 SageMaker keeps a warm pool for a job stopped after its cluster launched, and Step Functions stops a `.sync`
-task's job on abort only best effort; a run that ends ABORTED or TIMED_OUT can leave a billed pool. An EventBridge
-rule on the pipeline's `Step Functions Execution Status Change` events (ABORTED, TIMED_OUT) starts this small
-state machine (JSONata, no Lambda) with the event as its input:
+task's job on abort only best effort; a run that ends ABORTED or TIMED_OUT can leave a billed pool, and so can one
+that ends FAILED while its job runs (e.g. at Step Functions' 25,000-event history limit, error States.Runtime). An
+EventBridge rule on the pipeline's `Step Functions Execution Status Change` events (ABORTED, TIMED_OUT, FAILED)
+starts this small state machine (JSONata, no Lambda) with the event as its input:
 
-    Start (the run's name, from the event) -> ListJobs (NameContains, paged) -> CleanJobs (Map, per job:
+    Start (the run's suffix, from the event) -> ListJobs (NameContains, paged) -> CleanJobs (Map, per job:
         Describe -> InProgress? Stop -> Wait -> Describe ... -> pool Available? EndPool (keep-alive 0))
-    -> Report (SNS: what it did) ; its output is the same report.
+    -> AnythingToReport? Report (SNS: what it did) ; its output is the same report.
 
-Finding the jobs: the run's name is derived from the event exactly as the pipeline derives it (the execution's
-ARN and start time, `run_name_expression`), and its jobs are that name and its capacity retries `<name>-r<n>`.
-This needs only the event: no GetExecutionHistory to page (a run that waited for capacity for hours has thousands
-of events; and Step Functions' API is camelCase, whose `aws-sdk` output casing the embedded AWS renders as boto3
-does, which we could not confirm against AWS), and it finds jobs the history shows only as a failed task (a
-retried create that did create its job). The cost: ListTrainingJobs has no resource-level permissions.
+Finding the jobs by the run itself, not by a prefix: every job of a run is named `<its job_name_prefix>-<suffix>`
+or `...-<suffix>-r<n>` (capacity retries), and the suffix (`run_suffix_expression`) is the run's first
+execution's start time to the millisecond and a hash of its ARN: the event carries both, and a run continued in
+a fresh execution (`run_continuation.py`) carries its run name in its input, which the event also carries. So a
+run with its own `job_name_prefix` is found, and no other run's job is. This needs only the event: no
+GetExecutionHistory to page (a run that waited for capacity for hours has thousands of events; and Step Functions'
+API is camelCase, whose `aws-sdk` output casing the embedded AWS renders as boto3 does, which we could not confirm
+against AWS), and it finds jobs the history shows only as a failed task (a retried create that did create its
+job). The cost: ListTrainingJobs has no resource-level permissions. A run that failed before creating a job
+(invalid input, quota) finds none, and then sends no notification.
 """
 
 from __future__ import annotations
@@ -28,14 +33,16 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks.constructs.create_training_job_state import job_name_pattern
+from stacks.constructs import trusted_services
+from stacks.constructs.create_training_job_state import grant_update_training_jobs, job_name_pattern
 from stacks.constructs.logged_state_machine import logged_state_machine
+from stacks.constructs.run_continuation import CONTINUATION_KEY
 from stacks.constructs.scoped_policy import ScopedPolicy
-from stacks.constructs.training_run_input import run_name_expression
+from stacks.constructs.training_run_input import RUN_SUFFIX_LENGTH, run_suffix_expression
 from trainstack.config import EnvironmentConfig, ResourceNames
 
 STATUS_CHANGE = "Step Functions Execution Status Change"
-CLEANED_STATUSES = ("ABORTED", "TIMED_OUT")
+CLEANED_STATUSES = ("ABORTED", "TIMED_OUT", "FAILED")
 # How long a stopped job may stay Stopping before the cleanup reports it as such (polls × seconds).
 STOP_POLLS = 60
 STOP_POLL_SECONDS = 5
@@ -130,19 +137,26 @@ def _job_cleaner() -> dict[str, Any]:
     }
 
 
+def cleanup_name(names: ResourceNames) -> str:
+    """The cleanup state machine's name (its role trusts Step Functions for this machine only)."""
+    return f"{names.state_machine}-pool-cleanup"
+
+
 def cleanup_definition(config: EnvironmentConfig, topic_arn: str) -> dict[str, Any]:
     """The cleanup's ASL; its input is the status-change event of one of the pipeline's executions."""
-    run_name = run_name_expression(
-        f'"{config.training.job_name_prefix}"',
-        "$fromMillis($states.input.detail.startDate)",
-        "$states.input.detail.executionArn",
+    derived = run_suffix_expression("$fromMillis($states.input.detail.startDate)", "$states.input.detail.executionArn")
+    # A continued run's input carries the run's name; its suffix is the run's first execution's.
+    run_suffix = (
+        f"{{% ($c := $parse($states.input.detail.input).{CONTINUATION_KEY};"
+        f' $type($c.run_name) = "string" ? $substring($c.run_name, -{RUN_SUFFIX_LENGTH}) : {derived}) %}}'
     )
+    environment_prefix = config.training.job_name_prefix + "-"
     report = (
         '{% {"environment": "' + config.name + '", "execution": $execution, "executionStatus": $executionStatus,'
-        ' "runName": $runName, "jobs": $cleaned, "problem": $problem} %}'
+        ' "runSuffix": $runSuffix, "jobs": $cleaned, "problem": $problem} %}'
     )
     return {
-        "Comment": f"trainstack {config.name}: stop an aborted or timed-out run's jobs and end their warm pools",
+        "Comment": f"trainstack {config.name}: stop an aborted, timed-out or failed run's jobs and end their pools",
         "QueryLanguage": "JSONata",
         "StartAt": "Start",
         "States": {
@@ -151,7 +165,7 @@ def cleanup_definition(config: EnvironmentConfig, topic_arn: str) -> dict[str, A
                 "Assign": {
                     "execution": "{% $states.input.detail.executionArn %}",
                     "executionStatus": "{% $states.input.detail.status %}",
-                    "runName": "{% " + run_name + " %}",
+                    "runSuffix": run_suffix,
                     "jobs": [],
                     "token": None,
                     "cleaned": [],
@@ -163,14 +177,16 @@ def cleanup_definition(config: EnvironmentConfig, topic_arn: str) -> dict[str, A
                 "Type": "Task",
                 "Resource": f"{_SDK}:listTrainingJobs",
                 "Arguments": (
-                    '{% $merge([{"NameContains": $runName, "MaxResults": 100}, $token ? {"NextToken": $token} : {}]) %}'
+                    '{% $merge([{"NameContains": $runSuffix, "MaxResults": 100},'
+                    ' $token ? {"NextToken": $token} : {}]) %}'
                 ),
-                # NameContains also matches longer names (another run's whose name holds this one): keep the
-                # run's own job and its retries only.
+                # Keep the environment's jobs whose name ends in the suffix, or in the suffix and `-r<n>`.
                 "Assign": {
                     "jobs": (
-                        "{% $append($jobs, $states.result.TrainingJobSummaries[TrainingJobName = $runName"
-                        ' or $substring(TrainingJobName, 0, $length($runName) + 2) = ($runName & "-r")]'
+                        "{% $append($jobs, $states.result.TrainingJobSummaries["
+                        f'$substring(TrainingJobName, 0, {len(environment_prefix)}) = "{environment_prefix}"'
+                        ' and $contains(TrainingJobName, "-" & $runSuffix)'
+                        ' and $contains($substringAfter(TrainingJobName, "-" & $runSuffix), /^(-r[0-9]+)?$/)]'
                         ".TrainingJobName) %}"
                     ),
                     "token": "{% $exists($states.result.NextToken) ? $states.result.NextToken : null %}",
@@ -203,14 +219,21 @@ def cleanup_definition(config: EnvironmentConfig, topic_arn: str) -> dict[str, A
                         "Next": "Report",
                     }
                 ],
-                "Next": "Report",
+                "Next": "AnythingToReport",
             },
+            # Most failed runs (invalid input, quota) never created a job: nothing to tell anyone.
+            "AnythingToReport": {
+                "Type": "Choice",
+                "Choices": [{"Condition": "{% $count($jobs) > 0 %}", "Next": "Report"}],
+                "Default": "NothingToReport",
+            },
+            "NothingToReport": {"Type": "Pass", "Output": report, "Next": "Done"},
             "Report": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::sns:publish",
                 "Arguments": {
                     "TopicArn": topic_arn,
-                    "Subject": f"trainstack {config.name}: a run ended aborted or timed out; its jobs were cleaned up",
+                    "Subject": f"trainstack {config.name}: a run ended aborted, timed out or failed; jobs cleaned up",
                     "Message": "{% $string(" + report[3:-3] + ") %}",
                 },
                 "Output": report,
@@ -242,7 +265,7 @@ class PoolCleanup(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            assumed_by=trusted_services.state_machine(names, cleanup_name(names)),
             description=f"trainstack {config.name}: stops aborted runs' jobs and ends their warm pools",
         )
         policy = ScopedPolicy(self, "Policy", roles=[self.role])
@@ -252,18 +275,19 @@ class PoolCleanup(Construct):
             ["*"],
             wildcard_reason="ListTrainingJobs supports no resource-level permissions",
         )
+        jobs = [names.arn("sagemaker", job_name_pattern(config))]
+        reason = "job names start with the environment's job-name prefix and are made per run"
         policy.allow(
-            "StopJobsAndEndPools",
-            ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob", "sagemaker:UpdateTrainingJob"],
-            [names.arn("sagemaker", job_name_pattern(config))],
-            wildcard_reason="job names start with the environment's job-name prefix and are made per run",
+            "StopJobs", ["sagemaker:DescribeTrainingJob", "sagemaker:StopTrainingJob"], jobs, wildcard_reason=reason
         )
+        # Ending a pool is UpdateTrainingJob with keep-alive 0, inside the rails every job-creating role has.
+        grant_update_training_jobs(policy, config, jobs, reason)
         policy.allow("Report", ["sns:Publish"], [topic.topic_arn])
         policy.allow("UseTopicKey", ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])
 
         self.state_machine, self.log_group = logged_state_machine(
             self,
-            name=f"{names.state_machine}-pool-cleanup",
+            name=cleanup_name(names),
             asl=cleanup_definition(config, topic.topic_arn),
             role=self.role,
             key=key,
@@ -274,7 +298,7 @@ class PoolCleanup(Construct):
         self.rule = events.Rule(
             self,
             "AbortedOrTimedOutRuns",
-            description=f"trainstack {config.name}: clean up after a run that ended aborted or timed out",
+            description=f"trainstack {config.name}: clean up after a run that ended aborted, timed out or failed",
             event_pattern=events.EventPattern(
                 source=["aws.states"],
                 detail_type=[STATUS_CHANGE],

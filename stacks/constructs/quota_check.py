@@ -10,15 +10,20 @@ Decision, in order:
 3. `QuotaExceeded` when the run asks for more instances than its instance quota (spot runs: "ml.X for spot
    training job usage"), or a longer max runtime than "Longest run time for a training job" (L-33A961FD).
 4. Usage as SageMaker counts it: every job listed InProgress or Stopping, or with a warm pool Available or
-   InUse (ListTrainingJobs paged to the end with NextToken, a Choice loop, no Lambda), each described once.
+   InUse (ListTrainingJobs paged to the end with NextToken, a Choice loop, no Lambda). Statuses come from the
+   listing's summaries; a job's instance type, count, spot flag and pool attributes, which never change, from
+   one DescribeTrainingJob per job per execution (`$poolCache`), so a look costs 16 + 7 × pages + 9 × new jobs
+   history events, not a Describe of every job again.
 5. Warm pool: headroom = warm-pool quota - instances retained in pools of that type (Available or InUse)
    + the instances of the Available pool this run will reuse. Reuse needs every attribute SageMaker compares
    (`pool_key`: role, type, count, volume size and KMS key, subnets, security groups, inter-container
    encryption, network isolation) to match the request this run sends. The keep-alive is granted only when
    the headroom covers the run; otherwise 0, with the reason.
 6. Capacity: quota - instances held (running jobs and retained pools of the type; spot against spot) + the
-   reused pool's. Short of it, the run waits in `WaitingForCapacity` (2, 4, 8 ... 60 s between looks) for up
-   to `capacity_wait_seconds`, then fails `CapacityUnavailable` with the arithmetic; 0 fails at once.
+   reused pool's. Short of it, the run waits in `WaitingForCapacity` (2, 4, 8 ... s between looks, then at most
+   60 s or a sixth of the time waited so far, up to 10 minutes) for up to `capacity_wait_seconds`, then fails
+   `CapacityUnavailable` with the arithmetic; 0 fails at once. Each look adds its events to `$historySpent`;
+   past the budget the run continues in a fresh execution (run_continuation.py).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from functools import cache
 from typing import Any
 
 from stacks.constructs.jsonata_text import one_line
+from stacks.constructs.run_continuation import HISTORY_BUDGET
 from stacks.constructs.scoped_policy import ScopedPolicy
 from trainstack.config import REPO_ROOT, EnvironmentConfig, ResourceNames
 
@@ -198,8 +204,18 @@ _CAPACITY_DECISION = r"""{% (
            & "); raise it to wait longer, release a pool (trainstack pools release) or request a quota increase")}
 ) %}"""
 
-# Poll with backoff: 2, 4, 8, ... seconds, at most 60 between looks, never past capacity_wait_seconds.
-_CAPACITY_WAIT_STEP = "$min([$run.capacity_wait_seconds - $capacityWaited, 60, 2 * $power(2, $capacityPolls)])"
+# Poll with backoff: 2, 4, 8, ... seconds, then at most 60 s or a sixth of the time waited so far, up to 10 min
+# (a 7-day wait is about 1,030 looks), never past capacity_wait_seconds.
+MAX_LOOK_INTERVAL_SECONDS = 600
+_CAPACITY_WAIT_STEP = (
+    # The exponent is capped: 2^1024 is out of JSONata's number range, which would fail the run after ~1,000 looks.
+    "$min([$run.capacity_wait_seconds - $capacityWaited, 2 * $power(2, $min([$capacityPolls, 10])),"
+    f" $max([60, $floor($capacityWaited / 6)]), {MAX_LOOK_INTERVAL_SECONDS}])"
+)
+# History events of one look, from WaitingForCapacity to HasCapacity: Wait, CountUsage, CountHeld, DecideWarmPool,
+# DecideCapacity and HasCapacity (2 each) and the DescribeUsage Map's own 4; each page listed adds a Task (5) and
+# MoreUsagePages (2); each job described adds its iteration (2), its Task (5) and, gone since listed, a Pass (2).
+LOOK_EVENTS, PAGE_EVENTS, DESCRIBE_EVENTS = 16, 7, 9
 
 
 def capacity_wait_states(*, retry_state: str) -> dict[str, dict[str, Any]]:
@@ -246,8 +262,11 @@ def quota_states(
                 "pools": [],
                 # No keep-alive until DecideWarmPool grants one; the draft request for pool matching reads it.
                 "warmPool": {"granted": 0},
-                "capacityWaited": 0,
-                "capacityPolls": 0,
+                # A continued run keeps its wait (run_continuation.py); a capacity retry (a new job) starts anew.
+                "capacityWaited": "{% $continuation and $continuation.follow = false ? $continuation.capacity_waited : 0 %}",
+                "capacityPolls": "{% $continuation and $continuation.follow = false ? $continuation.capacity_polls : 0 %}",
+                # Pool attributes by job name: they never change, so each job is described once per execution.
+                "poolCache": {},
             },
             "Next": "NeedQuotaCodes",
         },
@@ -352,6 +371,7 @@ def quota_states(
                 "usageFilter": 0,
                 "usageToken": None,
                 "usageJobs": [],
+                "usagePages": 0,
                 "poolKey": one_line(
                     "{% ($r := (" + draft_request.strip()[2:-2].strip() + "); " + pool_key("$r") + ") %}"
                 ),
@@ -366,7 +386,11 @@ def quota_states(
                 ' $type($usageToken) = "string" ? {"NextToken": $usageToken}]) %}'
             ),
             "Assign": {
-                "usageJobs": "{% $append($usageJobs, [$states.result.TrainingJobSummaries.TrainingJobName]) %}",
+                "usageJobs": (
+                    '{% $append($usageJobs, [$states.result.TrainingJobSummaries.{"job": TrainingJobName,'
+                    ' "jobStatus": TrainingJobStatus, "status": WarmPoolStatus.Status}]) %}'
+                ),
+                "usagePages": "{% $usagePages + 1 %}",
                 "usageToken": "{% $states.result.NextToken ? $states.result.NextToken : null %}",
                 "usageFilter": "{% $states.result.NextToken ? $usageFilter : $usageFilter + 1 %}",
             },
@@ -381,11 +405,39 @@ def quota_states(
         },
         "DescribeUsage": {
             "Type": "Map",
-            "Items": "{% $distinct($usageJobs) ? [$distinct($usageJobs)] : [] %}",
+            # Only jobs this execution has not described yet.
+            "Items": (
+                "{% ($new := $filter($distinct([$usageJobs.job]), function($j) { $not($exists($lookup($poolCache, $j))) });"
+                " $new ? [$new] : []) %}"
+            ),
             "MaxConcurrency": 10,
             "ItemProcessor": _usage_describer(),
-            "Assign": {"pools": "{% [$states.result[$exists(type)]] %}"},
+            "Assign": {
+                "poolCache": (
+                    '{% $merge([$poolCache, $states.result[$exists(type)].{job: {"type": type, "count": count,'
+                    ' "spot": spot, "key": key}}]) %}'
+                ),
+                "lookDescribed": "{% $count($states.result) %}",
+            },
             "Catch": _CHECK_FAILED,
+            "Next": "CountHeld",
+        },
+        # Each listed job with its attributes and its statuses as listed now.
+        "CountHeld": {
+            "Type": "Pass",
+            "Assign": {
+                "pools": (
+                    '{% ($statuses := $merge([$usageJobs.{job: {"jobStatus": jobStatus, "status": status}}]);'
+                    " [$map($distinct([$usageJobs.job]), function($j) { ($a := $lookup($poolCache, $j);"
+                    " $s := $lookup($statuses, $j);"
+                    ' $a ? {"job": $j, "type": $a.type, "count": $a.count, "spot": $a.spot, "key": $a.key,'
+                    ' "jobStatus": $s.jobStatus, "status": $s.status}) })]) %}'
+                ),
+                "historySpent": (
+                    f"{{% $historySpent + {LOOK_EVENTS} + {PAGE_EVENTS} * $usagePages"
+                    f" + {DESCRIBE_EVENTS} * $lookDescribed %}}"
+                ),
+            },
             "Next": "DecideWarmPool",
         },
         "DecideWarmPool": {
@@ -403,11 +455,23 @@ def quota_states(
             "Type": "Choice",
             "Choices": [
                 {"Condition": "{% $states.input.fits %}", "Next": next_state},
+                {
+                    "Condition": f"{{% $capacityWaited < $run.capacity_wait_seconds and $historySpent >= {HISTORY_BUDGET} %}}",
+                    "Assign": {"continueFollowing": False},
+                    "Next": "ContinueRun",
+                },
                 {"Condition": "{% $capacityWaited < $run.capacity_wait_seconds %}", "Next": "WaitingForCapacity"},
             ],
             "Default": "CapacityUnavailable",
         },
         **capacity_wait_states(retry_state="CountUsage"),
+        # A capacity retry (capacity_retry.py) counts usage again; a run continued while it followed a job has
+        # not resolved its quotas in this execution yet.
+        "RetryCapacityCheck": {
+            "Type": "Choice",
+            "Choices": [{"Condition": '{% $type($jobQuota) = "object" %}', "Next": "CountUsage"}],
+            "Default": "ResolveQuotaCodes",
+        },
         "CapacityUnavailable": {"Type": "Fail", "Error": "CapacityUnavailable", "Cause": "{% $states.input.reason %}"},
         "CapacityCheckFailed": {
             "Type": "Fail",

@@ -13,6 +13,7 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from stacks.constructs import trusted_services
 from stacks.constructs.code_package import CodePackage
 from stacks.constructs.scoped_policy import ScopedPolicy
 from stacks.storage_stack import ARTIFACT_PREFIXES
@@ -32,6 +33,8 @@ class ExecutionRoleProps:
     key: kms.IKey
     code_package: CodePackage
     pull_repository_arns: list[str]
+    # The environment's jobs (`training-job/<job_name_prefix>-*`): SageMaker assumes the role for these only.
+    job_pattern: str
     # Set when jobs run in the platform's VPC: SageMaker then creates network interfaces as this role, in
     # these subnets with this group, and nowhere else.
     vpc_id: str | None = None
@@ -53,7 +56,7 @@ class SageMakerExecutionRole(Construct):
             self,
             "Role",
             role_name=names.execution_role,
-            assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),
+            assumed_by=trusted_services.training_jobs(names, props.job_pattern),
             description="trainstack: SageMaker training jobs of this environment",
         )
         self.policy = policy = ScopedPolicy(self, "Policy", roles=[self.role])
@@ -132,7 +135,7 @@ class SageMakerExecutionRole(Construct):
             wildcard_reason="PutMetricData has no resource-level permissions; the namespace condition scopes it",
             conditions={"StringEquals": {"cloudwatch:namespace": TRAINING_METRICS_NAMESPACE}},
         )
-        # No logs:CreateLogGroup: the group is created encrypted at deploy time (trainstack.training_log_group);
+        # No logs:CreateLogGroup: the group is created encrypted by the stack (constructs/training_log_group.py);
         # a job must not recreate it unencrypted and kept forever.
         policy.allow(
             "WriteTrainingLogs",

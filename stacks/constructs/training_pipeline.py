@@ -27,6 +27,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
+from stacks.constructs import trusted_services
 from stacks.constructs.capacity_retry import capacity_retry_states
 from stacks.constructs.create_training_job_state import (
     TrainingJobTarget,
@@ -39,6 +40,7 @@ from stacks.constructs.logged_state_machine import logged_state_machine
 from stacks.constructs.pool_cleanup import PoolCleanup
 from stacks.constructs.quota_check import grant_quota_reads, quota_states
 from stacks.constructs.resume_from import grant_resume_reads, resume_states
+from stacks.constructs.run_continuation import continuation_entry_states, continuation_states, grant_continuation
 from stacks.constructs.scoped_policy import ScopedPolicy
 from stacks.constructs.training_run_input import JOB_NAME_EXPRESSION, prepare_expression, validate_expression
 from trainstack.config import EnvironmentConfig, ResourceNames
@@ -62,13 +64,21 @@ _FAILURE_REASON = r"""{% $states.result.FailureReason ? $states.result.FailureRe
   : "training job " & $jobName & " ended " & $states.result.TrainingJobStatus %}"""
 
 
+def _carried(field: str, otherwise: str) -> str:
+    """A value a continued run carries (run_continuation.py), else `otherwise` (a `{% ... %}` expression). A
+    malformed continuation gives null here (an undefined result would fail the state) and is refused next."""
+    carried = f"$continuation.{field}"
+    return f"{{% $continuation ? ($exists({carried}) ? {carried} : null) : ({otherwise[2:-2].strip()}) %}}"
+
+
 def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: str) -> dict[str, Any]:
     """The state machine's ASL (JSONata); strings may hold CDK tokens."""
     return {
         "Comment": f"trainstack {config.name}: validate a run, check quotas, train with the packaged entry point",
         "QueryLanguage": "JSONata",
-        "StartAt": "Validate",
+        "StartAt": "Start",
         "States": {
+            **continuation_entry_states(next_state="Validate"),
             "Validate": {"Type": "Pass", "Assign": {"problems": validate_expression(config)}, "Next": "IsValid"},
             "IsValid": {
                 "Type": "Choice",
@@ -83,10 +93,23 @@ def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: 
             "Prepare": {"Type": "Pass", "Assign": {"run": prepare_expression(config)}, "Next": "NameJob"},
             "NameJob": {
                 "Type": "Pass",
-                # The run's name: its first job's, and the checkpoint prefix every attempt shares.
-                "Assign": {"jobName": JOB_NAME_EXPRESSION, "checkpointName": JOB_NAME_EXPRESSION, "capacityRetries": 0},
-                "Next": "ResumeWanted",
+                # The run's name: its first job's, and the checkpoint prefix every attempt shares; a continued
+                # run keeps its first execution's (run_continuation.py).
+                "Assign": {
+                    "runName": _carried("run_name", JOB_NAME_EXPRESSION),
+                    "jobName": _carried("job_name", JOB_NAME_EXPRESSION),
+                    "checkpointName": _carried("checkpoint_name", JOB_NAME_EXPRESSION),
+                    "capacityRetries": _carried("capacity_retries", "{% 0 %}"),
+                },
+                "Next": "IsContinuation",
             },
+            **continuation_states(
+                fresh_run_state="ResumeWanted",
+                capacity_state="ResolveQuotaCodes",
+                follow_state="FollowExistingJob",
+                invalid_state="InvalidContinuation",
+            ),
+            "InvalidContinuation": {"Type": "Fail", "Error": "InvalidInput", "Cause": "{% $continuationProblem %}"},
             **resume_states(config, next_state="ResolveQuotaCodes", invalid_state="ResumeNotPossible"),
             **quota_states(
                 config,
@@ -132,7 +155,7 @@ def definition(config: EnvironmentConfig, target: TrainingJobTarget, topic_arn: 
                 ],
                 "Next": "CapacityLost",
             },
-            **capacity_retry_states(retry_state="CountUsage", otherwise="Notify"),
+            **capacity_retry_states(retry_state="RetryCapacityCheck", otherwise="Notify"),
             "Notify": {
                 "Type": "Task",
                 "Resource": "arn:aws:states:::sns:publish",
@@ -188,7 +211,7 @@ class TrainingPipeline(Construct):
         self.role = iam.Role(
             self,
             "Role",
-            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            assumed_by=trusted_services.state_machine(names, names.state_machine),
             description=f"trainstack {config.name}: the training state machine",
         )
         policy = ScopedPolicy(self, "Policy", roles=[self.role])
@@ -198,6 +221,7 @@ class TrainingPipeline(Construct):
         grant_sync_events(policy, config)
         grant_quota_reads(policy, names)
         grant_resume_reads(policy, config)
+        grant_continuation(policy, names)
         policy.allow("Notify", ["sns:Publish"], [self.topic.topic_arn])
         policy.allow("UseTopicKey", ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])
 

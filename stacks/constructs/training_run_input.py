@@ -1,9 +1,11 @@
 """The execution input contract: validation (InvalidInput) and the merge with the environment's defaults.
 
-The contract is `schemas/training-run-input.schema.json`; the field list below is read from it so the
-schema, the validation and the console example cannot drift apart. Validation runs as one JSONata
-expression in a Pass state, before anything is created, and collects every problem at once: each
-message names the field, the value and what is allowed.
+The rules are the rulebook's (trainstack/run_input_rules.py); the field list is read from
+`schemas/training-run-input.schema.json`, so the schema, the validation and the console example cannot drift
+apart. Validation runs as one JSONata expression in a Pass state, before anything is created, and collects
+every problem at once: each message names the field, the value, what is allowed and the rule's id. The limits
+are checked on what SageMaker will receive: the environment's defaults and the platform's own hyperparameters,
+environment variables and tags included, and the longest job name a capacity retry gives.
 """
 
 from __future__ import annotations
@@ -12,13 +14,38 @@ import json
 from pathlib import Path
 from typing import Any
 
-from trainstack.config import MAX_CAPACITY_WAIT_SECONDS, EnvironmentConfig, ResourceNames
-from trainstack.run_environment_rules import jsonata_rules, platform_reason
+from stacks.constructs.capacity_retry import CAPACITY_RETRIES
+from trainstack.config import (
+    MAX_CAPACITY_WAIT_SECONDS,
+    EnvironmentConfig,
+    ResourceNames,
+    nested_job_name_prefixes,
+    training_instance_types,
+)
+from trainstack.run_environment_rules import jsonata_rules
+from trainstack.run_input_rules import RULES, Rule
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "training-run-input.schema.json"
-# SageMaker allows 100 hyperparameters; script mode adds five sagemaker_* entries of its own.
-MAX_USER_HYPERPARAMETERS = 95
+# botocore's SageMaker model: at most 100 hyperparameters in the request, values of at most 2500 characters,
+# at most 20 channels (InputDataConfig).
+MAX_REQUEST_HYPERPARAMETERS = 100
 MAX_HYPERPARAMETER_LENGTH = 2500
+MAX_CHANNELS = 20
+# What script mode adds to every request's HyperParameters (create_training_job_state.build_request_expression).
+PLATFORM_HYPERPARAMETERS = (
+    "sagemaker_program",
+    "sagemaker_submit_directory",
+    "sagemaker_container_log_level",
+    "sagemaker_job_name",
+    "sagemaker_region",
+)
+# A job name is the prefix, "-", 17 digits of start time, "-", 10 hex digits (run_name_expression) and, for a
+# capacity retry, "-r<n>" (capacity_retry.py).
+JOB_NAME_SUFFIX_LENGTH = 1 + 17 + 1 + 10 + len(f"-r{CAPACITY_RETRIES}")
+# Deeper inputs are refused before any other check walks them (a recursion bound for every evaluator; Step
+# Functions' own parser stops at 1,000).
+MAX_INPUT_DEPTH = 256
+MAX_REPORTED_PROBLEMS = 20
 # Where a run's own code packages live in the artifacts bucket: the execution role reads this prefix (and
 # the platform's deploy-time package) and nothing else of that bucket besides output/ and checkpoints/.
 CODE_PREFIX = "code/"
@@ -82,14 +109,22 @@ def run_limits(config: EnvironmentConfig) -> dict[str, Any]:
         "code_prefix": code_prefix_uri(config),
         "images": config.allowed_image_repositories,
         "job_name_prefix": training.job_name_prefix,
+        # Another environment's names inside this one's (local's trainstack- holds dev's trainstack-dev-).
+        "other_prefixes": [{"env": env, "prefix": prefix} for env, prefix in nested_job_name_prefixes(config).items()],
         "platform_tags": sorted(config.platform_tags),
         "max_tags": MAX_JOB_TAGS - 1,
         # The environment's ceilings, which IAM enforces too (create_training_job_state.grant_training_jobs).
         "max_keep_alive": training.keep_alive_ceiling_seconds,
         "max_runtime": training.max_runtime_ceiling_seconds,
         "max_capacity_wait": MAX_CAPACITY_WAIT_SECONDS,
-        "max_hyperparameters": MAX_USER_HYPERPARAMETERS,
+        "max_request_hyperparameters": MAX_REQUEST_HYPERPARAMETERS,
+        "platform_hyperparameters": list(PLATFORM_HYPERPARAMETERS),
         "max_hyperparameter_length": MAX_HYPERPARAMETER_LENGTH,
+        "max_channels": MAX_CHANNELS,
+        "job_name_suffix": JOB_NAME_SUFFIX_LENGTH,
+        "max_depth": MAX_INPUT_DEPTH,
+        # One string ("|ml.m5.xlarge|...|"), not an array: 200-odd literals would slow every evaluation's parse.
+        "instance_types": "|" + "|".join(training_instance_types()) + "|",
     }
 
 
@@ -115,7 +150,9 @@ _HELPERS = (
     "\n  "
     + ENCODE_FUNCTION
     + r"""
-  $show := function($v) { $exists($v) ? $enc($v) : "nothing" };
+  $show := function($v) { $exists($v) ? ($s := $enc($v); $length($s) > 100
+    ? $substring($s, 0, 80) & "... (" & $length($s) & " characters)" : $s) : "nothing" };
+  $clip := function($s) { $length($s) > 64 ? $substring($s, 0, 48) & "... (" & $length($s) & " characters)" : $s };
   $isInt := function($v) { $type($v) = "number" and $v = $floor($v) };
   $isObj := function($v) { $type($v) = "object" };
   $intIn := function($field, $v, $lo, $hi) {
@@ -129,26 +166,28 @@ _HELPERS = (
 ).replace("__S3_URI_BUCKETS__", S3_URI_BUCKETS)
 
 
-def validate_expression(config: EnvironmentConfig) -> str:
-    """JSONata: the list of problems with `$states.input` (empty when valid)."""
-    limits = _literal(run_limits(config))
-    defaults = _literal(run_defaults(config))
-    environment_rules = _literal({**jsonata_rules(), "platform_why": platform_reason()})
-    return (
-        "{% (\n"
-        f"  $in := $states.input;\n  $L := {limits};\n  $D := {defaults};\n  $E := {environment_rules};\n"
-        + _HELPERS
-        + r"""
-  /* Why a run may not set this environment variable (schemas/run-environment-deny-list.json), or nothing. */
-  $denied := function($name) { (
+# Functions the rulebook's checks call (trainstack/run_input_rules.py), after _HELPERS.
+_VALIDATE_HELPERS = r"""
+  /* A rule's problems as an array, each ending in the rule's id. */
+  $tag := function($p, $id) { $map($filter($append([], $p), function($x) { $type($x) = "string" }), function($x) { $x & " [" & $id & "]" }) };
+  /* Why no run may set this environment variable whatever the environment allows (schemas/run-environment-rules.json). */
+  $refusedWhy := function($name) { (
     $up := $uppercase($name);
-    $name in $E.platform ? $E.platform_why
-    : $filter($E.groups, function($g) { (
+    $parts := $split($up, "_");
+    $filter($E.groups, function($g) { (
         $n := $g.any_case ? $up : $name;
         $n in $g.names or $count($filter($g.prefixes, function($p) { $substring($n, 0, $length($p)) = $p })) > 0
           or $count($filter($g.suffixes, function($s) { $length($n) >= $length($s) and $substring($n, -$length($s)) = $s })) > 0
+          or ($not($name in $E.builtin) and $count($filter($split($n, "_"), function($w) { $w in $g.words })) > 0)
       ) })[0].why
   ) };
+  $envAllowed := function($name) {
+    $not($exists($refusedWhy($name))) and ($name in $E.allowed
+      or $count($filter($E.families, function($f) { $substring($name, 0, $length($f)) = $f and $length($name) > $length($f) })) > 0)
+  };
+  /* How deep objects and arrays nest: strings emptied, then innermost brackets removed, max_depth + 1 times. */
+  $strip := function($s, $n) { $n = 0 or $not($contains($s, /[\[\{]/)) ? $s
+    : $strip($replace($s, /\{[^{}\[\]]*\}|\[[^{}\[\]]*\]/, "0"), $n - 1) };
   /* S3 locations outside the data bucket named anywhere in a value (the execution role reads only that bucket). */
   $outside := function($text) { $filter($s3Buckets($text), function($b) { $b != $L.data_bucket }) };
   $outsideProblem := function($field, $v) { (
@@ -169,25 +208,37 @@ def validate_expression(config: EnvironmentConfig) -> str:
         & "/...), got " & $show($v)
     : $named and ".." in $split($v, "/")
       ? "hyperparameters." & $f & ": " & $show($v) & " must not contain a '..' segment (a key stays inside the data bucket)"
-    : $outsideProblem("hyperparameters." & $f, $v)
+    : $outsideProblem("hyperparameters." & $clip($f), $v)
   ) };
   $tagChars := function($text, $max) { $contains($text, /^[TAG_CHARACTERS]*$/) and $length($text) <= $max };
+  /* Only a prefix relative to the data bucket or s3://<data bucket>/... is a channel: any other scheme
+     (S3://, s3a://, https://) would silently become a key in the data bucket, "" the whole bucket. */
   $channelProblem := function($v, $k) { (
     $prefix := $type($v) = "string" ? $v : ($isObj($v) ? $v.prefix);
     $mode := $isObj($v) ? $v.input_mode;
     $bucket := "s3://" & $L.data_bucket & "/";
     $extra := $isObj($v) ? $filter($keys($v), function($f) { $not($f in ["prefix", "input_mode"]) });
+    $inBucket := $type($prefix) = "string" and $substring($prefix, 0, $length($bucket)) = $bucket;
     $not($contains($k, /^[A-Za-z0-9.\-_]{1,64}$/))
-      ? "channels." & $k & ": channel names must match [A-Za-z0-9.-_]{1,64}"
+      ? "channels." & $clip($k) & ": channel names must match [A-Za-z0-9.-_]{1,64}"
     : $type($v) = "null" ? undefined
     : $not($type($prefix) = "string") or $count($extra) > 0
       ? "channels." & $k & ": expected an S3 prefix in the data bucket (\"datasets/train/\" or \"" & $bucket
         & "datasets/train/\") or {\"prefix\": ..., \"input_mode\": \"File\"}, got " & $show($v)
-    : $isS3($prefix) and $substring($prefix, 0, $length($bucket)) != $bucket
+    : $length($prefix) = 0 or $prefix = $bucket
+      ? "channels." & $k & ": an empty prefix would give the job the whole data bucket; name a prefix such as \"datasets/train/\""
+    : $not($inBucket) and $contains($prefix, /^[A-Za-z][A-Za-z0-9+.\-]*:/)
       ? "channels." & $k & ": " & $show($prefix) & " is outside the platform's data bucket " & $bucket
-        & "; copy the data there (the training role reads only that bucket)"
+        & ": expected a prefix relative to it (\"datasets/train/\") or " & $bucket & "...; copy the data there (the training role reads only that bucket)"
     : $contains($prefix, /\.\./)
       ? "channels." & $k & ": " & $show($prefix) & " must not contain '..'"
+    : $substring($prefix, 0, 1) = "/"
+      ? "channels." & $k & ": " & $show($prefix) & " must not start with '/' (it is relative to the data bucket)"
+    : $contains($prefix, /[\u0000-\u001f\u007f]/)
+      ? "channels." & $k & ": " & $show($prefix) & " must not contain control characters"
+    : $length($inBucket ? $prefix : $bucket & $prefix) > 1024
+      ? "channels." & $k & ": the S3 URI would be " & $length($inBucket ? $prefix : $bucket & $prefix)
+        & " characters; SageMaker allows 1024"
     : $exists($mode) and $not($mode in ["File", "FastFile", "Pipe"])
       ? "channels." & $k & ".input_mode: expected one of File, FastFile, Pipe, got " & $show($mode)
   ) };
@@ -196,7 +247,7 @@ def validate_expression(config: EnvironmentConfig) -> str:
     $pkg := $c.package;
     $extra := $filter($keys($c), function($f) { $not($f in ["package", "entry_point"]) });
     [
-      $count($extra) > 0 ? "code: unknown field(s) " & $join($extra, ", ") & "; allowed: package, entry_point",
+      $count($extra) > 0 ? "code: unknown field(s) " & $join($map($extra, $clip), ", ") & "; allowed: package, entry_point",
       $not($type($ep) = "string")
         ? "code.entry_point: expected the script to run, relative to the package root (\"train.py\"), got " & $show($ep)
       : $substring($ep, 0, 1) = "/" or ".." in $split($ep, "/")
@@ -216,10 +267,11 @@ def validate_expression(config: EnvironmentConfig) -> str:
         or $substring($im, 0, $length($r) + 1) = $r & "@" and $contains($rest, /^sha256:[0-9a-f]{64}$/)
     ) })) > 0
   };
-  $not($type($in) = "object")
-    ? ["input: expected a JSON object such as {} or {\"instance_count\": 2}, got " & $show($in)]
-    : (
-      $unknown := $filter($keys($in), function($f) { $not($f in $L.fields) });
+  $flat := $replace($replace($string($in), /\\./, "x"), /\u0022[^\u0022]*\u0022/, "0");
+  $tooDeep := $contains($strip($flat, $L.max_depth), /[\[\{]/);
+"""
+# What the checks read: the input's parts, and what the request will hold once merged over the defaults.
+_VALIDATE_BINDINGS = r"""      $unknown := $filter($keys($in), function($f) { $not($f in $L.fields) });
       $it := $in.instance_type;
       $itOk := $type($it) = "string" and $contains($it, /^ml\.[a-z0-9-]+\.[a-z0-9]+$/);
       $family := $itOk ? $split($it, ".")[1];
@@ -232,102 +284,61 @@ def validate_expression(config: EnvironmentConfig) -> str:
       $keepAlive := $exists($in.keep_alive_seconds) ? $in.keep_alive_seconds : $D.keep_alive_seconds;
       $runtime := $exists($in.max_runtime_seconds) ? $in.max_runtime_seconds : $D.max_runtime_seconds;
       $prefix := $in.job_name_prefix;
-      [
-        $count($unknown) > 0
-          ? "input: unknown field(s) " & $join($unknown, ", ") & "; allowed fields: " & $join($L.fields, ", "),
-        $exists($it) and $not($itOk)
-          ? "instance_type: expected a SageMaker instance type such as \"ml.g5.2xlarge\", got " & $show($it),
-        $itOk and $not($family in $L.families)
-          ? "instance_type: " & $show($it) & " is of family \"" & $family
-            & "\", which this environment does not allow; allowed families: " & $join($L.families, ", "),
-        $intIn("instance_count", $in.instance_count, $L.count_min, $L.count_max),
-        $exists($hp) and $not($isObj($hp))
-          ? "hyperparameters: expected an object of names to values, got " & $show($hp),
-        $count($hpNames) > $L.max_hyperparameters
-          ? "hyperparameters: at most " & $L.max_hyperparameters & " entries, got " & $count($hpNames),
-        ($reserved := $filter($hpNames, function($f) { $substring($f, 0, 10) = "sagemaker_" });
-          $count($reserved) > 0
-            ? "hyperparameters: " & $join($reserved, ", ") & ": names starting with sagemaker_ are set by the platform"),
-        ($long := $filter($hpNames, function($f) { $length($enc($lookup($hp, $f))) > $L.max_hyperparameter_length });
-          $count($long) > 0
-            ? "hyperparameters: " & $join($long, ", ") & ": each value must encode to at most "
-              & $L.max_hyperparameter_length & " characters"),
-        $exists($ch) and $not($isObj($ch))
-          ? "channels: expected an object of channel names to S3 prefixes, got " & $show($ch),
-        $isObj($ch) ? ($p := $each($ch, $channelProblem); $count($p) > 0 ? $join($p, "; ")),
-        $exists($in.replace_channels) and $not($type($in.replace_channels) = "boolean")
-          ? "replace_channels: expected true or false, got " & $show($in.replace_channels),
-        $exists($in.code) and $not($isObj($in.code))
-          ? "code: expected {\"package\": \"" & $L.code_prefix & "...tar.gz\", \"entry_point\": \"train.py\"}, got "
-            & $show($in.code),
-        $isObj($in.code) ? ($p := $codeProblems($in.code); $count($p) > 0 ? $join($p, "; ")),
-        $exists($in.image) and $not($type($in.image) = "string" and $imageAllowed($in.image))
-          ? "image: " & $show($in.image) & " is not an allowed image; expected <repository>:<tag> or "
-            & "<repository>@sha256:<digest> of one of " & $join($L.images, ", "),
-        $exists($env) and $not($isStrMap($env))
-          ? "environment: expected an object of names to string values, got " & $show($env),
-        ($badNames := $isObj($env) ? $filter($keys($env), function($f) { $not($contains($f, /^[a-zA-Z_][a-zA-Z0-9_]{0,511}$/)) });
-          $count($badNames) > 0 ? "environment: variable names must match [a-zA-Z_][a-zA-Z0-9_]* (at most 512 characters), got "
-            & $join($badNames, ", ")),
-        $isObj($env) ? (
-          $p := $map($filter($keys($env), function($f) { $exists($denied($f)) }), function($f) {
-            "environment." & $f & ": a run may not set it: " & $denied($f)
-          });
-          $count($p) > 0 ? $join($p, "; ")),
-        $isStrMap($env) ? (
-          $long := $filter($keys($env), function($f) { $length($lookup($env, $f)) > $E.max_value });
-          $count($long) > 0 ? "environment: " & $join($long, ", ") & ": values are at most " & $E.max_value & " characters"),
-        $isObj($env) and $count($distinct($append($keys($D.environment), $keys($env)))) + $count($E.platform) > $E.max_entries
-          ? "environment: at most " & ($E.max_entries - $count($E.platform)) & " variables with the environment's defaults ("
-            & "SageMaker allows " & $E.max_entries & ", the platform sets " & $join($E.platform, ", ") & ")",
-        $isStrMap($env) ? ($p := $each($env, function($v, $k) { $outsideProblem("environment." & $k, $v) }); $count($p) > 0 ? $join($p, "; ")),
-        $isObj($hp) ? ($p := $map($hpNames, $hpProblem); $count($p) > 0 ? $join($p, "; ")),
-        $intIn("keep_alive_seconds", $in.keep_alive_seconds, 0, $L.max_keep_alive),
-        $intIn("max_runtime_seconds", $in.max_runtime_seconds, 60, $L.max_runtime),
-        $exists($in.spot) and $not($type($in.spot) = "boolean")
-          ? "spot: expected true or false, got " & $show($in.spot),
-        $spot = true and $isInt($keepAlive) and $keepAlive > 0
-          ? "keep_alive_seconds: warm pools are not available with spot training; set keep_alive_seconds to 0 or spot to false",
-        $intIn("max_wait_seconds", $in.max_wait_seconds, 60, $L.max_runtime),
-        $isInt($in.max_wait_seconds) and $isInt($runtime) and $in.max_wait_seconds < $runtime
-          ? "max_wait_seconds: must be at least max_runtime_seconds (" & $runtime & "), got " & $in.max_wait_seconds,
-        $intIn("volume_size_gb", $in.volume_size_gb, 1, 16384),
-        $intIn("capacity_wait_seconds", $in.capacity_wait_seconds, 0, $L.max_capacity_wait),
-        $exists($in.resume_from) and $not($type($in.resume_from) = "string" and $contains($in.resume_from, /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$/))
-          ? "resume_from: expected the name of an earlier run or training job (up to 63 letters, digits and dashes), got " & $show($in.resume_from),
-        $exists($prefix) and ($not($type($prefix) = "string") or $not($contains($prefix, /^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,29}$/)))
-          ? "job_name_prefix: expected up to 30 letters, digits and dashes, got " & $show($prefix),
-        $type($prefix) = "string" and $prefix != $L.job_name_prefix
-          and $substring($prefix, 0, $length($L.job_name_prefix) + 1) != $L.job_name_prefix & "-"
-          ? "job_name_prefix: must be \"" & $L.job_name_prefix & "\" or start with \"" & $L.job_name_prefix
-            & "-\" (IAM lets the platform create only jobs named " & $L.job_name_prefix & "-...), got " & $show($prefix),
-        $exists($tags) and $not($isStrMap($tags))
-          ? "tags: expected an object of tag names to string values, got " & $show($tags),
-        $isObj($tags) and $count($distinct($append($keys($D.tags), $keys($tags)))) > $L.max_tags
-          ? "tags: at most " & $L.max_tags & " tags with the environment's own (SageMaker allows 50 on a job, the platform "
-            & "adds trainstack:execution), got " & $count($distinct($append($keys($D.tags), $keys($tags)))),
-        $isObj($tags) and $count($filter($keys($tags), function($f) { $substring($lowercase($f), 0, 4) = "aws:" })) > 0
-          ? "tags: names starting with aws: are reserved",
-        $isObj($tags) ? (
-          $p := $map($filter($keys($tags), function($f) { $substring($lowercase($f), 0, 11) = "trainstack:" }), function($f) {
-            "tags." & $f & ": tags starting with trainstack: are set by the platform (" & $join($L.platform_tags, ", ")
-              & ", trainstack:execution); a run cannot set or override them"
-          });
-          $count($p) > 0 ? $join($p, "; ")),
-        $isObj($tags) ? (
-          $p := $map($filter($keys($tags), function($f) { $length($f) = 0 or $not($tagChars($f, 128)) }), function($f) {
-            "tags." & $f & ": tag keys are 1 to 128 letters, digits, spaces and _.:/=+-@"
-          });
-          $count($p) > 0 ? $join($p, "; ")),
-        $isStrMap($tags) ? (
-          $p := $map($filter($keys($tags), function($f) { $not($tagChars($lookup($tags, $f), 256)) }), function($f) {
-            "tags." & $f & ": " & $show($lookup($tags, $f)) & " is not a tag value: at most 256 letters, digits, spaces and _.:/=+-@"
-          });
-          $count($p) > 0 ? $join($p, "; "))
-      ]
-    )
-) %}"""
+      $finalPrefix := $exists($prefix) ? $prefix : $D.job_name_prefix;
+      /* As Prepare merges them: a run's own code package gets only its own hyperparameters. */
+      $finalHp := $distinct($append($append([], $isObj($in.code) and $exists($in.code.package) ? [] : $keys($D.hyperparameters)), $hpNames));
+      $chObj := $isObj($ch) ? $ch : {};
+      $dropped := $filter($keys($chObj), function($n) { $type($lookup($chObj, $n)) = "null" });
+      $finalChannelNames := $filter($distinct($append($append([], $in.replace_channels = true ? [] : $keys($D.channels)), $keys($chObj))),
+        function($n) { $not($n in $dropped) });
+"""
+
+
+def validate_expression(config: EnvironmentConfig) -> str:
+    """JSONata: the list of problems with `$states.input` (empty when valid), one per broken rule of the rulebook
+    (trainstack/run_input_rules.py), each ending in ` [<rule id>]`."""
+    limits = _literal(run_limits(config))
+    defaults = _literal(run_defaults(config))
+    environment_rules = _literal(jsonata_rules(config.training.allowed_environment))
+    guards = [r for r in RULES if r.guard]
+    checks = ",\n        ".join(_rule_expression(r) for r in RULES if not r.guard)
+    return (
+        "{% (\n"
+        f"  $in := $states.input;\n  $L := {limits};\n  $D := {defaults};\n  $E := {environment_rules};\n"
+        + _HELPERS
+        + _VALIDATE_HELPERS
+        + "".join(f"  $guard{i} := {_rule_expression(r)};\n" for i, r in enumerate(guards))
+        + "  "
+        + "".join(f"$count($guard{i}) > 0 ? $append([], $guard{i}) : " for i in range(len(guards)))
+        + "(\n"
+        + _VALIDATE_BINDINGS
+        + f"      $all := $reduce([\n        {checks}\n      ], $append, []);\n"
+        # A Step Functions cause holds at most 32768 characters, and a person reads the first few problems.
+        + f"      $count($all) > {MAX_REPORTED_PROBLEMS} ? $append($all[[0..{MAX_REPORTED_PROBLEMS - 1}]],"
+        + f' "and " & ($count($all) - {MAX_REPORTED_PROBLEMS}) & " more problem(s)") : $all\n'
+        + "    )\n) %}"
     ).replace("TAG_CHARACTERS", TAG_CHARACTER_CLASS)
+
+
+def _rule_expression(rule: Rule) -> str:
+    """One rule's problems as an array (empty when it holds), each tagged with the rule's id."""
+    check = " ".join(rule.check.split())
+    if rule.per_key:
+        field = f"$in.{rule.field}"
+        check = f"$isObj({field}) ? $map($keys({field}), function($k) {{ ($v := $lookup({field}, $k); {check}) }})"
+    return f'$tag(({check}), "{rule.id}")'
+
+
+def config_problems(config: EnvironmentConfig) -> list[str]:
+    """The rulebook applied to the environment's own defaults, as the run input `{...defaults}` (at synth):
+    a default no run could send is refused here, worded as the run's InvalidInput would be."""
+    from trainstack.run_preview import evaluate
+
+    defaults = run_defaults(config)
+    run_input = {key: value for key, value in defaults.items() if value is not None and key != "tags"}
+    # The platform's own tags are the environment's; a run (and so tags.extra) may not set them.
+    run_input["tags"] = dict(config.tags.extra)
+    return list(evaluate(validate_expression(config), {"input": run_input, "context": {}}) or [])
 
 
 def prepare_expression(config: EnvironmentConfig) -> str:
@@ -373,8 +384,19 @@ def run_name_expression(prefix: str, start_time: str, execution_arn: str) -> str
     `start_time` is ISO 8601 (`$states.context.Execution.StartTime`, or `$fromMillis(...)` of an execution status
     event's `startDate`): only its first 23 characters, to the millisecond, are used, so both forms agree.
     """
+    return f'{prefix} & "-" & {run_suffix_expression(start_time, execution_arn)}'
+
+
+# `-<17 digits>-<10 hex>`: what follows the prefix in a run's name, and in each of its jobs' names.
+RUN_SUFFIX_LENGTH = 28
+
+
+def run_suffix_expression(start_time: str, execution_arn: str) -> str:
+    """The part of a run's name that its execution alone determines, whatever its `job_name_prefix`: the start
+    time to the millisecond (17 digits) and the first 10 hex digits of the SHA-256 of its ARN (RUN_SUFFIX_LENGTH
+    characters with the dash between them)."""
     return (
-        f'{prefix} & "-" & $replace($substring({start_time}, 0, 23), /[^0-9]/, "")'
+        f'$replace($substring({start_time}, 0, 23), /[^0-9]/, "")'
         f' & "-" & $substring($hash({execution_arn}, "SHA-256"), 0, 10)'
     )
 

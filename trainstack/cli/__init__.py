@@ -7,6 +7,8 @@
       logs     a training job's CloudWatch logs, every host interleaved (--follow)
       quotas   training and warm-pool quotas, usage and headroom per instance type
       pools    warm pools and their billable idle time; `pools release JOB`
+      stop     abort a run; the pool cleanup ends its job and warm pool
+      local    `local du`: disk taken by the embedded AWS's job folders
 
 Each command lives in its own module; errors become sentences in `errors.py`.
 """
@@ -18,6 +20,7 @@ from typing import Annotated
 import typer
 
 from trainstack.cli.errors import SentenceErrors
+from trainstack.cli.local import local_app
 from trainstack.cli.logs import logs
 from trainstack.cli.package import package
 from trainstack.cli.pools import pools_app
@@ -25,11 +28,24 @@ from trainstack.cli.quotas import quotas
 from trainstack.cli.run import run
 from trainstack.cli.session import Session
 from trainstack.cli.status import status
+from trainstack.cli.stop import stop
+
+EXAMPLES = """Examples (after make local-up; --env NAME for an environment on an account):
+
+  trainstack run --watch                     # the environment's defaults, followed live
+
+  trainstack run -p max_steps=20 --keep-alive 600 --watch
+
+  trainstack run --input examples/inputs/demo.json --dry-run
+
+  trainstack status; trainstack logs EXECUTION --follow; trainstack stop EXECUTION
+"""
 
 app = typer.Typer(
     cls=SentenceErrors,
     name="trainstack",
     help="Operate a trainstack training platform: start runs, watch them, read logs, see quotas and warm pools.",
+    epilog=EXAMPLES,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -59,7 +75,9 @@ app.command()(status)
 app.command()(logs)
 app.command()(quotas)
 app.command()(package)
+app.command()(stop)
 app.add_typer(pools_app, name="pools")
+app.add_typer(local_app, name="local")
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from trainstack.config import ConfigError
+from trainstack.progress import WatchError
 
 # SageMaker, Step Functions and STS spell the same three problems differently.
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
@@ -47,6 +48,10 @@ def explain(error: BaseException) -> str | None:
     """The sentence for an error, or None when it is not one we know how to word (a bug)."""
     if isinstance(error, CliError | ConfigError):
         return str(error)
+    if isinstance(error, WatchError):
+        return f"{error}: the run itself goes on (trainstack status shows it)."
+    if isinstance(error, TimeoutError):
+        return f"{error}."
     if isinstance(error, NoCredentialsError):
         return (
             "AWS credentials not found: configure them (aws configure, aws sso login, AWS_PROFILE or "

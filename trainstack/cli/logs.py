@@ -25,6 +25,8 @@ LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 _JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 _HOST_STYLES = ("cyan", "magenta", "yellow", "green", "blue", "bright_red")
 POLL_SECONDS = 2.0
+# pip's line for each requirement the image already has: a third of a short job's log, never news.
+PIP_NOISE = "Requirement already satisfied: "
 
 
 @dataclass(order=True)
@@ -78,12 +80,18 @@ class LogTail:
         return sorted(lines, key=lambda line: line.timestamp)  # stable: a host's own order is kept on ties
 
 
-def print_lines(out: Console, lines: list[LogLine], hosts: list[str]) -> None:
+def print_lines(out: Console, lines: list[LogLine], hosts: list[str], *, show_all: bool = True) -> int:
+    """Print `lines` with their host prefix; without `show_all`, pip's noise is left out. Returns how many were."""
+    hidden = 0
     for line in lines:
+        if not show_all and PIP_NOISE in line.message:
+            hidden += 1
+            continue
         if line.host not in hosts:
             hosts.append(line.host)
         style = _HOST_STYLES[hosts.index(line.host) % len(_HOST_STYLES)]
         out.print(Text(f"[{line.host}] ", style=style) + Text(line.message))
+    return hidden
 
 
 def resolve_job(session: Session, target: str, *, wait: bool) -> str:
@@ -110,25 +118,39 @@ def logs(
     ctx: typer.Context,
     target: Annotated[str, typer.Argument(metavar="JOB_OR_EXECUTION", help="Training job, or execution name/ARN.")],
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")] = False,
+    show_all: Annotated[
+        bool, typer.Option("--all", "--verbose", "-v", help="Also pip's 'Requirement already satisfied' lines.")
+    ] = False,
 ) -> None:
-    """Print a training job's CloudWatch logs, all hosts interleaved by time, each line prefixed with its host."""
+    """Print a training job's CloudWatch logs, all hosts interleaved by time, each line prefixed with its host.
+
+    Examples:
+
+      trainstack logs cli-20261202-191500-a1b2c3 --follow
+
+      trainstack logs JOB --all           # with pip's install lines
+    """
     session: Session = ctx.obj
     out = output.console()
     job_name = resolve_job(session, target, wait=follow)
     tail = LogTail(session.client("logs"), job_name)
     hosts: list[str] = []
+    hidden = 0
     if not follow:
         lines = tail.poll()
-        print_lines(out, lines, hosts)
+        hidden += print_lines(out, lines, hosts, show_all=show_all)
         if not lines:
             out.print(f"No log lines for {job_name} yet.", style="dim")
+        _say_hidden(out, hidden)
         return
     while True:
         job = session.describe_training_job(job_name) or {}
-        print_lines(out, tail.poll(), hosts)
+        hidden += print_lines(out, tail.poll(), hosts, show_all=show_all)
         status = job.get("TrainingJobStatus")
         if status in executions.TERMINAL_JOB_STATUSES:
-            print_lines(out, tail.poll(), hosts)  # lines shipped between the describe and the poll
+            # Lines shipped between the describe and the poll.
+            hidden += print_lines(out, tail.poll(), hosts, show_all=show_all)
+            _say_hidden(out, hidden)
             end = Text(f"{job_name} ended ")
             end.append_text(output.status_text(status))
             if job.get("FailureReason"):
@@ -138,3 +160,8 @@ def logs(
                 raise typer.Exit(1)
             return
         time.sleep(POLL_SECONDS)
+
+
+def _say_hidden(out: Console, hidden: int) -> None:
+    if hidden:
+        out.print(f"({hidden} lines of pip's 'Requirement already satisfied' left out; --all shows them)", style="dim")

@@ -46,6 +46,14 @@ def when(moment: dt.datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
+def short_when(moment: dt.datetime | None) -> str:
+    """`19:15:02` today, `12-01 19:15` on another day: a table column that stays narrow."""
+    if moment is None:
+        return "-"
+    local = moment.astimezone()
+    return local.strftime("%H:%M:%S" if local.date() == dt.datetime.now().astimezone().date() else "%m-%d %H:%M")
+
+
 def number(value: float | None) -> str:
     """Quota values arrive as floats (4.0); show whole numbers as such."""
     if value is None:

@@ -14,7 +14,10 @@ from trainstack.cli.session import Session
 from trainstack.cli.usage import ALL_POOL_STATUSES, RETAINED_POOL_STATUSES, instances, warm_pools
 
 pools_app = typer.Typer(
-    help="Warm pools: list them (default) or release one.", invoke_without_command=True, no_args_is_help=False
+    help="Warm pools: list them (default) or release one.",
+    epilog="Examples:  trainstack pools;  trainstack pools --all;  trainstack pools release JOB",
+    invoke_without_command=True,
+    no_args_is_help=False,
 )
 
 
@@ -35,7 +38,7 @@ def pools(
     ctx: typer.Context,
     show_all: Annotated[bool, typer.Option("--all", help="Also pools that were reused or have ended.")] = False,
 ) -> None:
-    """Warm pools: job, instances, status, billable idle seconds, and time left of the keep-alive."""
+    """Warm pools: job, instances, status, billable idle time, and time left of the keep-alive."""
     if ctx.invoked_subcommand is not None:
         return
     session: Session = ctx.obj
@@ -44,21 +47,23 @@ def pools(
     if not found:
         out.print(f"No warm pools {'at all' if show_all else 'kept'} in {session.where}.")
         return
+    # Fits 100 columns: "Reused by" (another job name) only with --all, where reused pools are listed.
     table = Table(title=f"Warm pools in {session.where}", title_justify="left")
-    for column in ("Job", "Instance type", "Count", "Status", "Billable idle (s)", "Time left", "Reused by"):
-        table.add_column(column, justify="right" if column in ("Count", "Billable idle (s)", "Time left") else "left")
+    columns = ["Job", "Instances", "Status", "Idle billed", "Time left"] + (["Reused by"] if show_all else [])
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("Idle billed", "Time left") else "left")
     for job in found:
         pool = job.get("WarmPoolStatus", {})
         kind, count = instances(job)
-        table.add_row(
+        left = time_left(job)
+        row = [
             job["TrainingJobName"],
-            kind,
-            str(count),
+            f"{count} x {kind}",
             output.status_text(pool.get("Status")),
-            str(pool.get("ResourceRetainedBillableTimeInSeconds", 0)),
-            output.duration(time_left(job)) if time_left(job) is not None else "-",
-            pool.get("ReusedByJob", "-"),
-        )
+            output.duration(pool.get("ResourceRetainedBillableTimeInSeconds", 0)),
+            output.duration(left) if left is not None else "-",
+        ]
+        table.add_row(*row, *([pool.get("ReusedByJob", "-")] if show_all else []))
     out.print(table)
     if any(job.get("WarmPoolStatus", {}).get("Status") == "Available" for job in found):
         out.print("An Available pool bills until it expires or is reused: trainstack pools release JOB ends it now.")

@@ -68,9 +68,11 @@ def quotas(
         caption="Training usage = instances of running jobs + instances kept in Available warm pools.",
         caption_justify="left",
     )
-    for column in ("Instance type", "Training quota", "Running", "In warm pools", "Training headroom"):
-        table.add_column(column, justify="left" if column == "Instance type" else "right")
-    for column in ("Warm-pool quota", "Warm-pool headroom"):
+    # Two-line headers keep the table within 100 columns.
+    table.add_column("Instance type", justify="left")
+    for column in ("Training\nquota", "Running", "In warm\npools", "Training\nheadroom"):
+        table.add_column(column, justify="right")
+    for column in ("Warm-pool\nquota", "Warm-pool\nheadroom"):
         table.add_column(column, justify="right")
     for kind in types:
         training, warm = values[kind]["training"], values[kind]["warm_pool"]

@@ -13,7 +13,7 @@ import json
 import math
 import secrets
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -24,8 +24,12 @@ from trainstack.cli.errors import CliError, print_error
 from trainstack.cli.quota_values import QuotaReader
 from trainstack.cli.session import Session
 from trainstack.cli.usage import current_usage
+from trainstack.memory_preview import memory_plan_for_request
 from trainstack.run_preview import evaluate, held_instances, preview
 from trainstack.source_package import PackagingError, SourcePackage, pack, upload
+
+if TYPE_CHECKING:
+    from trainstack.progress import RunProgress
 
 # --- the input ------------------------------------------------------------------------------------------------
 
@@ -215,6 +219,8 @@ def dry_run(session: Session, out: Console, definition: dict[str, Any], run_inpu
     output.field(out, "Warm pool", f"keep-alive {warm.get('granted', 0)}s: {warm.get('reason', '')}")
     out.print(Text("CreateTrainingJob request", style="bold"))
     out.print_json(json.dumps(result.request))
+    if result.request:
+        out.print(memory_plan_for_request(result.request, session.client("s3")), highlight=False)
     problem = quota_problem(definition, run, quotas)
     if problem:
         raise fail("QuotaExceeded", f"{problem} (this run would fail before creating the job)")
@@ -224,11 +230,10 @@ def dry_run(session: Session, out: Console, definition: dict[str, Any], run_inpu
 # --- watching ------------------------------------------------------------------------------------------------
 
 
-def _watch(session: Session, execution_arn: str, out: Console) -> dict[str, Any]:
+def _watch(session: Session, execution_arn: str, out: Console) -> tuple[dict[str, Any], RunProgress]:
     from trainstack.progress import watch
 
-    described, _ = watch(session.client, execution_arn, out)
-    return described
+    return watch(session.client, execution_arn, out)
 
 
 def run(
@@ -297,7 +302,18 @@ def run(
         bool, typer.Option("--dry-run", help="Show the input and the CreateTrainingJob request; start nothing.")
     ] = False,
 ) -> None:
-    """Start a training run: the environment's defaults, overridden by --input and the flags."""
+    """Start a training run: the environment's defaults, overridden by --input and the flags.
+
+    Examples:
+
+      trainstack run --watch
+
+      trainstack run -p max_steps=20 -p learning_rate=1e-3 --keep-alive 600 --watch
+
+      trainstack run --input examples/inputs/demo.json --dry-run
+
+      trainstack run --source-dir examples/byo-code --entry-point train.py --watch
+    """
     session: Session = ctx.obj
     out = output.console()
     run_input = build_input(
@@ -343,14 +359,17 @@ def run(
             f"#/v2/executions/details/{arn}",
         )
     if not watch:
-        cli = f"trainstack --env {session.config.name}"
-        out.print(f"Follow it with: {cli} status {name}, or {cli} logs {name} --follow")
+        out.print(f"Follow it with: {session.cli} status {name}, or {session.cli} logs {name} --follow")
         return
     try:
-        described = _watch(session, arn, out)
+        described, progress = _watch(session, arn, out)
     except KeyboardInterrupt:
-        out.print(f"Stopped watching; the run goes on: trainstack --env {session.config.name} status {name}")
+        out.print(
+            f"Stopped watching; the run goes on: {session.cli} status {name}; to end it: {session.cli} stop {name}"
+        )
         raise typer.Exit(130) from None
     executions.print_view(out, executions.view_of(session, described))
+    losses = progress.loss_summary()
+    output.field(out, "Loss", losses or "none logged")
     if described["status"] != "SUCCEEDED":
         raise fail(described.get("error") or described["status"], described.get("cause") or "no cause given")

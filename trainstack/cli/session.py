@@ -76,6 +76,11 @@ class Session:
         """How messages name the place they looked: the region, and the endpoint when it is not AWS's own."""
         return f"{self.region} at {self.endpoint_url}" if self.endpoint_url else self.region
 
+    @property
+    def cli(self) -> str:
+        """How advice spells this CLI for this environment (`--env` only where it is not the default)."""
+        return "trainstack" if self.config.name == "local" else f"trainstack --env {self.config.name}"
+
     def client(self, service: str) -> Any:
         if service not in self._clients:
             self._clients[service] = self._boto.client(service, endpoint_url=self.endpoint_url, config=_RETRIES)
@@ -93,9 +98,10 @@ class Session:
         return self.names.arn("states", f"execution:{self.names.state_machine}:{name_or_arn}")
 
     def not_deployed(self) -> CliError:
+        # `make deploy` needs an account's credentials and an approval prompt; the embedded AWS has its own path.
+        how = "make local-up" if self.config.embedded else f"make deploy ENV={self.config.name}"
         return CliError(
-            f"No state machine {self.names.state_machine} in {self.where}: deploy the environment first "
-            f"(make deploy ENV={self.config.name})."
+            f"No state machine {self.names.state_machine} in {self.where}: deploy the environment first ({how})."
         )
 
     def describe_state_machine(self) -> dict[str, Any]:

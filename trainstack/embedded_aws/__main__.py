@@ -88,7 +88,8 @@ def up(env_name: str, state_dir: Path, port: int) -> int:
         state = _read_state(state_dir)
         if state:
             print(state["url"])
-            print(f"export AWS_ENDPOINT_URL={state['url']}", file=sys.stderr)
+            # trainstack reads the state file; other AWS clients (the aws CLI, boto3) need the variable.
+            print(f"for other AWS clients: export AWS_ENDPOINT_URL={state['url']}", file=sys.stderr)
             return 0
         if process.poll() is not None:
             print(f"embedded AWS exited with {process.returncode}; see {state_dir / 'server.log'}", file=sys.stderr)

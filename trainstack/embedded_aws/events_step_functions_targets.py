@@ -19,7 +19,7 @@ from moto.events.models import Rule
 from moto.events.utils import EventTemplateParser
 from moto.utilities.arns import parse_arn
 
-from .assumed_role_credentials import role_client
+from .assumed_role_credentials import EVENTBRIDGE, Assumer, role_client
 
 SESSION_NAME: Final[str] = "EventBridge"
 _LOG = logging.getLogger(__name__)
@@ -48,14 +48,15 @@ def _input(target: dict[str, Any], event: dict[str, Any]) -> str:
     return json.dumps(event)
 
 
-def _start(target: dict[str, Any], event: dict[str, Any]) -> None:
+def _start(target: dict[str, Any], event: dict[str, Any], rule_arn: str) -> None:
     arn = parse_arn(target["Arn"])
     role_arn = target.get("RoleArn")
     try:
         if not role_arn:
             raise ValueError("a Step Functions target needs a RoleArn (EventBridge calls StartExecution as it)")
         endpoint = f"http://127.0.0.1:{os.environ['MOTO_PORT']}"
-        client = role_client(endpoint, arn.region, "stepfunctions", role_arn, SESSION_NAME)
+        assumer = Assumer(EVENTBRIDGE, rule_arn)
+        client = role_client(endpoint, arn.region, "stepfunctions", role_arn, SESSION_NAME, assumer=assumer)
         client.start_execution(stateMachineArn=target["Arn"], input=_input(target, event))
     except Exception:
         _LOG.exception("EventBridge could not start %s for event %s", target["Arn"], event.get("id"))
@@ -68,7 +69,7 @@ def send_to_targets(self: Rule, original_event: Any, transform_input: bool = Tru
     machines = [target for target in self.targets if _is_state_machine(target)]
     if machines and self.event_pattern.matches_event(original_event):
         for target in machines:
-            threading.Thread(target=_start, args=(target, copy.deepcopy(original_event)), daemon=True).start()
+            threading.Thread(target=_start, args=(target, copy.deepcopy(original_event), self.arn), daemon=True).start()
     if len(machines) < len(self.targets):
         others = copy.copy(self)
         others.targets = [target for target in self.targets if not _is_state_machine(target)]

@@ -1,4 +1,5 @@
-"""Gaps: moto names an execution started without `name` "None", and accepts names Step Functions refuses.
+"""Gaps: moto names an execution started without `name` "None", accepts names Step Functions refuses, and fails
+on input that is not JSON with an error it cannot serialize.
 
 AWS generates a UUID for an unnamed execution. Without it `$states.context.Execution.Name` is null and a
 second unnamed execution collides with the first. We generate the name before moto sees the request.
@@ -6,18 +7,27 @@ second unnamed execution collides with the first. We generate the name before mo
 StartExecution's `name` (botocore's documentation of the member) must not contain white space, brackets,
 wildcards, `" # % \\ ^ | ~ ` $ & , ; : /`, control characters (U+0000-001F, U+007F-009F, U+FFFE-FFFF) or
 surrogates (U+D800-DFFF), and is 1 to 80 characters; anything else (an emoji) AWS accepts. moto's Step Functions
-parser backend checks none of it (its older backend's list is never consulted). We refuse them as AWS words it
-(InvalidName), count length in UTF-16 units (Java's String.length(): an emoji is two, the stricter reading) and
-take "white space" as any Unicode white space, not only U+0020.
+parser backend skips the name check its older backend makes (whose list also misses U+FFFE-FFFF, surrogates and
+white space other than U+0020). We refuse them as AWS words it (InvalidName), count length in UTF-16 units (Java's
+String.length(): an emoji is two, the stricter reading) and take "white space" as any Unicode white space.
+
+Input that is not JSON (botocore: "you still must include the two braces") raised an exception the parser
+backend cannot serialize (an UnknownError): it is InvalidExecutionInput, worded as moto's older backend does.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 import regex
-from moto.stepfunctions.exceptions import InvalidName, NameTooLongException, ValidationException
+from moto.stepfunctions.exceptions import (
+    InvalidExecutionInput,
+    InvalidName,
+    NameTooLongException,
+    ValidationException,
+)
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 MAX_NAME_LENGTH = 80
@@ -45,11 +55,23 @@ def check_name(name: str) -> None:
 
 
 def start_execution(
-    self: StepFunctionsParserBackend, state_machine_arn: str, name: str | None = None, *args: Any, **kwargs: Any
+    self: StepFunctionsParserBackend,
+    state_machine_arn: str,
+    name: str | None = None,
+    execution_input: str | None = None,
+    *args: Any,
+    **kwargs: Any,
 ) -> Any:
     if name is not None:
         check_name(name)
-    return _original_start_execution(self, state_machine_arn, name or str(uuid.uuid4()), *args, **kwargs)
+    if execution_input is not None:
+        try:
+            json.loads(execution_input)
+        except ValueError as error:
+            raise InvalidExecutionInput(f"Invalid State Machine Execution Input: '{error}'") from error
+    return _original_start_execution(
+        self, state_machine_arn, name or str(uuid.uuid4()), execution_input, *args, **kwargs
+    )
 
 
 def apply() -> None:

@@ -17,6 +17,12 @@ Implied checks, as AWS documents them:
   (https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html).
 The embedded endpoint is plain HTTP on loopback standing in for AWS's HTTPS endpoints: requests are
 evaluated with aws:SecureTransport = true and s3:TlsVersion = 1.2.
+
+sts:AssumeRole is evaluated against the role's trust policy for every caller, the account's own included, as
+on AWS (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html
+applies the same two-sided rule within an account: the trust policy must allow the caller, and an account-wide
+grant there still needs the caller's own permission). The embedded services assume roles as their service
+principal with aws:SourceArn and aws:SourceAccount in the context, as AWS's services do.
 """
 
 from __future__ import annotations
@@ -33,8 +39,8 @@ from typing import Any
 
 from .iam_policy_evaluation import AuthorizationRequest, ContextValue, Decision, Policy, StatementMatch, evaluate
 from .iam_principals import Caller, MotoIamState
-from .json_protocol import StartResponse, WsgiApp, WsgiEnviron
-from .sagemaker_condition_keys import create_training_job_context, tag_context
+from .json_protocol import SOURCE_ARN_HEADER, StartResponse, WsgiApp, WsgiEnviron
+from .sagemaker_condition_keys import create_training_job_context, tag_context, update_training_job_context
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/[^/]+/([^/]+)/([^/]+)/")
 _SAGEMAKER_JOB_OPERATIONS = {"CreateTrainingJob", "DescribeTrainingJob", "StopTrainingJob", "UpdateTrainingJob"}
@@ -132,8 +138,6 @@ class IamEnforcement:
             | {"content-type": environ.get("CONTENT_TYPE", "")},
             body=body,
         )
-        if caller is not None and caller.unrestricted:
-            return self._as_account(caller, incoming, environ, start_response)
         if caller is None:
             return _deny(
                 start_response,
@@ -141,6 +145,14 @@ class IamEnforcement:
                 "InvalidClientTokenId",
                 "The security token included in the request is invalid.",
             )
+        role_to_assume = _assumed_role(incoming)
+        if role_to_assume is not None:
+            return self._assume_role(caller, incoming, role_to_assume, environ, start_response)
+        if caller.principal.service:
+            message = f"{caller.principal.service} calls AWS only as a role it assumes, not as itself"
+            return _deny(start_response, incoming, "AccessDenied", message)
+        if caller.unrestricted:
+            return self._as_account(caller, incoming, environ, start_response)
         try:
             checks = self.checks(incoming, caller)
         except UnmappedRequest as error:
@@ -171,6 +183,44 @@ class IamEnforcement:
             decision = evaluate(_as_request(caller, check), [_EVERYTHING], resource_policy=check.resource_policy)
             if not decision.allowed:
                 return _deny(start_response, incoming, "AccessDenied", decision.message(_as_request(caller, check)))
+        return self._app(environ, start_response)
+
+    def _assume_role(
+        self, caller: Caller, incoming: Incoming, role_arn: str, environ: WsgiEnviron, start_response: StartResponse
+    ) -> Iterable[bytes]:
+        """sts:AssumeRole: the role's trust policy must allow the caller (a service by its principal name, with
+        the aws:SourceArn it acts for), and an account-wide grant there also needs the caller's own permission."""
+        context: dict[str, ContextValue] = {"aws:SecureTransport": True, "aws:RequestedRegion": self.region}
+        if caller.principal.service:
+            source = incoming.headers.get(SOURCE_ARN_HEADER.lower())
+            if source:
+                context["aws:SourceArn"] = source
+                context["aws:SourceAccount"] = source.split(":")[4] or self.account
+            identity: list[Policy] = []
+        else:
+            context |= {"aws:PrincipalArn": caller.entity_arn, "aws:PrincipalAccount": self.account}
+            identity = [_EVERYTHING] if caller.unrestricted else self.state.identity_policies(caller.entity_arn)
+        check = Check("sts:AssumeRole", role_arn, context)
+        trust = self.state.trust_policy(role_arn)
+        decision = (
+            evaluate(
+                _as_request(caller, check),
+                identity,
+                boundary=None if caller.unrestricted else self.state.boundary(caller.entity_arn),
+                resource_policy=trust,
+                resource_policy_required=True,
+            )
+            if trust is not None
+            else Decision(False)
+        )
+        if not caller.unrestricted and not caller.principal.service:
+            self.log.add(Recorded(caller.entity_arn, check.action, role_arn, decision.allowed, decision.allowed_by))
+        if not decision.allowed:
+            # AWS's wording for a refused AssumeRole names the caller and the role, without a reason.
+            message = (
+                f"User: {caller.principal.arn} is not authorized to perform: sts:AssumeRole on resource: {role_arn}"
+            )
+            return _deny(start_response, incoming, "AccessDenied", message)
         return self._app(environ, start_response)
 
     def decide(self, caller: Caller, check: Check) -> Decision:
@@ -224,6 +274,8 @@ class IamEnforcement:
         if service == "sagemaker":
             if operation in _SAGEMAKER_JOB_OPERATIONS:
                 job = self.arn("sagemaker", f"training-job/{str(payload.get('TrainingJobName', '')).lower()}")
+                if operation == "UpdateTrainingJob":
+                    return [Check(action, job, context | update_training_job_context(payload))]
                 if operation != "CreateTrainingJob":
                     return [Check(action, job, context)]
                 checks = [Check(action, job, context | create_training_job_context(payload))]
@@ -287,11 +339,8 @@ class IamEnforcement:
     def _query(self, service: str, form: dict[str, str], context: dict[str, Any]) -> list[Check]:
         operation = form["Action"]
         action = f"{service}:{operation}"
-        if service == "sts":
-            if operation == "GetCallerIdentity":
-                return []  # needs no permission (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html)
-            if operation == "AssumeRole":
-                return [Check(action, form.get("RoleArn", ""), context)]
+        if service == "sts" and operation == "GetCallerIdentity":
+            return []  # needs no permission (https://docs.aws.amazon.com/STS/latest/APIReference/API_GetCallerIdentity.html)
         if service == "sns" and operation == "Publish" and form.get("TopicArn"):
             topic = form["TopicArn"]
             found = self.state.topic(topic)
@@ -358,6 +407,15 @@ class IamEnforcement:
                 checks.append(self._kms("kms:GenerateDataKey", kms_key, context, via="s3"))
             return checks
         raise UnmappedRequest("object-level S3 operation")
+
+
+def _assumed_role(incoming: Incoming) -> str | None:
+    """The RoleArn of an sts:AssumeRole request (query protocol), else None."""
+    if incoming.service != "sts" or "x-amz-target" in incoming.headers:
+        return None
+    form = {k: v[0] for k, v in urllib.parse.parse_qs(incoming.body.decode(errors="replace")).items()}
+    form |= {k: v[0] for k, v in incoming.query.items()}
+    return form.get("RoleArn", "") if form.get("Action") == "AssumeRole" else None
 
 
 def _query(environ: WsgiEnviron) -> dict[str, list[str]]:

@@ -52,6 +52,8 @@ class Principal:
     arn: str
     account: str
     identity_arns: tuple[str, ...] = ()
+    # An AWS service assuming a role (`sagemaker.amazonaws.com`): matched by a trust policy's `Service` element.
+    service: str = ""
 
 
 @dataclass(frozen=True)
@@ -159,7 +161,9 @@ def _principal_matches(element: Any, principal: Principal) -> bool:
         return True
     for kind, values in (element or {}).items():
         for value in _as_list(values):
-            if kind == "AWS":
+            if kind == "Service" and principal.service and value == principal.service:
+                return True
+            if kind == "AWS" and not principal.service:
                 if value == "*" or value in principal.identity_arns or value == principal.arn:
                     return True
                 if value in (principal.account, f"arn:aws:iam::{principal.account}:root"):
@@ -171,6 +175,9 @@ def _names_caller_itself(element: Any, principal: Principal) -> bool:
     """A grant to the role or session itself (not to the account, which only delegates to IAM)."""
     if element == "*":
         return True
+    if principal.service:
+        # A service has no identity policies: the trust policy naming it is the whole grant.
+        return principal.service in [v for k, vs in (element or {}).items() if k == "Service" for v in _as_list(vs)]
     values = [v for k, vs in (element or {}).items() if k == "AWS" for v in _as_list(vs)]
     return any(v == "*" or v == principal.arn or v in principal.identity_arns for v in values)
 

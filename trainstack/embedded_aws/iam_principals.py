@@ -6,7 +6,9 @@ An adapter (it reads moto's IAM, STS, S3, KMS and SNS backends; nothing else in 
   evaluated with the role's inline and managed policies and its permissions boundary;
 - an IAM user's access keys are that user, with its policies and boundary;
 - sessions of the CDK bootstrap roles (`cdk-hnb659fds-*`, what `cdk deploy` assumes) are the deployer's and,
-  like the dummy credentials, not evaluated.
+  like the dummy credentials, not evaluated;
+- `service-principal:<service>` keys are an embedded AWS service (Step Functions, SageMaker, EventBridge)
+  assuming a role, which the enforcement allows only through the role's trust policy.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from moto.sns.models import sns_backends
 from moto.sts.models import sts_backends
 
 from .iam_policy_evaluation import Policy, Principal
-from .json_protocol import DUMMY_CREDENTIAL
+from .json_protocol import DUMMY_CREDENTIAL, SERVICE_CREDENTIAL_PREFIX
 
 _PARTITION = "aws"
 CDK_BOOTSTRAP_ROLE_PREFIX = "cdk-hnb659fds-"
@@ -60,6 +62,9 @@ class MotoIamState:
         if access_key_id == DUMMY_CREDENTIAL:
             root = f"arn:aws:iam::{self.account}:root"
             return Caller(Principal(root, self.account, (root,)), unrestricted=True, entity_arn=root)
+        if access_key_id.startswith(SERVICE_CREDENTIAL_PREFIX):
+            service = access_key_id.removeprefix(SERVICE_CREDENTIAL_PREFIX)
+            return Caller(Principal(service, "", (), service=service))
         session = sts_backends[self.account][_PARTITION].get_assumed_role_from_access_key(access_key_id)
         if session is not None:
             principal = Principal(session.arn, self.account, (session.arn, session.role_arn))
@@ -104,6 +109,14 @@ class MotoIamState:
         managed = self._iam.get_policy(arn)
         default = next(v for v in managed.versions if v.is_default)
         return Policy(arn, _document(default.document))
+
+    def trust_policy(self, role_arn: str) -> Policy | None:
+        """The role's trust policy (who may assume it); None for a role that does not exist."""
+        try:
+            role = self._iam.get_role_by_arn(role_arn)
+        except Exception:  # moto raises its own not-found types
+            return None
+        return Policy(f"trust policy of {role.name}", _document(role.assume_role_policy_document))
 
     # ---------------------------------------------------------------------------------- resources
 

@@ -16,6 +16,11 @@ from typing import Any, Protocol
 
 # moto accepts any credentials; these are not secrets, and never real ones.
 DUMMY_CREDENTIAL = "testing"
+# The embedded services (Step Functions, SageMaker, EventBridge) assume roles as their service principal, as AWS's
+# do: `service-principal:sagemaker.amazonaws.com` as the access key; the resource they act for (aws:SourceArn) in
+# SOURCE_ARN_HEADER. The IAM enforcement evaluates the role's trust policy for them (and for anyone else).
+SERVICE_CREDENTIAL_PREFIX = "service-principal:"
+SOURCE_ARN_HEADER = "X-Trainstack-Source-Arn"
 
 
 def endpoint_client(endpoint_url: str, region: str, service: str, **kwargs: Any) -> Any:

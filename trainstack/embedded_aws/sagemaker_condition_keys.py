@@ -2,9 +2,9 @@
 
 Key names from the Service Authorization Reference, "Actions, resources, and condition keys for Amazon
 SageMaker" (https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonsagemaker.html),
-action CreateTrainingJob. Keys whose request field is absent are left out of the context (so `Null` and
-`...IfExists` behave as on AWS). Not computed (the platform sets none of them): the FileSystem* keys,
-ImageArns/ImageVersionArns, EnableRemoteDebug.
+actions CreateTrainingJob and UpdateTrainingJob. Keys whose request field is absent are left out of the
+context (so `Null` and `...IfExists` behave as on AWS). Not computed (the platform sets none of them): the
+FileSystem* keys, ImageArns/ImageVersionArns.
 """
 
 from __future__ import annotations
@@ -46,7 +46,23 @@ def create_training_job_context(request: dict[str, Any]) -> dict[str, ContextVal
     runtime = (request.get("StoppingCondition") or {}).get("MaxRuntimeInSeconds")
     if runtime is not None:
         context["sagemaker:MaxRuntimeInSeconds"] = int(runtime)
-    if resources.get("KeepAlivePeriodInSeconds") is not None:
-        context["sagemaker:KeepAlivePeriod"] = int(resources["KeepAlivePeriodInSeconds"])
+    context.update(_ceiling_keys(request))
     context.update(tag_context(request.get("Tags")))
+    return context
+
+
+def update_training_job_context(request: dict[str, Any]) -> dict[str, ContextValue]:
+    """UpdateTrainingJob's keys from its request: a keep-alive change and a remote-debug switch. (It names no
+    instance type, so `sagemaker:InstanceTypes` is absent, as an update cannot change it.)"""
+    return _ceiling_keys(request)
+
+
+def _ceiling_keys(request: dict[str, Any]) -> dict[str, ContextValue]:
+    context: dict[str, ContextValue] = {}
+    keep_alive = (request.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds")
+    if keep_alive is not None:
+        context["sagemaker:KeepAlivePeriod"] = int(keep_alive)
+    remote_debug = (request.get("RemoteDebugConfig") or {}).get("EnableRemoteDebug")
+    if remote_debug is not None:
+        context["sagemaker:EnableRemoteDebug"] = bool(remote_debug)
     return context

@@ -14,6 +14,7 @@ regular expressions (`\\p{L}`, `\\p{Alnum}`, lookbehinds); Python's `re` lacks U
 they are matched with the `regex` package, which understands them as Java does.
 
 Then the documented rules the model does not carry (each cites where AWS says so in the README):
+no `VolumeKmsKeyId` on an instance type with local storage (trainstack/data/instance_storage.json),
 keep-alive at most 3600 s and never with spot, `MaxWaitTimeInSeconds` only with spot and then at least
 `MaxRuntimeInSeconds`, no user tag key starting with `aws:`, `MaxRuntimeInSeconds` within the account's
 "Longest run time for a training job". Last, what the embedded AWS cannot run (say so, never pretend).
@@ -30,6 +31,7 @@ from botocore.model import Shape
 from botocore.validate import ParamValidator
 
 from trainstack.config import MAX_KEEP_ALIVE_SECONDS
+from trainstack.instance_storage import has_local_storage
 
 from .json_protocol import AwsError
 
@@ -208,6 +210,15 @@ def _documented_limits(request: dict[str, Any], longest_run_seconds: int | None)
     resources = request.get("ResourceConfig") or {}
     stopping = request.get("StoppingCondition") or {}
     spot = bool(request.get("EnableManagedSpotTraining"))
+    instance_type = resources.get("InstanceType")
+    if resources.get("VolumeKmsKeyId") and instance_type and has_local_storage(instance_type):
+        # botocore's ResourceConfig.VolumeKmsKeyId: "You can't request a VolumeKmsKeyId when using an instance type
+        # with local storage." AWS's exact message text is not published; this one says the same, naming the type.
+        raise AwsError(
+            VALIDATION,
+            f"Invalid VolumeKmsKeyId. You can't request a VolumeKmsKeyId when using an instance type with local "
+            f"storage ({instance_type}): its NVMe instance storage is encrypted by a hardware module on the instance",
+        )
     keep_alive = resources.get("KeepAlivePeriodInSeconds", 0)
     if keep_alive > MAX_KEEP_ALIVE_SECONDS:
         raise AwsError(

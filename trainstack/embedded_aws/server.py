@@ -23,6 +23,7 @@ from trainstack.config import EnvironmentConfig, load_environment
 from . import (
     aws_sdk_service_names,
     cloudformation_change_sets,
+    cloudformation_custom_resources,
     cloudformation_kms_tags,
     cloudformation_resource_policies,
     cloudformation_ssm_parameter_tags,
@@ -35,12 +36,17 @@ from . import (
     jsonata_evaluator,
     jsonata_hash,
     logs_kms_keys,
+    sagemaker_notebook_platforms,
     sagemaker_sync_integration,
+    step_functions_history_limit,
+    step_functions_start_execution,
     step_functions_status_events,
     step_functions_task_credentials,
 )
+from . import time_scale as time_scale_knob  # `time_scale` is EmbeddedAws's argument
 from .assumed_role_credentials import forget_sessions
 from .capacity_errors import capacity_error_control
+from .delayed_calls import DelayedCalls, delay_control
 from .iam_enforcement import IamEnforcement
 from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler, endpoint_client
 from .sagemaker_quotas import SageMakerQuotaHandler, SageMakerQuotaTable
@@ -66,6 +72,7 @@ def apply_adapters() -> None:
     jsonata_hash.apply()
     aws_sdk_service_names.apply()
     cloudformation_change_sets.apply()
+    cloudformation_custom_resources.apply()
     cloudformation_kms_tags.apply()
     cloudformation_ssm_parameter_tags.apply()
     cloudformation_resource_policies.apply()
@@ -74,11 +81,15 @@ def apply_adapters() -> None:
     cloudformation_template_url.apply()
     execution_names.apply()
     execution_input_limits.apply()  # after execution_names: it wraps that one's start_execution
+    step_functions_history_limit.apply()
+    step_functions_start_execution.apply()
     step_functions_status_events.apply()
     events_step_functions_targets.apply()
     logs_kms_keys.apply()
+    sagemaker_notebook_platforms.apply()
     sagemaker_sync_integration.apply()
     step_functions_task_credentials.apply()
+    time_scale_knob.apply()
     _applied = True
 
 
@@ -86,21 +97,35 @@ class EmbeddedAws:
     """An AWS endpoint for one environment (default: `local`), usable as a context manager.
 
     `work_dir` holds the training jobs' host folders; a temporary folder (removed on stop) when omitted.
+    `time_scale` (0 < factor <= 1) makes waits for the clock run faster (`time_scale.py`); None reads
+    TRAINSTACK_TIME_SCALE, and real time (1) without it.
     """
 
-    def __init__(self, config: EnvironmentConfig | None = None, work_dir: Path | None = None, port: int = 0) -> None:
+    def __init__(
+        self,
+        config: EnvironmentConfig | None = None,
+        work_dir: Path | None = None,
+        port: int = 0,
+        time_scale: float | None = None,
+    ) -> None:
         self.config = config or load_environment("local")
         if not self.config.embedded:
             raise ValueError(f"environment '{self.config.name}' is not embedded (embedded: true); refusing to fake it")
         self.region = self.config.region
         self.account = self.config.account
         self._requested_port = port
+        self.time_scale = (
+            time_scale_knob.factor_from_environment()
+            if time_scale is None
+            else time_scale_knob.parse_factor(time_scale, "EmbeddedAws(time_scale=...)")
+        )
         self._own_work_dir = work_dir is None
         self.work_dir = work_dir or Path(tempfile.mkdtemp(prefix="trainstack-aws-"))
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self.executor: TrainingExecutor | None = None
         self.throttle = Throttle()
+        self.delays = DelayedCalls()
         self.iam: IamEnforcement | None = None
 
     # ------------------------------------------------------------------ lifecycle
@@ -112,13 +137,17 @@ class EmbeddedAws:
                 raise RuntimeError(f"an embedded AWS already runs in this process at {_running.endpoint_url}")
             _running = self
         apply_adapters()
+        time_scale_knob.TIME_SCALE.set(self.time_scale)
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
         # The test switch answers first: a throttled call never reaches the handler that would serve it.
-        handlers: list[JsonHandler] = [self.throttle]
+        # A delayed call waits before the throttle switch and the handlers see it.
+        handlers: list[JsonHandler] = [self.delays, self.throttle]
         adapters = AdapterApplication(DomainDispatcherApplication(create_backend_app), handlers)
         app = ThrottleControl(adapters, self.throttle)
+        app = delay_control(app, self.delays)
         app = seed_warm_pools_control(app, lambda: self.executor)
+        app = time_scale_knob.time_scale_control(app)
         app = capacity_error_control(app, lambda: self.executor.capacity_errors if self.executor else None)
         # IAM is evaluated before anything answers: the test switches, our handlers and moto see only
         # allowed requests.
@@ -158,6 +187,7 @@ class EmbeddedAws:
             self._thread.join(timeout=10)
         if self._own_work_dir:
             shutil.rmtree(self.work_dir, ignore_errors=True)
+        time_scale_knob.TIME_SCALE.set(1.0)  # the process's next embedded AWS starts in real time
         with _running_lock:
             _running = None
 

@@ -2,7 +2,9 @@
 
 On AWS a task runs as the state machine's role (or the state's `Credentials.RoleArn`). We replace moto's
 `boto_client_for` wherever its task modules imported it: the client assumes `state_credentials.role_arn`
-through the embedded STS, so the IAM enforcement evaluates each task call against that role's policies.
+through the embedded STS as states.amazonaws.com for the state machine (aws:SourceArn, which the role's trust
+policy may require), so the IAM enforcement evaluates each task call against that role's policies. moto's
+StateCredentials carries only the role; `_eval_state_credentials` adds the state machine's ARN to it.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from botocore.config import Config
 
-from .assumed_role_credentials import role_client
+from .assumed_role_credentials import STEP_FUNCTIONS, Assumer, role_client
 
 # Step Functions' own session name is opaque; this one says who made the call in AccessDenied messages.
 SESSION_NAME = "StepFunctionsTask"
@@ -46,10 +48,26 @@ def boto_client_for(region: str, service: str, state_credentials: Any = None) ->
         read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
     )
     endpoint = f"http://127.0.0.1:{os.environ['MOTO_PORT']}"
-    return role_client(endpoint, region, service, role_arn, SESSION_NAME, config=config)
+    assumer = Assumer(STEP_FUNCTIONS, getattr(state_credentials, "source_arn", None))
+    return role_client(endpoint, region, service, role_arn, SESSION_NAME, assumer=assumer, config=config)
+
+
+def _eval_state_credentials_with_source(self: Any, env: Any) -> Any:
+    credentials = _original_eval_state_credentials(self, env)
+    credentials.source_arn = env.states.context_object.context_object_data["StateMachine"]["Id"]
+    return credentials
+
+
+_original_eval_state_credentials: Any = None
 
 
 def apply() -> None:
+    global _original_eval_state_credentials
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task import StateTask
+
+    if _original_eval_state_credentials is None:
+        _original_eval_state_credentials = StateTask._eval_state_credentials
+        StateTask._eval_state_credentials = _eval_state_credentials_with_source  # type: ignore[method-assign]
     for name in _MODULES:
         module = importlib.import_module(name)
         if hasattr(module, "boto_client_for"):

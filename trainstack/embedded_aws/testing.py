@@ -8,6 +8,8 @@ import tarfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 ROLE = "arn:aws:iam::123456789012:role/test-training"
@@ -27,7 +29,7 @@ def create_test_role(iam: Any) -> str:
         "Statement": [
             {
                 "Effect": "Allow",
-                "Principal": {"Service": ["sagemaker.amazonaws.com", "states.amazonaws.com"]},
+                "Principal": {"Service": ["sagemaker.amazonaws.com", "states.amazonaws.com", "events.amazonaws.com"]},
                 "Action": "sts:AssumeRole",
             }
         ],
@@ -126,6 +128,11 @@ def throttle(endpoint_url: str, operation: str, count: int = 1) -> dict[str, Any
     return _control(endpoint_url, "throttle", {"operation": operation, "count": count})
 
 
+def delay(endpoint_url: str, operation: str, seconds: float, count: int = 1) -> dict[str, Any]:
+    """The next `count` calls of `operation` ("SageMaker.CreateTrainingJob") wait `seconds`, then are served."""
+    return _control(endpoint_url, "delay", {"operation": operation, "seconds": seconds, "count": count})
+
+
 def seed_warm_pools(endpoint_url: str, request: dict[str, Any], count: int) -> list[str]:
     """`count` Completed jobs `<TrainingJobName>-<i>` holding Available pools, as if each had run (no run)."""
     return _control(endpoint_url, "seed-warm-pools", {"request": request, "count": count})["TrainingJobArns"]
@@ -134,3 +141,19 @@ def seed_warm_pools(endpoint_url: str, request: dict[str, Any], count: int) -> l
 def fail_with_capacity_error(endpoint_url: str, instance_type: str, count: int = 1) -> dict[str, Any]:
     """The next `count` jobs of `instance_type` run, then fail with SageMaker's CapacityError (no model)."""
     return _control(endpoint_url, "capacity-error", {"instance_type": instance_type, "count": count})
+
+
+def set_time_scale(endpoint_url: str, factor: float) -> float:
+    """Waits for the clock (Wait states, Retry intervals, warm-pool keep-alive) run `factor` times as long as on
+    AWS (1 = real time); answers the previous factor. See trainstack/embedded_aws/time_scale.py."""
+    return float(_control(endpoint_url, "time-scale", {"factor": factor})["previous"])
+
+
+@contextmanager
+def time_scale(endpoint_url: str, factor: float) -> Iterator[float]:
+    """`with time_scale(aws.endpoint_url, 1e-4):` a 7-day Wait lasts a minute; the previous factor after."""
+    previous = set_time_scale(endpoint_url, factor)
+    try:
+        yield factor
+    finally:
+        set_time_scale(endpoint_url, previous)

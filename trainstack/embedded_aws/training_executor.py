@@ -36,12 +36,13 @@ from trainstack.toolkit_host import (
     write_host_config,
 )
 
-from .assumed_role_credentials import RoleCredentials, assume_role, role_client
+from .assumed_role_credentials import SAGEMAKER, Assumer, RoleCredentials, assume_role, role_client
 from .capacity_errors import CAPACITY_ERROR, CapacityErrors
 from .job_container import JobContainer
 from .json_protocol import AwsError
 from .sagemaker_quotas import quota_name
 from .sagemaker_request_rules import validate_create_training_job
+from .time_scale import TIME_SCALE
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 # SageMaker sends SIGTERM and waits before SIGKILL; 120 s on AWS, shorter here so tests stay quick.
@@ -69,6 +70,11 @@ _STATUS_MESSAGES = {
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def _pool_expiry(available_since: dt.datetime, keep_alive: int) -> dt.datetime:
+    # Keeping a pool only waits for the clock, so the time knob shortens it (time_scale.py).
+    return available_since + dt.timedelta(seconds=TIME_SCALE.seconds(keep_alive))
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -324,7 +330,7 @@ class TrainingExecutor:
                     self._end_pool(job, "Terminated")
                 else:
                     assert pool.available_since is not None
-                    pool.expires_at = pool.available_since + dt.timedelta(seconds=keep_alive)
+                    pool.expires_at = _pool_expiry(pool.available_since, keep_alive)
             job.last_modified = utcnow()
             return {"TrainingJobArn": job.arn}
 
@@ -443,9 +449,7 @@ class TrainingExecutor:
             job.warm_pool = None
             return
         now = utcnow()
-        job.warm_pool = WarmPool(
-            status="Available", available_since=now, expires_at=now + dt.timedelta(seconds=job.keep_alive)
-        )
+        job.warm_pool = WarmPool(status="Available", available_since=now, expires_at=_pool_expiry(now, job.keep_alive))
 
     def _expire_warm_pools(self) -> None:
         while not self._closed.wait(_POLL_SECONDS):
@@ -546,6 +550,7 @@ class TrainingExecutor:
             service,
             job.request["RoleArn"],
             JOB_SESSION_NAME,
+            assumer=Assumer(SAGEMAKER, job.arn),
             config=Config(retries={"max_attempts": 3}),
         )
 
@@ -563,7 +568,13 @@ class TrainingExecutor:
         outcome: str
         launched = False
         try:
-            credentials = assume_role(self.endpoint_url, self.region, job.request["RoleArn"], JOB_SESSION_NAME)
+            credentials = assume_role(
+                self.endpoint_url,
+                self.region,
+                job.request["RoleArn"],
+                JOB_SESSION_NAME,
+                assumer=Assumer(SAGEMAKER, job.arn),
+            )
             run = _JobRun(
                 job,
                 job_dir,
@@ -659,6 +670,7 @@ class _JobRun:
         self.credentials: RoleCredentials | None = None
         self.log_streams: list[str] = []
         self._checkpoint_state: dict[Path, tuple[float, int]] = {}
+        self._checkpoint_keys: dict[Path, str] = {}
         self._log_threads: list[threading.Thread] = []
         self._exit_codes: dict[str, int] = {}
 
@@ -821,7 +833,7 @@ class _JobRun:
             self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
         except self.logs.exceptions.ResourceNotFoundException:
             # Only a missing group is created, as the job's role: the platform creates it at deploy with its key
-            # and retention (trainstack/training_log_group.py), so its execution role holds no CreateLogGroup.
+            # and retention (stacks/constructs/training_log_group.py), so its execution role holds no CreateLogGroup.
             with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
                 self.logs.create_log_group(logGroupName=LOG_GROUP)
             self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
@@ -852,16 +864,26 @@ class _JobRun:
         if not checkpoint:
             return
         bucket, prefix = _split_s3(checkpoint["S3Uri"])
+        present: set[str] = set()
         for host in self.hosts:
             root = self.host_dir(host) / "checkpoints"
             for path in sorted(p for p in root.rglob("*") if p.is_file()):
                 stat = path.stat()
                 signature = (stat.st_mtime, stat.st_size)
+                key = f"{prefix.rstrip('/')}/{path.relative_to(root).as_posix()}".lstrip("/")
+                present.add(key)
                 if self._checkpoint_state.get(path) == signature:
                     continue
-                key = f"{prefix.rstrip('/')}/{path.relative_to(root).as_posix()}".lstrip("/")
                 self.s3.upload_file(str(path), bucket, key)
                 self._checkpoint_state[path] = signature
+                self._checkpoint_keys[path] = key
+        # "If a checkpoint is deleted in the SageMaker AI container, it will also be deleted in the S3 folder"
+        # (model-checkpoints.html): a host pruning old checkpoints prunes the shared prefix.
+        for path in [path for path in self._checkpoint_keys if not path.exists()]:
+            key = self._checkpoint_keys.pop(path)
+            self._checkpoint_state.pop(path, None)
+            if key not in present:
+                self.s3.delete_object(Bucket=bucket, Key=key)
 
     def failure_reason(self) -> str:
         for host in self.hosts:

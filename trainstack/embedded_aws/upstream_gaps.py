@@ -7,6 +7,7 @@ gap is still there; when a moto upgrade closes one, its test fails and names the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -250,6 +251,37 @@ def _probe_events(url: str) -> dict[str, Any]:
     }
 
 
+def _probe_deploy_time(url: str) -> dict[str, Any]:
+    """An AWS::Lambda-backed Custom::AWS resource never completes (moto invokes the function in Docker and waits
+    for its reply); an Amazon Linux 2 notebook instance is created although AWS stopped creating them."""
+    import io
+    import zipfile
+
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("index.js", "exports.handler = async () => {};")
+    trust = {
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]
+    }
+    role = _client(url, "iam").create_role(RoleName="probe-provider", AssumeRolePolicyDocument=json.dumps(trust))
+    function = _client(url, "lambda").create_function(
+        FunctionName="probe-provider", Runtime="nodejs22.x", Role=role["Role"]["Arn"], Handler="index.handler",
+        Code={"ZipFile": code.getvalue()},
+    )["FunctionArn"]  # fmt: skip
+    call = {"service": "@aws-sdk/client-cloudwatch-logs", "action": "CreateLogGroup",
+            "parameters": {"logGroupName": "/probe/custom"}, "physicalResourceId": {"id": "/probe/custom"}}  # fmt: skip
+    resource = {"Type": "Custom::AWS", "Properties": {"ServiceToken": function, "Create": json.dumps(call)}}
+    cfn = _client(url, "cloudformation")
+    cfn.create_stack(StackName="probe-custom", TemplateBody=json.dumps({"Resources": {"C": resource}}))
+    notebook = {"InstanceType": "ml.t3.medium", "RoleArn": _ROLE, "PlatformIdentifier": "notebook-al2-v3"}
+    return {
+        "custom_resource_stack_status": cfn.describe_stacks(StackName="probe-custom")["Stacks"][0]["StackStatus"],
+        "al2_notebook_error": _error(
+            lambda: _client(url, "sagemaker").create_notebook_instance(NotebookInstanceName="probe-al2", **notebook)
+        ),
+    }
+
+
 def probe() -> dict[str, Any]:
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -266,10 +298,14 @@ def probe() -> dict[str, Any]:
             **_probe_iam(url),
             **_probe_resource_policies(url),
             **_probe_events(url),
+            **_probe_deploy_time(url),
         }
     finally:
         server.stop()
 
 
 if __name__ == "__main__":
-    json.dump(probe(), sys.stdout, indent=1)
+    # moto prints (e.g. "error running docker" from the custom resource's Lambda thread): keep stdout the JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        found = probe()
+    json.dump(found, sys.stdout, indent=1)
