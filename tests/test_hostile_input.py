@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from hypothesis_jsonschema import from_schema
 
@@ -84,16 +84,6 @@ _TEXT = st.one_of(
     st.builds(lambda a, c, b: a + c + b, _WORD, st.sampled_from(_HOSTILE_CHARACTERS), _WORD),
     st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=12),
 )
-# Line terminators (Java's) in a hyperparameter name: SageMaker refuses them, Validate does not yet (the corpus's
-# hp-name-newline, pending on the rulebook); drop this filter when that case stops being pending.
-_JAVA_LINE_TERMINATORS = frozenset("\n\r\x85\u2028\u2029")
-
-
-def _known_gap(run_input: Any) -> bool:
-    names = run_input.get("hyperparameters") if isinstance(run_input, dict) else None
-    return isinstance(names, dict) and any(_JAVA_LINE_TERMINATORS & set(name) for name in names)
-
-
 _VALUE = st.one_of(_TEXT, st.integers(-(2**53), 2**53), st.floats(allow_nan=False, allow_infinity=False), st.none())
 # Each map on its own terms: names the schema allows next to names it does not, values of any characters.
 _OPEN = st.fixed_dictionaries(
@@ -109,6 +99,9 @@ _OPEN = st.fixed_dictionaries(
 )
 
 
+# Found by this test once the rulebook landed: Validate's JSONata fails ("Number out of range") on a hyperparameter
+# that is a float beyond 2**53 (3.8e16), a crash (States.QueryEvaluationError on AWS) instead of InvalidInput.
+@pytest.mark.xfail(strict=True, reason="issue 20: Validate crashes on float hyperparameters beyond 2**53")
 @settings(
     max_examples=100,
     deadline=None,
@@ -121,7 +114,6 @@ _OPEN = st.fixed_dictionaries(
 def test_what_validate_accepts_sagemaker_accepts_and_what_it_refuses_creates_nothing(
     definition, run_input: Any
 ) -> None:
-    assume(not _known_gap(run_input))
     try:
         result = preview(definition, run_input, quotas=QUOTAS)
     except Exception as crash:  # on AWS: States.QueryEvaluationError, a crash instead of InvalidInput
