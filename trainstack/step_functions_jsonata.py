@@ -25,7 +25,19 @@ def step_functions_hash(value: object, algorithm: object) -> str:
         raise ValueError(f"$hash: expected a string to hash, got {type(value).__name__}")
     if algorithm not in HASH_ALGORITHMS:
         raise ValueError(f"$hash: algorithm must be one of {', '.join(HASH_ALGORITHMS)}, got {algorithm!r}")
-    return hashlib.new(HASH_ALGORITHMS[str(algorithm)], value.encode("utf-8")).hexdigest()
+    return hashlib.new(HASH_ALGORITHMS[str(algorithm)], utf8(value)).hexdigest()
+
+
+def utf8(value: str) -> bytes:
+    """The UTF-8 bytes of a JSONata string, which may hold a character beyond U+FFFF as two surrogates.
+
+    JSONata strings are UTF-16, as in JavaScript: jsonata-python reads the literal "\\ud83d\\ude00" (the embedded
+    AWS binds variables as ASCII-only JSON) as two surrogates where Python wants one character (U+1F600), and
+    `str.encode` refuses surrogates. Pairs become their character; a lone surrogate (no execution name holds
+    one: Step Functions refuses them) becomes '?', as Java's String.getBytes(UTF_8) writes it.
+    """
+    paired = value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return paired.encode("utf-8", "replace")
 
 
 def step_functions_parse(value: object) -> object:

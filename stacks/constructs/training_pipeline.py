@@ -39,7 +39,7 @@ from stacks.constructs.create_training_job_state import (
 from stacks.constructs.logged_state_machine import logged_state_machine
 from stacks.constructs.pool_cleanup import PoolCleanup
 from stacks.constructs.quota_check import grant_quota_reads, quota_states
-from stacks.constructs.resume_from import resume_states
+from stacks.constructs.resume_from import grant_resume_reads, resume_states
 from stacks.constructs.run_continuation import continuation_entry_states, continuation_states, grant_continuation
 from stacks.constructs.scoped_policy import ScopedPolicy
 from stacks.constructs.training_run_input import JOB_NAME_EXPRESSION, prepare_expression, validate_expression
@@ -220,6 +220,7 @@ class TrainingPipeline(Construct):
         grant_training_jobs(policy, config, target, require_inter_container_encryption=False, may_tag_execution=True)
         grant_sync_events(policy, config)
         grant_quota_reads(policy, names)
+        grant_resume_reads(policy, config)
         grant_continuation(policy, names)
         policy.allow("Notify", ["sns:Publish"], [self.topic.topic_arn])
         policy.allow("UseTopicKey", ["kms:GenerateDataKey", "kms:Decrypt"], [key.key_arn])

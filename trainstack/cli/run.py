@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -33,6 +34,36 @@ if TYPE_CHECKING:
 # --- the input ------------------------------------------------------------------------------------------------
 
 
+# Step Functions' JSONata reads numbers as IEEE doubles: an integer beyond 2**53 would arrive rounded and reach the
+# job in scientific notation, so it is kept exact as its digits (a string; hyperparameters are strings anyway).
+MAX_EXACT_INTEGER = 2**53
+
+
+class NonFiniteNumber(ValueError):
+    """NaN or an infinity: not JSON (Python's json reads them anyway), and no training value."""
+
+
+def _exact_integer(text: str) -> int | str:
+    value = int(text)
+    return value if abs(value) <= MAX_EXACT_INTEGER else text
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NonFiniteNumber(f"{text} is beyond the largest number JSON can carry")
+    return value
+
+
+def _no_constant(text: str) -> None:
+    raise NonFiniteNumber(f"{text} is not a JSON number")
+
+
+def decode_json(text: str) -> Any:
+    """JSON as the state machine will read it: NaN/Infinity refused, big integers exact."""
+    return json.loads(text, parse_int=_exact_integer, parse_float=_finite_float, parse_constant=_no_constant)
+
+
 def parse_pairs(values: list[str] | None, flag: str, *, json_values: bool = False) -> dict[str, Any]:
     """`NAME=VALUE` flags as a dict; with `json_values`, a VALUE that parses as JSON is taken as such."""
     pairs: dict[str, Any] = {}
@@ -43,16 +74,31 @@ def parse_pairs(values: list[str] | None, flag: str, *, json_values: bool = Fals
         parsed: Any = value
         if json_values:
             try:
-                parsed = json.loads(value)
+                parsed = decode_json(value)
+            except NonFiniteNumber as error:
+                raise typer.BadParameter(
+                    f"{name.strip()}: {error}; expected a finite number", param_hint=flag
+                ) from None
             except ValueError:
                 parsed = value  # `-p model=gpt2`: a plain string
+            # `nan`, `inf`: strings to JSON, but the script's float() would read them as numbers that are none.
+            if isinstance(parsed, str) and not math.isfinite(_as_float(parsed)):
+                raise typer.BadParameter(f"{name.strip()}: {value!r} is not a finite number", param_hint=flag)
         pairs[name.strip()] = parsed
     return pairs
 
 
+def _as_float(text: str) -> float:
+    """What Python's float() makes of a string; 0.0 when it is no number at all."""
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
+
+
 def read_input_file(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return decode_json(path.read_text(encoding="utf-8"))
     except OSError as error:
         raise CliError(f"{path}: cannot read the input file ({error.strerror}).") from None
     except ValueError as error:
@@ -200,7 +246,10 @@ def run(
     hyperparameter: Annotated[
         list[str] | None,
         typer.Option(
-            "--hyperparameter", "-p", metavar="NAME=VALUE", help="Repeatable; VALUE is JSON when it parses (4, 1e-3)."
+            "--hyperparameter",
+            "-p",
+            metavar="NAME=VALUE",
+            help="Repeatable; VALUE is JSON when it parses (4, 1e-3); NaN and Infinity are refused.",
         ),
     ] = None,
     channel: Annotated[
@@ -298,7 +347,7 @@ def run(
         return
 
     started = session.client("stepfunctions").start_execution(
-        stateMachineArn=session.state_machine_arn, name=name, input=json.dumps(run_input)
+        stateMachineArn=session.state_machine_arn, name=name, input=json.dumps(run_input, allow_nan=False)
     )
     arn = started["executionArn"]
     output.field(out, "Started", f"{name} on {session.names.state_machine} ({session.where})")

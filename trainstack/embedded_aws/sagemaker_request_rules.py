@@ -51,10 +51,38 @@ def _input_shape(operation: str) -> Shape:
     return model.operation_model(operation).input_shape
 
 
+# Java's `.` (no DOTALL) matches anything but its line terminators; Python's only leaves out "\n".
+_JAVA_DOT = r"[^\n\r\u0085\u2028\u2029]"
+
+
+def java_pattern(pattern: str) -> str:
+    """A Java pattern for the `regex` package, `.` outside character classes as Java reads it.
+
+    The HyperParameters map's keys and values are `.*`: Java refuses a line break, a carriage return, U+0085,
+    U+2028 or U+2029 in them, so SageMaker does; Python's `.` would let all but "\n" through.
+    """
+    out: list[str] = []
+    in_class = escaped = False
+    for char in pattern:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char == ".":
+            out.append(_JAVA_DOT)
+            continue
+        out.append(char)
+    return "".join(out)
+
+
 @cache
 def _compiled(pattern: str) -> regex.Pattern[str]:
     # SageMaker matches the whole value; botocore's model stores the pattern without anchors.
-    return regex.compile(pattern, regex.VERSION1)
+    return regex.compile(java_pattern(pattern), regex.VERSION1)
 
 
 def _wire_name(member: str) -> str:

@@ -64,6 +64,12 @@ def _run_machine(url: str, definition: dict[str, Any], name: str | None = "probe
     }
 
 
+def _start(url: str, execution_input: str) -> str:
+    sfn = _client(url, "stepfunctions")
+    arn = sfn.create_state_machine(name=f"p{time.time_ns()}", definition=json.dumps(_PASS), roleArn=_ROLE)
+    return sfn.start_execution(stateMachineArn=arn["stateMachineArn"], input=execution_input)["executionArn"]
+
+
 def _probe_step_functions(url: str) -> dict[str, Any]:
     jsonata = {
         "QueryLanguage": "JSONata",
@@ -77,6 +83,9 @@ def _probe_step_functions(url: str) -> dict[str, Any]:
         "servicequotas_aws_sdk": _run_machine(url, quotas),
         "sagemaker_sync": _run_machine(url, sync),
         "unnamed_execution_arn": _run_machine(url, _PASS, name=None)["arn"],
+        "refused_name_status": _run_machine(url, _PASS, name="a:b")["status"],
+        "oversized_input_error": _error(lambda: _start(url, json.dumps({"x": "x" * 262144}))),
+        "deep_input_error": _error(lambda: _start(url, "[" * 1001 + "]" * 1001)),
         # moto cannot evaluate JSONata as shipped, so read the declaration it would prepend for `$hash`.
         "jsonata_hash_declaration": get_intrinsic_functions_declarations({"$hash"}),
         "validate_definition_error": _error(
