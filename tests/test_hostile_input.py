@@ -99,9 +99,6 @@ _OPEN = st.fixed_dictionaries(
 )
 
 
-# Found by this test once the rulebook landed: Validate's JSONata fails ("Number out of range") on a hyperparameter
-# that is a float beyond 2**53 (3.8e16), a crash (States.QueryEvaluationError on AWS) instead of InvalidInput.
-@pytest.mark.xfail(strict=True, reason="issue 20: Validate crashes on float hyperparameters beyond 2**53")
 @settings(
     max_examples=100,
     deadline=None,

@@ -167,6 +167,15 @@ RULES: tuple[Rule, ...] = (
         per_key=True,
     ),
     Rule(
+        "hyperparameter-number-range",
+        "hyperparameters",
+        "numbers of magnitude below 1e300 (JSONata writes numbers with 15 digits: near the largest double that "
+        "rounds past it, and the script would read infinity)",
+        r"""$type($v) = "number" and $abs($v) >= 1e300
+          ? "hyperparameters." & $clip($k) & ": numbers of magnitude 1e300 or more are refused; pass it as a string" """,
+        per_key=True,
+    ),
+    Rule(
         "hyperparameters-reserved",
         "hyperparameters",
         "no name starting with `sagemaker_` (the platform's script-mode entries)",
