@@ -169,10 +169,10 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "hyperparameter-number-range",
         "hyperparameters",
-        "numbers of magnitude below 1e300 (JSONata writes numbers with 15 digits: near the largest double that "
+        "numbers of magnitude below 1e308 (JSONata writes numbers with 15 digits: near the largest double that "
         "rounds past it, and the script would read infinity)",
-        r"""$type($v) = "number" and $abs($v) >= 1e300
-          ? "hyperparameters." & $clip($k) & ": numbers of magnitude 1e300 or more are refused; pass it as a string" """,
+        r"""$type($v) = "number" and $abs($v) >= 1e308
+          ? "hyperparameters." & $clip($k) & ": numbers of magnitude 1e308 or more are refused; pass it as a string" """,
         per_key=True,
     ),
     Rule(

@@ -138,10 +138,10 @@ def _literal(value: Any) -> str:
 # `$string` writes numbers with 15 significant digits, so 3.141592653589793 would arrive as 3.14159265358979:
 # `$encNum` keeps `$string`'s form when it reads back as the same number, else takes the shortest
 # `$formatNumber` rendering (fixed from 1e-4 to 1e16 as Python's repr, else with an exponent) that does.
-# From 1e300 on, `$string`'s rounding can pass the largest double and `$number` of it fails ("Number out of
+# From 1e308 on, `$string`'s rounding can pass the largest double and `$number` of it fails ("Number out of
 # range"): such numbers are only written (rule hyperparameter-number-range refuses them), never read back.
 ENCODE_FUNCTION = (
-    r"$encNum := function($v) { ($s := $string($v); $abs($v) >= 1e300 ? $s : $number($s) = $v ? $s :"
+    r"$encNum := function($v) { ($s := $string($v); $abs($v) >= 1e308 ? $s : $number($s) = $v ? $s :"
     r" ($exact := $filter($map([1..20],"
     r' function($d) { $formatNumber($v, "0.0" & $pad("", $d - 1, "#")'
     r' & ($abs($v) >= 0.0001 and $abs($v) < 1e16 ? "" : "e0")) }), function($c) { $number($c) = $v });'
