@@ -89,6 +89,18 @@ def resume_states(config: EnvironmentConfig, *, next_state: str, invalid_state: 
                     ' checkpoint prefix: wait for it to end, or stop it, then start this run" %}'
                 ),
             },
+            "Catch": [
+                {
+                    "ErrorEquals": ["States.ALL"],
+                    "Assign": {
+                        "resumeProblem": (
+                            '{% "resume_from: the jobs of run " & $checkpointName & " cannot be listed ("'
+                            ' & $states.errorOutput.Error & "); try again" %}'
+                        )
+                    },
+                    "Next": invalid_state,
+                }
+            ],
             "Next": "ResumeSourceIdle",
         },
         "ResumeSourceIdle": {
@@ -112,6 +124,18 @@ def resume_states(config: EnvironmentConfig, *, next_state: str, invalid_state: 
                 ),
                 "resumeFound": "{% $states.result.KeyCount %}",
             },
+            "Catch": [
+                {
+                    "ErrorEquals": ["States.ALL"],
+                    "Assign": {
+                        "resumeProblem": (
+                            '{% "resume_from: the checkpoints of run " & $checkpointName & " cannot be listed ("'
+                            ' & $states.errorOutput.Error & "); try again" %}'
+                        )
+                    },
+                    "Next": invalid_state,
+                }
+            ],
             "Next": "HasCheckpoints",
         },
         "HasCheckpoints": {
