@@ -177,7 +177,11 @@ def test_execution_role_uses_the_key_network_and_metrics_only_as_sagemaker_does(
         "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}
     }
     every_action = {a for s in statements for a in _actions(s)}
-    assert "s3:DeleteObject" not in every_action
+    # Deletes only where checkpoint sync mirrors a host's pruning: never a model under output/.
+    deletes = [s for s in statements if "s3:DeleteObject" in _actions(s)]
+    assert [s["Sid"] for s in deletes] == ["PruneCheckpoints"] and _actions(deletes[0]) == ["s3:DeleteObject"]
+    resource = json.dumps(deletes[0]["Resource"])
+    assert resource.count("checkpoints/*") == 1 and "output/" not in resource
     assert "logs:CreateLogGroup" not in every_action  # the group is created encrypted at deploy time
     # Network interfaces: created only with the platform's subnets and group, managed only in its VPC.
     create = sids["CreateJobNetworkInterfacesInPlatformSubnets"]

@@ -74,9 +74,7 @@ class SageMakerExecutionRole(Construct):
             ["s3:ListBucket", "s3:GetBucketLocation"],
             [names.bucket_arn(data), names.bucket_arn(artifacts)],
         )
-        # No s3:DeleteObject: SageMaker uploads the model and syncs checkpoints to S3 without deleting there
-        # (a checkpoint deleted locally stays in S3 until the checkpoints lifecycle rule expires it), so a job
-        # cannot erase other jobs' models.
+        # No s3:DeleteObject on output/: a job cannot erase other jobs' models.
         policy.allow(
             "WriteModelsAndCheckpoints",
             ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
@@ -85,6 +83,15 @@ class SageMakerExecutionRole(Construct):
                 names.bucket_arn(artifacts, f"{ARTIFACT_PREFIXES['checkpoints']}*"),
             ],
             wildcard_reason="each job writes under output/<job>/ and checkpoints/<job>/, named at run time",
+        )
+        # Checkpoint sync mirrors deletions: "If a checkpoint is deleted in the SageMaker AI container, it will also
+        # be deleted in the S3 folder" (SageMaker Developer Guide, model-checkpoints.html). Hosts prune to
+        # save_total_limit, so without this the sync's delete is refused and the run's prefix keeps every shard.
+        policy.allow(
+            "PruneCheckpoints",
+            ["s3:DeleteObject"],
+            [names.bucket_arn(artifacts, f"{ARTIFACT_PREFIXES['checkpoints']}*")],
+            wildcard_reason="a run's checkpoint prefix checkpoints/<run>/ is named at run time",
         )
         policy.allow(
             "ReadCodePackages",
