@@ -227,6 +227,7 @@ PLATFORM_ADDS = {
     "EnableManagedSpotTraining": "explicit false",
     "AlgorithmSpecification.MetricDefinitions": "train/eval loss as SageMaker metrics",
     "AlgorithmSpecification.EnableSageMakerMetricsTimeSeries": "metrics as time series",
+    "TensorBoardOutputConfig": "the run's TensorBoard events uploaded beside its model",
 }
 # Defaults the platform states and the SDK leaves out: the value must be what the absence means.
 EXPLICIT_DEFAULTS = {

@@ -13,6 +13,7 @@ import time
 import uuid
 
 import pytest
+from conftest import assumer_of
 
 from tests import test_pipeline_executions as executions
 from tests.test_pipeline_executions import CONFIG, NAMES, QUICK, Platform, _output, _release_pools, run
@@ -356,7 +357,14 @@ def test_the_pipeline_role_may_continue_a_run_in_its_own_state_machine_only(plat
 
     sfn = platform.client("stepfunctions")
     role = sfn.describe_state_machine(stateMachineArn=platform.state_machine_arn)["roleArn"]
-    as_pipeline = role_client(platform.aws.endpoint_url, platform.aws.region, "stepfunctions", role, "pipeline")
+    as_pipeline = role_client(
+        platform.aws.endpoint_url,
+        platform.aws.region,
+        "stepfunctions",
+        role,
+        "pipeline",
+        assumer=assumer_of(role, platform.state_machine_arn),
+    )
     # A continuation input the run refuses at once (its names do not match): the start itself is what is tested.
     started = as_pipeline.start_execution(
         stateMachineArn=platform.state_machine_arn,

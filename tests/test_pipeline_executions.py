@@ -313,31 +313,28 @@ def test_a_throttled_create_training_job_is_retried_and_the_run_trains(platform:
     assert "Error Code: ThrottlingException" in failure["cause"]
 
 
-# What the run input's validation does not check yet reaches SageMaker, which refuses it. (A tag value such as
-# retrain(v2) and a 600-character environment value used to be here; the validation refuses them now.)
+# Requests SageMaker would refuse for their shape (these two reached it as TrainingJobRejected before the
+# rulebook): Validate now computes the final request and refuses them first, naming the rule, with no job.
 REJECTED = {
     "300-character hyperparameter name": (
         {"hyperparameters": {"h" * 300: 1}},
-        "at 'hyperParameters' failed to satisfy constraint: Map keys must satisfy constraint: "
-        "[Member must have length less than or equal to 256",
+        "[hyperparameter-names]",
     ),
     "21 channels": (
         {"channels": {f"extra{index}": "datasets/sample/train/" for index in range(18)}},
-        "at 'inputDataConfig' failed to satisfy constraint: Member must have length less than or equal to 20",
+        "[channels-final-count]",
     ),
 }
 
 
-@pytest.mark.parametrize(("run_input", "message"), list(REJECTED.values()), ids=list(REJECTED))
-def test_a_request_sagemaker_refuses_fails_the_run_with_its_validation_message(
-    platform: Platform, run_input: dict, message: str
+@pytest.mark.parametrize(("run_input", "rule"), list(REJECTED.values()), ids=list(REJECTED))
+def test_a_request_sagemaker_would_refuse_is_refused_by_validate_before_any_job(
+    platform: Platform, run_input: dict, rule: str
 ) -> None:
     jobs_before = _job_count(platform)
     described = run(platform, {**run_input, "keep_alive_seconds": 0})
     assert described["status"] == "FAILED"
-    assert described["error"] == "TrainingJobRejected"
-    assert "validation error detected: " in described["cause"] and message in described["cause"]
-    assert "Error Code: ValidationException" in described["cause"]
-    (failure,) = _task_failures(platform, described)[:1]
-    assert failure["error"] == "SageMaker.AmazonSageMakerException"
+    assert described["error"] == "InvalidInput"
+    assert rule in described["cause"], described["cause"]
+    assert _task_failures(platform, described) == []
     assert _job_count(platform) == jobs_before
