@@ -34,7 +34,7 @@ def _with_mlflow(config: EnvironmentConfig) -> tuple[EnvironmentConfig, str]:
 
 
 @pytest.fixture(scope="module")
-def mlflow_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EnvironmentConfig, str, dict]]:
+def mlflow_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EnvironmentConfig, str, dict, object]]:
     from aws_cdk import App
 
     from stacks.platform_stage import PlatformStage
@@ -43,7 +43,7 @@ def mlflow_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     app = App(outdir=str(tmp_path_factory.mktemp("cdk.out")), context=context)
     stage = PlatformStage(app, config)
-    yield config, arn, stage.synth().get_stack_by_name(stage.training.stack_name).template
+    yield config, arn, stage.synth().get_stack_by_name(stage.training.stack_name).template, stage
 
 
 def _execution_role_statements(template: dict) -> list[dict]:
@@ -53,6 +53,11 @@ def _execution_role_statements(template: dict) -> list[dict]:
         if resource["Type"] == "AWS::IAM::Policy"
         for statement in resource["Properties"]["PolicyDocument"]["Statement"]
     ]
+
+
+def _mlflow_statement(template: dict) -> dict:
+    (statement,) = [s for s in _execution_role_statements(template) if s.get("Sid") == "LogRunsToMlflow"]
+    return statement
 
 
 def _state_machine_definition(template: dict) -> dict:
@@ -66,8 +71,8 @@ def _state_machine_definition(template: dict) -> dict:
 
 
 def test_the_execution_role_logs_to_the_configured_server_only(mlflow_platform) -> None:
-    config, arn, template = mlflow_platform
-    (statement,) = [s for s in _execution_role_statements(template) if s.get("Sid") == "LogRunsToMlflow"]
+    config, arn, template, _ = mlflow_platform
+    statement = _mlflow_statement(template)
     assert statement["Resource"] == arn
     assert sorted(statement["Action"]) == sorted(MLFLOW_LOGGING_ACTIONS)
     # The embedded IAM evaluator, on the role's policy as synthesized: this server yes, another no.
@@ -85,6 +90,24 @@ def test_the_execution_role_logs_to_the_configured_server_only(mlflow_platform) 
     assert not allowed("sagemaker-mlflow:SearchRuns", arn)
 
 
+def test_the_mlflow_statement_passes_the_iam_linter(mlflow_platform) -> None:
+    """parliament knows the sagemaker-mlflow prefix: a mistyped action or a resource type the actions do not
+    take (mlflow-app) would be a finding."""
+    from tests.test_iam_lint import lint
+
+    statement = _mlflow_statement(mlflow_platform[2])
+    assert lint({"Version": "2012-10-17", "Statement": [statement]}) == []
+    mistyped = {**statement, "Action": ["sagemaker-mlflow:LogMetrics"]}
+    assert [f["issue"] for f in lint({"Version": "2012-10-17", "Statement": [mistyped]})] == ["UNKNOWN_ACTION"]
+
+
+def test_cdk_nag_reports_nothing_with_a_server(mlflow_platform) -> None:
+    from cdk_nag import AwsSolutionsChecks
+
+    report = AwsSolutionsChecks().validate_scope(mlflow_platform[3])
+    assert [v.rule_name for v in report.violations] == []
+
+
 def test_without_a_server_no_role_may_use_mlflow(synthesized) -> None:
     for name in synthesized.stages:
         assert load_environment(name).training.mlflow_tracking_server_arn is None
@@ -93,7 +116,7 @@ def test_without_a_server_no_role_may_use_mlflow(synthesized) -> None:
 
 
 def test_the_job_gets_the_server_and_experiment_only_when_configured(mlflow_platform, synthesized) -> None:
-    config, arn, template = mlflow_platform
+    config, arn, template, _ = mlflow_platform
     with_server = preview(_state_machine_definition(template), {}, quotas=QUOTAS)
     assert with_server.problems == [], with_server.problems
     environment = with_server.request["Environment"]
@@ -107,7 +130,7 @@ def test_the_job_gets_the_server_and_experiment_only_when_configured(mlflow_plat
 
 @pytest.mark.parametrize("name", MLFLOW_ENV)
 def test_a_run_may_not_point_the_job_at_another_server(mlflow_platform, name: str) -> None:
-    _, _, template = mlflow_platform
+    _, _, template, _ = mlflow_platform
     result = preview(
         _state_machine_definition(template), {"environment": {name: "https://198.51.100.7/"}}, quotas=QUOTAS
     )
