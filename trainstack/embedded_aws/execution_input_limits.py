@@ -11,10 +11,7 @@ depth: 1,000 is the parser's default, and refusing at the door is the stricter r
 
 from __future__ import annotations
 
-from typing import Any
-
 from moto.stepfunctions.exceptions import InvalidExecutionInput, ValidationException
-from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
 MAX_INPUT_BYTES = 262144
 MAX_INPUT_DEPTH = 1000
@@ -56,21 +53,3 @@ def check_input(execution_input: str | None) -> None:
             f"Invalid State Machine Execution Input: 'Document nesting depth ({depth}) exceeds the maximum "
             f"allowed ({MAX_INPUT_DEPTH})'"
         )
-
-
-def apply() -> None:
-    # Wraps whatever start_execution is in place (execution_names.py's), so apply this one after it.
-    previous = StepFunctionsParserBackend.start_execution
-
-    def start_execution(
-        self: StepFunctionsParserBackend,
-        state_machine_arn: str,
-        name: str | None = None,
-        execution_input: str | None = None,
-        *args: Any,
-        **kwargs: Any,
-    ) -> Any:
-        check_input(execution_input)
-        return previous(self, state_machine_arn, name, execution_input, *args, **kwargs)
-
-    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]

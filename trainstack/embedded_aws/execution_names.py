@@ -30,6 +30,8 @@ from moto.stepfunctions.exceptions import (
 )
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
+from .execution_input_limits import check_input
+
 MAX_NAME_LENGTH = 80
 # AWS's list, character for character.
 REFUSED_IN_NAME = regex.compile(r"[\s<>{}\[\]?*\"#%\\^|~`$&,;:/\x00-\x1F\x7F-\x9F\uFFFE\uFFFF\p{Cs}]", regex.VERSION1)
@@ -62,6 +64,8 @@ def start_execution(
     *args: Any,
     **kwargs: Any,
 ) -> Any:
+    # Size and depth first, as AWS validates the request's members before it reads the input's JSON.
+    check_input(execution_input)
     if name is not None:
         check_name(name)
     if execution_input is not None:

@@ -31,7 +31,6 @@ from . import (
     cloudformation_template_url,
     cloudformation_unsupported_types,
     events_step_functions_targets,
-    execution_input_limits,
     execution_names,
     jsonata_evaluator,
     jsonata_hash,
@@ -80,7 +79,6 @@ def apply_adapters() -> None:
     cloudformation_state_machines.apply()
     cloudformation_template_url.apply()
     execution_names.apply()
-    execution_input_limits.apply()  # after execution_names: it wraps that one's start_execution
     step_functions_history_limit.apply()
     step_functions_start_execution.apply()
     step_functions_status_events.apply()
