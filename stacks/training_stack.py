@@ -46,6 +46,7 @@ class TrainingStack(Stack):
                 vpc_id=network.vpc.vpc_id if network else None,
                 subnet_ids=tuple(network.subnets.subnet_ids) if network else (),
                 security_group_ids=(network.security_group.security_group_id,) if network else (),
+                mlflow_tracking_server_arn=config.training.mlflow_tracking_server_arn,
             ),
         ).role
         # Policies name the buckets by literal ARN; make the ordering explicit.

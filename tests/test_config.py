@@ -175,6 +175,37 @@ def test_resource_names_fit_s3_and_carry_account_and_region() -> None:
             "permissions_boundary_arn",
             "should match pattern",
         ),
+        # An MLflow App (mlflow-app/...) or a server URL is not a tracking server ARN (botocore's pattern).
+        (
+            lambda d: d["training"].update(
+                mlflow_tracking_server_arn="arn:aws:sagemaker:us-east-1:123456789012:mlflow-app/app-1"
+            ),
+            "training.mlflow_tracking_server_arn",
+            "should match pattern",
+        ),
+        (
+            lambda d: d["training"].update(
+                mlflow_tracking_server_arn="https://t-abc.us-east-1.experiments.sagemaker.aws"
+            ),
+            "training.mlflow_tracking_server_arn",
+            "should match pattern",
+        ),
+        # Another account's or region's server would take the environment's runs out of it.
+        (
+            lambda d: d["training"].update(
+                mlflow_tracking_server_arn="arn:aws:sagemaker:us-east-1:210987654321:mlflow-tracking-server/team"
+            ),
+            "(top level)",
+            "training.mlflow_tracking_server_arn: expected a tracking server of this environment "
+            "(arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/<name>)",
+        ),
+        (
+            lambda d: d["training"].update(
+                mlflow_tracking_server_arn="arn:aws:sagemaker:eu-west-1:123456789012:mlflow-tracking-server/team"
+            ),
+            "(top level)",
+            "training.mlflow_tracking_server_arn: expected a tracking server of this environment",
+        ),
     ],
 )
 def test_bad_environment_file_names_file_field_and_rule(tmp_path: Path, mutate, field: str, expected: str) -> None:

@@ -1206,3 +1206,24 @@ def test_warm_pool_cache_keys_the_model_by_etag_and_skips_the_download(
     assert changed != first and (changed / "config.json").read_bytes() == b'{"changed": true}'
     assert "warm-pool cache miss" in capsys.readouterr().out
     assert first.parent == tmp_path / "warmpoolcache" / "models"
+
+
+def test_mlflow_is_reported_to_only_when_configured_and_missing_packages_fail_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLFLOW_TRACKING_URI comes from training.mlflow_tracking_server_arn (#17); the dev environment has neither
+    mlflow nor sagemaker-mlflow, so a job told to log there must fail before any download, saying why."""
+    if importlib.util.find_spec("mlflow") or importlib.util.find_spec("sagemaker_mlflow"):
+        pytest.skip("this environment has the MLflow packages; the refusal needs an environment without them")
+    run_train = code_module("run_train")
+    assert run_train.report_to({}) == ["tensorboard"]
+    for name, value in {
+        "SM_INPUT_DIR": str(tmp_path / "input"),
+        "SM_OUTPUT_DIR": str(tmp_path / "output"),
+        "MLFLOW_TRACKING_URI": "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/team",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert run_train.main(["--model_s3_uri", "s3://no-such-bucket/models/tiny"]) == 1
+    failure = (tmp_path / "output" / "failure").read_text()
+    assert "training.mlflow_tracking_server_arn" in failure and "lacks mlflow, sagemaker-mlflow" in failure
+    assert not (tmp_path / "input").exists()  # nothing was downloaded

@@ -16,11 +16,12 @@ error a one-paragraph reason in $SM_OUTPUT_DIR/failure plus a non-zero exit code
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -43,6 +44,9 @@ log = logging.getLogger("run_train")
 # Set by the launcher for the workers it starts: what it already did once for the whole host.
 _CHECKED_DATA_ENV = "TRAINSTACK_CHECKED_DATA"
 _MODEL_PATH_ENV = "TRAINSTACK_MODEL_PATH"
+# Distribution name -> module: mlflow is the client transformers' MLflowCallback drives; sagemaker-mlflow is
+# the plugin that resolves an mlflow-tracking-server ARN as tracking URI and signs requests with the role.
+_MLFLOW_PACKAGES = {"mlflow": "mlflow", "sagemaker-mlflow": "sagemaker_mlflow"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _configure_logging(sm.current_host, rank)
     try:
         args = parse_arguments(argv)
+        # Before the memory plan and any download: a tracking server the image cannot reach fails now.
+        report_to(os.environ)
         plan = plan_launch(sm, os.environ)
         if not is_torchrun_worker(os.environ):
             # First, once per host: a run that cannot fit fails here, before data checks and weight downloads.
@@ -343,6 +349,22 @@ def save_final_model(trainer: SFTTrainer, tokenizer: object, model_dir: Path, ar
     print(f"saved model to {model_dir}", flush=True)
 
 
+def report_to(environ: Mapping[str, str]) -> list[str]:
+    """TensorBoard always; MLflow too when the platform set MLFLOW_TRACKING_URI (the environment's
+    training.mlflow_tracking_server_arn). An ARN as tracking URI needs the sagemaker-mlflow plugin besides mlflow;
+    without them transformers would skip MLflow with a warning, and the run would log nowhere it was asked to."""
+    if not environ.get("MLFLOW_TRACKING_URI"):
+        return ["tensorboard"]
+    missing = [package for package, module in _MLFLOW_PACKAGES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ArgumentError(
+            f"MLFLOW_TRACKING_URI is set (the environment's training.mlflow_tracking_server_arn) but this image lacks "
+            f"{', '.join(missing)}: use the platform's image (training_code/Dockerfile installs them), add them to "
+            "the code's requirements.txt, or unset training.mlflow_tracking_server_arn"
+        )
+    return ["tensorboard", "mlflow"]
+
+
 def resolve_precision(requested: str) -> str:
     """`auto`: bf16 on GPUs that support it, else fp32; anything else as given."""
     import torch
@@ -426,8 +448,8 @@ def sft_config(
         torch_compile=train.torch_compile,
         use_liger_kernel=train.use_liger_kernel,
         include_num_input_tokens_seen=True,
-        # Event files for TensorBoardOutputConfig (run_train sets the folder); nothing else is reported to.
-        report_to=["tensorboard"],
+        # Event files for TensorBoardOutputConfig (run_train sets the folder), and MLflow when configured.
+        report_to=report_to(os.environ),
         disable_tqdm=True,
         # TRL: the data side.
         max_length=block_size,

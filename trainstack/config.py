@@ -67,6 +67,12 @@ INSTANCE_TYPE_PATTERN = r"^ml\.[a-z0-9-]+\.[0-9]*x?large$|^ml\.[a-z0-9-]+\.(medi
 _NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}[a-z0-9]$"
 _ACCOUNT_PATTERN = r"^[0-9]{12}$"
 _REGION_PATTERN = r"^[a-z]{2}(-gov)?-[a-z]+-[0-9]$"
+# botocore's TrackingServerArn (`arn:aws[a-z\-]*:sagemaker:[a-z0-9\-]*:[0-9]{12}:mlflow-tracking-server/.*`),
+# with the name narrowed to CreateMlflowTrackingServer's TrackingServerName; the groups are partition,
+# region and account, which must be the environment's own (EnvironmentConfig checks them).
+MLFLOW_TRACKING_SERVER_ARN_PATTERN = (
+    r"^arn:(aws[a-z-]*):sagemaker:([a-z0-9-]+):([0-9]{12}):mlflow-tracking-server/[a-zA-Z0-9](-*[a-zA-Z0-9]){0,255}$"
+)
 _S3_PREFIX_PATTERN = r"^[A-Za-z0-9!_.*'()/-]*$"
 # ECR repository names (lowercase path segments) and image tags, as ECR allows them.
 ECR_REPOSITORY_PATTERN = r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$"
@@ -350,6 +356,17 @@ class TrainingConfig(_Strict):
     # How long the training log group (/aws/sagemaker/TrainingJobs) keeps job logs; set at deploy time.
     log_retention_days: int = 365
     notification_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
+    mlflow_tracking_server_arn: str | None = Field(
+        None,
+        pattern=MLFLOW_TRACKING_SERVER_ARN_PATTERN,
+        max_length=2048,
+        description=(
+            "A SageMaker managed MLflow tracking server (arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/"
+            "<name>) in the environment's own account and region. When set, every job gets MLFLOW_TRACKING_URI "
+            "(this ARN) and MLFLOW_EXPERIMENT_NAME (the environment's name), the execution role may log runs to "
+            "this server only, and the training code reports to MLflow besides TensorBoard."
+        ),
+    )
 
     @field_validator("allowed_instance_families")
     @classmethod
@@ -518,6 +535,7 @@ class EnvironmentConfig(_Strict):
             raise ValueError(
                 f"prefix '{self.prefix}' is too long: bucket names like '{longest}' exceed S3's 63 characters"
             )
+        self._mlflow_server_is_the_environments()
         if self.embedded and self.image.mode is ImageMode.ASSET:
             raise ValueError("image.mode 'asset' needs Docker, which the embedded AWS does not have; use 'dlc'")
         if self.image.mode is not ImageMode.REPOSITORY and not self.image.uri:
@@ -530,6 +548,22 @@ class EnvironmentConfig(_Strict):
                 internet=self.network.mode is NetworkMode.NONE,
             )
         return self
+
+    def _mlflow_server_is_the_environments(self) -> None:
+        """The execution role's credentials reach only a server of the environment's own account and region:
+        an ARN elsewhere would send every run's parameters and metrics out of the environment."""
+        arn = self.training.mlflow_tracking_server_arn
+        if arn is None:
+            return
+        match = re.match(MLFLOW_TRACKING_SERVER_ARN_PATTERN, arn)
+        assert match is not None  # the field's pattern already held
+        partition, region, account = match.group(1, 2, 3)
+        expected = ResourceNames.of(self).partition
+        if (partition, region, account) != (expected, self.region, self.account):
+            raise ValueError(
+                f"training.mlflow_tracking_server_arn: expected a tracking server of this environment "
+                f"(arn:{expected}:sagemaker:{self.region}:{self.account}:mlflow-tracking-server/<name>), got {arn}"
+            )
 
     @property
     def image_uri(self) -> str | None:

@@ -59,6 +59,14 @@ def _metric_definitions() -> list[dict[str, str]]:
     return METRIC_DEFINITIONS
 
 
+def mlflow_environment(config: EnvironmentConfig) -> dict[str, str]:
+    """What points the job's MLflow client at the environment's tracking server: the sagemaker-mlflow plugin
+    takes the server's ARN as the tracking URI. Empty when the environment has none, so that a job without
+    MLflow configured carries no MLFLOW_* variable (the run-input rules refuse them from a run either way)."""
+    arn = config.training.mlflow_tracking_server_arn
+    return {"MLFLOW_TRACKING_URI": arn, "MLFLOW_EXPERIMENT_NAME": config.name} if arn else {}
+
+
 def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> str:
     """JSONata over `$run`, `$jobName`, `$checkpointName` and `$warmPool`: the CreateTrainingJob request."""
     names = ResourceNames.of(config)
@@ -67,6 +75,9 @@ def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> 
     output_path = f"s3://{names.artifacts_bucket}/{ARTIFACT_PREFIXES['output']}"
     checkpoints = f"s3://{names.artifacts_bucket}/{ARTIFACT_PREFIXES['checkpoints']}"
     optional: list[str] = []
+    mlflow = mlflow_environment(config)
+    # Last in the merge: the platform's values win over a run's (the run-input rules refuse MLFLOW_* anyway).
+    mlflow_env = f", {literal(mlflow)}" if mlflow else ""
     if training.checkpoints:
         optional.append(
             # Per run, not per job: a job retried under a new name resumes from its first attempt's checkpoints.
@@ -128,7 +139,8 @@ def request_expression(config: EnvironmentConfig, target: TrainingJobTarget) -> 
         '    "EnableNetworkIsolation": false,\n'
         '    "ProfilerConfig": {"DisableProfiler": true},\n'
         '    "Environment": $merge([$run.environment,\n'
-        f'      {{"NODE_NUMBER": $string($n), "MODEL_S3_BUCKET": {literal(names.data_bucket)}}}]),\n'
+        f'      {{"NODE_NUMBER": $string($n), "MODEL_S3_BUCKET": {literal(names.data_bucket)}}}'
+        f"{mlflow_env}]),\n"
         '    "Tags": $append(\n'
         '      [$each($run.tags, function($v, $k) { {"Key": $k, "Value": $v} })],\n'
         '      [{"Key": "trainstack:execution", "Value": $replace($states.context.Execution.Name, '

@@ -25,6 +25,28 @@ TRAINING_METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"
 # Services that call KMS with this role's credentials: S3 (SSE-KMS objects read and written by the job and
 # by SageMaker's channel download and model upload) and SageMaker itself (volumes, output).
 KMS_VIA_SERVICES = ("s3", "sagemaker")
+# What a run logs to a SageMaker managed MLflow tracking server (Service Authorization Reference, prefix
+# sagemaker-mlflow): transformers' MLflowCallback sets the experiment (GetExperimentByName, then
+# CreateExperiment and GetExperiment when it is new), creates the run (CreateRun; GetRun when MLFLOW_RUN_ID
+# resumes one), logs parameters, metrics and tags in batches (LogBatch) and ends the run (UpdateRun); the
+# single-value calls are what a run's own code uses through mlflow.log_metric/log_param/set_tag. No AccessUI,
+# no Search*, no Delete*, no model registry, no LogModel: a job writes its own run, it does not read or
+# change others'. No sagemaker:DescribeMlflowTrackingServer: the sagemaker-mlflow plugin derives the
+# endpoint (https://<region>.experiments.sagemaker.aws) from the ARN and signs each request for
+# sagemaker-mlflow. Artifacts are not logged (HF_MLFLOW_LOG_ARTIFACTS stays unset): they would need the
+# server's own S3 bucket, which the role cannot reach.
+MLFLOW_LOGGING_ACTIONS = (
+    "sagemaker-mlflow:GetExperimentByName",
+    "sagemaker-mlflow:GetExperiment",
+    "sagemaker-mlflow:CreateExperiment",
+    "sagemaker-mlflow:CreateRun",
+    "sagemaker-mlflow:GetRun",
+    "sagemaker-mlflow:UpdateRun",
+    "sagemaker-mlflow:LogBatch",
+    "sagemaker-mlflow:LogMetric",
+    "sagemaker-mlflow:LogParam",
+    "sagemaker-mlflow:SetTag",
+)
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,8 @@ class ExecutionRoleProps:
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = ()
     security_group_ids: tuple[str, ...] = ()
+    # training.mlflow_tracking_server_arn: the one server the jobs may log runs to (none when unset).
+    mlflow_tracking_server_arn: str | None = None
 
 
 def training_log_group_arn(names: ResourceNames) -> str:
@@ -150,6 +174,8 @@ class SageMakerExecutionRole(Construct):
             [training_log_group_arn(names)],
             wildcard_reason="SageMaker writes one log stream per job and host inside this one log group",
         )
+        if props.mlflow_tracking_server_arn:
+            policy.allow("LogRunsToMlflow", list(MLFLOW_LOGGING_ACTIONS), [props.mlflow_tracking_server_arn])
         if props.vpc_id:
             self._network_interfaces(props)
 
