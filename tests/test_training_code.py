@@ -492,6 +492,46 @@ def test_an_interrupted_checkpoint_is_not_resumed_from(tmp_path: Path) -> None:
     assert checkpoints.agreed_resume_checkpoint(tmp_path / "missing") is None
 
 
+def test_the_manifest_lists_the_checkpoint_as_every_rank_left_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rank with only its RNG state to write reaches on_save while its host's main process still writes the
+    folder they share: the listing waits for the barrier, and rank 0's sizes are not overridden (#17)."""
+    import torch.distributed as dist
+    from transformers import TrainerControl, TrainerState
+
+    checkpoints = code_module("checkpoints")
+    folder = tmp_path / "checkpoint-4"
+    folder.mkdir()
+    (folder / "config.json").write_text("")  # being written by the host's main process
+    (folder / ".tmp1a2b").write_bytes(b"x" * 10)  # safetensors' temporary file, not yet renamed
+
+    def barrier() -> None:  # returns once every rank has finished writing
+        (folder / "config.json").write_text('{"model_type": "llama"}')
+        (folder / ".tmp1a2b").replace(folder / "model.safetensors")
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "barrier", barrier)
+    monkeypatch.setattr(dist, "get_world_size", lambda: 2)
+    monkeypatch.setattr(dist, "all_gather_object", lambda out, mine: out.__setitem__(slice(None), [mine, mine]))
+    state = TrainerState(global_step=4, is_world_process_zero=True)
+    checkpoints.CompleteCheckpointCallback(tmp_path).on_save(
+        type("Args", (), {"world_size": 2})(), state, TrainerControl()
+    )
+    assert json.loads((folder / checkpoints.MANIFEST).read_text())["files"] == {
+        "config.json": 23,
+        "model.safetensors": 10,
+    }
+    assert checkpoints.is_complete(folder)
+
+    # Two hosts writing one name at different sizes overwrite each other in the shared S3 prefix: said.
+    assert checkpoints.union_of_files([{"config.json": 23}, None, {"config.json": 0, "rng_state_2.pth": 5}]) == {
+        "config.json": 23,
+        "rng_state_2.pth": 5,
+    }
+    assert "config.json: 0 bytes as rank 2 lists it, 23 bytes" in caplog.text
+
+
 def test_checkpoint_dir_resolution_order() -> None:
     checkpoints = code_module("checkpoints")
     env = {"SM_CHECKPOINT_DIR": "/data/ckpt"}

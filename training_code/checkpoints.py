@@ -6,11 +6,12 @@ transformers 5 only global rank 0 writes model weights and optimizer state; each
 state, and under FSDP's sharded state dict each rank writes its shards. So a checkpoint's files are spread
 over the hosts, and only the union that S3 restores is whole.
 
-Completeness: after every save, all ranks pass a barrier, gather the list of files (and sizes) each wrote,
-and global rank 0 writes `trainstack-complete.json` last. A checkpoint counts only when that manifest is
-there and every file it lists is present with its size, which also catches an upload cut short by an
-interruption (the manifest may reach S3 before another host's files). Resume takes the newest checkpoint
-that is complete on every rank (all-gathered), so no rank starts from a step another cannot.
+Completeness: after every save, all ranks pass a barrier (every rank has finished writing), then each lists
+its host's checkpoint folder, the lists (names and sizes) are gathered, and global rank 0 writes
+`trainstack-complete.json` last. A checkpoint counts only when that manifest is there and every file it
+lists is present with its size, which also catches an upload cut short by an interruption (the manifest may
+reach S3 before another host's files). Resume takes the newest checkpoint that is complete on every rank
+(all-gathered), so no rank starts from a step another cannot.
 
 Save triggers besides `save_steps`: every `save_minutes` of wall time, and on SIGTERM (SageMaker's stop and
 a spot interruption's two-minute notice): a step-end flag all-reduced across ranks, so every rank saves at
@@ -101,7 +102,7 @@ def agreed_resume_checkpoint(directory: Path) -> Path | None:
 
 
 class CompleteCheckpointCallback(TrainerCallback):
-    """After each save: barrier, gather every rank's files, rank 0 writes the manifest last."""
+    """After each save: barrier, every rank lists its folder, gather, rank 0 writes the manifest last."""
 
     def __init__(self, checkpoint_dir: Path) -> None:
         self.checkpoint_dir = checkpoint_dir
@@ -110,18 +111,42 @@ class CompleteCheckpointCallback(TrainerCallback):
         import torch.distributed as dist
 
         folder = self.checkpoint_dir / f"checkpoint-{state.global_step}"
+        distributed = dist.is_available() and dist.is_initialized()
+        if distributed:
+            # Every rank lists the folder only once every rank has finished writing. A host's ranks share
+            # its folder, and a rank with little to write (RNG state) reaches on_save while its host's main
+            # process is still writing: listed then, config.json was cut short and safetensors' temporary
+            # file was there, and that rank's later list overrode rank 0's in the union (#17).
+            dist.barrier()
         mine = files_of(folder) if folder.is_dir() else {}
         everyone: list[dict[str, int] | None] = [mine]
-        if dist.is_available() and dist.is_initialized():
-            # The gather is the barrier: it returns only once every rank has finished writing.
+        if distributed:
             everyone = [None] * dist.get_world_size()
             dist.all_gather_object(everyone, mine)
         if state.is_world_process_zero:
-            union: dict[str, int] = {}
-            for files in everyone:
-                union.update(files or {})
+            union = union_of_files(everyone)
             write_manifest(folder, state.global_step, union, args.world_size)
             print(f"checkpoint-{state.global_step} complete: {len(union)} files", flush=True)
+
+
+def union_of_files(everyone: list[dict[str, int] | None]) -> dict[str, int]:
+    """Every rank's files in one listing; a name two ranks list at different sizes is logged.
+
+    After the barrier a host's ranks see the same files, so a disagreement means two hosts wrote one name:
+    SageMaker keeps whichever upload reaches the shared prefix last, and resume may find the other."""
+    union: dict[str, int] = {}
+    for rank, files in enumerate(everyone):
+        for name, size in (files or {}).items():
+            if union.setdefault(name, size) != size:
+                log.warning(
+                    "checkpoint file %s: %d bytes as rank %d lists it, %d bytes as an earlier rank does; "
+                    "hosts that write one name overwrite each other in the shared S3 prefix",
+                    name,
+                    size,
+                    rank,
+                    union[name],
+                )
+    return union
 
 
 class HostCheckpointRotationCallback(TrainerCallback):
