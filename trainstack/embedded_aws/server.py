@@ -40,6 +40,7 @@ from . import (
     step_functions_history_limit,
     step_functions_start_execution,
     step_functions_status_events,
+    step_functions_stop_execution,
     step_functions_task_credentials,
 )
 from . import time_scale as time_scale_knob  # `time_scale` is EmbeddedAws's argument
@@ -81,6 +82,7 @@ def apply_adapters() -> None:
     execution_names.apply()
     step_functions_history_limit.apply()
     step_functions_start_execution.apply()
+    step_functions_stop_execution.apply()
     step_functions_status_events.apply()
     events_step_functions_targets.apply()
     logs_kms_keys.apply()
