@@ -391,21 +391,19 @@ def test_an_unsupported_resource_type_is_named_once_in_plain_words(
     assert not any("No Moto CloudFormation support" in r.getMessage() for r in caplog.records)
 
 
-def test_jsonata_hash_is_the_digest_step_functions_computes(embedded_aws: Any) -> None:  # jsonata_hash.py
-    machine = {
+def _output_machine(output: dict[str, str]) -> dict[str, Any]:
+    """A JSONata machine of one Pass state whose output is `output`."""
+    return {
         "QueryLanguage": "JSONata",
         "StartAt": "Hash",
-        "States": {
-            "Hash": {
-                "Type": "Pass",
-                "Output": {
-                    "sha256": "{% $hash($states.input.text, 'SHA-256') %}",
-                    "md5": "{% $hash($states.input.text, 'MD5') %}",
-                },
-                "End": True,
-            }
-        },
+        "States": {"Hash": {"Type": "Pass", "Output": output, "End": True}},
     }
+
+
+def test_jsonata_hash_is_the_digest_step_functions_computes(embedded_aws: Any) -> None:  # jsonata_hash.py
+    machine = _output_machine(
+        {"sha256": "{% $hash($states.input.text, 'SHA-256') %}", "md5": "{% $hash($states.input.text, 'MD5') %}"}
+    )
     result = run_machine(embedded_aws, machine, {"text": "trainstack"})
     assert result["status"] == "SUCCEEDED", result
     assert json.loads(result["output"]) == {
@@ -501,20 +499,12 @@ def test_a_task_starts_an_execution_and_reads_its_arn(embedded_aws: Any) -> None
 
 def test_jsonata_hash_digests_the_utf8_of_an_emoji_named_execution(embedded_aws: Any) -> None:  # jsonata_hash.py
     # Step Functions accepts an emoji in an execution name; JSONata holds it as a surrogate pair.
-    machine = {
-        "QueryLanguage": "JSONata",
-        "StartAt": "Hash",
-        "States": {
-            "Hash": {
-                "Type": "Pass",
-                "Output": {
-                    "name": "{% $hash($states.context.Execution.Name, 'SHA-256') %}",
-                    "text": "{% $hash($states.input.text, 'MD5') %}",
-                },
-                "End": True,
-            }
-        },
-    }
+    machine = _output_machine(
+        {
+            "name": "{% $hash($states.context.Execution.Name, 'SHA-256') %}",
+            "text": "{% $hash($states.input.text, 'MD5') %}",
+        }
+    )
     name = f"run-\N{GRINNING FACE}-{unique('e')}"
     result = run_machine(embedded_aws, machine, {"text": "\N{ROCKET} über"}, name=name)
     assert result["status"] == "SUCCEEDED", result
