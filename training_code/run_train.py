@@ -23,6 +23,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -320,10 +321,12 @@ def leave_process_group(
             done.set()
 
     # A daemon thread: a hung teardown must not also hold the interpreter's exit.
+    started = time.monotonic()
     threading.Thread(target=destroy, name="destroy_process_group", daemon=True).start()
     if done.wait(teardown_timeout_s):
         if failures:
             raise failures[0]
+        log.info("left the process group in %.1f s", time.monotonic() - started)
         return
     log.warning(
         "destroy_process_group has not returned %.0f s after every rank passed the final barrier; "
