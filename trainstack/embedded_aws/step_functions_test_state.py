@@ -79,8 +79,6 @@ _LENGTHS: Final[tuple[tuple[str, int, int], ...]] = (
 )
 _MOCK_LENGTHS: Final[tuple[tuple[str, int], ...]] = (("result", 262_144),)
 _ERROR_LENGTHS: Final[tuple[tuple[str, int], ...]] = (("error", 256), ("cause", 32_768))
-# TestState's own limit (API reference): a state that runs longer fails with States.Timeout.
-TIMEOUT_SECONDS: Final[int] = 300
 
 
 def _validation(message: str) -> AwsError:
@@ -422,6 +420,7 @@ def _run(
 
 
 def answer_test_state(payload: dict[str, Any], account: str, region: str) -> dict[str, Any]:
+    """TestState's answer to `payload`, or the AwsError AWS would answer instead (rules: the module's docstring)."""
     from moto.stepfunctions.parser.asl.eval.program_state import (
         ProgramEnded,
         ProgramError,
