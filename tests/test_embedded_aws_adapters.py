@@ -139,6 +139,21 @@ def test_string_variables_with_quotes_survive(embedded_aws: Any) -> None:
     assert json.loads(run_machine(embedded_aws, machine, {"text": tricky})["output"]) == {"text": tricky}
 
 
+def test_a_variable_named_like_the_function_moto_checks_a_result_with_is_still_a_variable(embedded_aws: Any) -> None:
+    """moto checks a string result with `$type((<bindings>; <expression>))`; the evaluator binds the variables in a
+    frame around that, except where the wrapper names one of them: `$type` there is JSONata's function."""
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "A",
+        "States": {
+            "A": {"Type": "Pass", "Assign": {"type": "{% 'ml.g5.xlarge' %}"}, "Next": "B"},
+            "B": {"Type": "Pass", "Output": {"type": "{% $type %}"}, "End": True},
+        },
+    }
+    result = run_machine(embedded_aws, machine)
+    assert json.loads(result["output"]) == {"type": "ml.g5.xlarge"}, result
+
+
 def test_unnamed_executions_get_a_uuid_name(embedded_aws: Any) -> None:  # execution_names.py
     machine = {
         "QueryLanguage": "JSONata",

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from trainstack.step_functions_jsonata import compile_expression
+from trainstack.step_functions_jsonata import NotAJsonataLiteral, compile_expression, jsonata_literal
 
 # A deploy-time value (an ARN, a subnet id) inside a synthesized definition: a stand-in of the right type.
 DEPLOY_TIME_PLACEHOLDER = "arn:aws:cdk:::deploy-time-value"
@@ -48,8 +48,16 @@ def _timestamp(value: Any) -> str:
 def evaluate(expression: str, states: dict[str, Any], variables: dict[str, Any] | None = None) -> Any:
     """Evaluate one `{% ... %}` expression with `$states` and workflow variables bound, as Step Functions does."""
     bindings = {"states": states, **(variables or {})}
-    prelude = "".join(f"${name} := {json.dumps(value, default=_timestamp)};" for name, value in bindings.items())
-    result = compile_expression(f"({prelude}{_body(expression)})").evaluate(None)
+    literals = {name: json.dumps(value, default=_timestamp) for name, value in bindings.items()}
+    try:
+        # Bound in a frame around the block, as if declared at its start: the block's parse is then the same
+        # for every input and compiled once.
+        values = {name: jsonata_literal(literal) for name, literal in literals.items()}
+    except NotAJsonataLiteral:
+        prelude = "".join(f"${name} := {literal};" for name, literal in literals.items())
+        result = compile_expression(f"({prelude}{_body(expression)})").evaluate(None)
+    else:
+        result = compile_expression(f"({_body(expression)})").evaluate(None, values)
     return json.loads(json.dumps(result))
 
 
