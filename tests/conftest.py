@@ -282,9 +282,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 @pytest.hookimpl(tryfirst=True)  # before the fixtures' teardown: after a worker's last test, that is the session's
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if not _last_of_group:
+        _last_of_group.update({group: other for other in item.session.items if (group := _platform_group(other))})
     group = _platform_group(item)
-    if group is not None and [other for other in item.session.items if _platform_group(other) == group][-1] is item:
+    if group is not None and _last_of_group[group] is item:
         _dump_platform_uses(item.config)  # loadgroup sends a group whole, and it runs in collection order
+
+
+_last_of_group: dict[str, pytest.Item] = {}  # each platform group's last selected test
 
 
 def _dump_folder(config: pytest.Config) -> Path | None:
@@ -308,7 +313,7 @@ def _dump_platform_uses(config: pytest.Config) -> None:
     written.replace(folder / f"{worker}.json")  # a reader sees a whole dump or none
 
 
-def _platform_dumps(wait_for: set[str]) -> dict[str, dict]:
+def _platform_dumps(wait_for: Collection[str]) -> dict[str, dict]:
     """The other workers' dumps by worker, once the groups `wait_for` (less this worker's) are among them."""
     config = _session_config
     folder = _dump_folder(config) if config is not None else None
