@@ -61,8 +61,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-# Two xdist workers, each a process with its own embedded AWS; the deployed platform's tests share one
-# (tests/conftest.py groups them). Measured faster on this 2-core machine (README "Development"); 0 = in process.
+# Two xdist workers, each a process with its own embedded AWS that deploys the platform once for its share of
+# the deployed platform's test modules (tests/conftest.py balances them). Measured faster on this 2-core machine (README "Development"); 0 = in process.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
 PYTEST := TRAINSTACK_SDK_PYTHON=$(CURDIR)/.venv-sdk/bin/python TRAINSTACK_SDK_V2_PATH=$(CURDIR)/.sdk-v2 \

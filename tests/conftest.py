@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,10 +101,17 @@ def embedded_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     from trainstack.embedded_aws import EmbeddedAws
     from trainstack.embedded_aws.testing import create_test_role
 
+    global _session_aws
     with EmbeddedAws(work_dir=tmp_path_factory.mktemp("embedded-aws-jobs")) as aws:
         create_test_role(aws.client("iam"))
+        _session_aws = aws
         yield aws
-        # While the account still exists: what the session's tests exercised of each platform role's grants.
+        # While the account still exists: what the session's tests exercised of each platform role's grants,
+        # with what the other workers' platform groups dumped so far. Of the workers that deployed, the one
+        # that tears down last has every group's dump (each dumps before its own teardown), so the report it
+        # writes last is the whole session's.
+        if _session_config is not None:
+            _dump_platform_uses(_session_config)  # what ran after the group's last test, for the report
         tables = least_privilege_tables(aws)
         if tables:
             from stacks.unexercised_grants import UNEXERCISED_GRANTS
@@ -110,7 +119,13 @@ def embedded_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 
             report = REPO_ROOT / ".bench" / "least-privilege.md"
             report.parent.mkdir(exist_ok=True)
-            report.write_text(markdown(tables, UNEXERCISED_GRANTS), encoding="utf-8")
+            written = report.with_name(f".{report.name}.{os.getpid()}")
+            written.write_text(markdown(tables, UNEXERCISED_GRANTS), encoding="utf-8")
+            written.replace(report)  # whole or not at all, as two workers may write it
+        _session_aws = None
+
+
+_session_aws: object | None = None  # the embedded_aws of this process's session, for the hooks below
 
 
 def platform_roles(aws: object) -> dict[str, str]:
@@ -132,12 +147,27 @@ def platform_roles(aws: object) -> dict[str, str]:
     }
 
 
-def least_privilege_tables(aws: object) -> dict:
+def own_least_privilege_tables(aws: object) -> dict:
+    """Each platform role's grants and how often this process's embedded AWS allowed a call through them."""
     from trainstack.embedded_aws.least_privilege import grants
 
     iam = aws.client("iam")  # type: ignore[attr-defined]
     log = aws.iam.log.snapshot()  # type: ignore[attr-defined]
     return {key: grants(iam, aws.account, role, log) for key, role in platform_roles(aws).items()}  # type: ignore[attr-defined]
+
+
+def least_privilege_tables(aws: object, wait_for: Collection[str] = ()) -> dict:
+    """`own_least_privilege_tables`, with the uses other workers' platform groups dumped added in.
+
+    `wait_for`: the groups whose dumps must be there (waited for, bounded); others are added if present.
+    """
+    from trainstack.embedded_aws.least_privilege import merged
+
+    tables = own_least_privilege_tables(aws)
+    if not tables:
+        return tables
+    dumps = _platform_dumps(wait_for)
+    return merged(tables, [tables_of_dump(dump) for dump in dumps.values()])
 
 
 def _suffix_group(item: pytest.Item, group: str) -> None:
@@ -152,25 +182,181 @@ def _suffix_group(item: pytest.Item, group: str) -> None:
 
 
 # Under `pytest -n N --dist loadgroup` (make test) every worker is a process with its own embedded AWS, so a
-# world is private to its worker. The tests of the deployed platform share one worker and one deploy: the
-# least-privilege test reads what all of them exercised, and a second deploy would cost more than it saves.
+# world is private to its worker. The tests of the deployed platform are split into one group per worker by
+# test module, balanced by their measured seconds (tests/platform_durations.json): each worker deploys once and
+# runs its group's modules serially, in collection order, in an account no other group touches. A module stays
+# whole because its tests share module-scoped fixtures and some read what the one before left (pools, runs).
+# The least-privilege test reads what all groups exercised: each worker dumps its platform roles' grant uses
+# when its group is done (`_dump_platform_uses`), and the test adds them in. In one process (`-n 0`) or with
+# one worker there is one group and one deploy.
 PLATFORM_GROUP = "deployed-platform"
+PLATFORM_DURATIONS = Path(__file__).with_name("platform_durations.json")  # bench/platform_durations.py writes it
+DUMPS_KEY = "trainstack_platform_dumps"  # workerinput: the folder the workers dump their grant uses into
+DUMP_WAIT_S = 1800  # the longest a group's worker can still be running its modules when the other is done
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def platform_group_count(config: pytest.Config) -> int:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is None or not getattr(config.option, "loadgroup", False):
+        return 1
+    return max(1, int(workerinput["workercount"]))
+
+
+def platform_groups(items: list[pytest.Item], count: int) -> dict[str, str]:
+    """Module (file) -> group, for the modules of `items` that use the deployed platform.
+
+    Largest first onto the lightest group (ties: the lower number), by the selected tests' measured seconds; a
+    test not in the table counts as the table's mean. Every worker computes the same from the same collection.
+    """
+    if count == 1:
+        return {item.nodeid.split("::")[0]: PLATFORM_GROUP for item in items if _uses_platform(item)}
+    table: dict[str, float] = json.loads(PLATFORM_DURATIONS.read_text()) if PLATFORM_DURATIONS.exists() else {}
+    unknown = sum(table.values()) / len(table) if table else 1.0
+    seconds: dict[str, float] = {}
     for item in items:
-        if "deployed_local_platform" in item.fixturenames and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(PLATFORM_GROUP))
+        if _uses_platform(item):
+            module = item.nodeid.split("::")[0]
+            seconds[module] = seconds.get(module, 0.0) + table.get(item.nodeid, unknown)
+    load = [0.0] * count
+    groups = {}
+    for module in sorted(seconds, key=lambda m: (-seconds[m], m)):
+        lightest = min(range(count), key=lambda i: (load[i], i))
+        load[lightest] += seconds[module]
+        groups[module] = f"{PLATFORM_GROUP}-{lightest + 1}"
+    return groups
+
+
+def _uses_platform(item: pytest.Item) -> bool:
+    return "deployed_local_platform" in getattr(item, "fixturenames", ())
+
+
+def _platform_group(item: pytest.Item) -> str | None:
+    mark = item.get_closest_marker("xdist_group")
+    name = mark.args[0] if mark and mark.args else None
+    return name if isinstance(name, str) and name.startswith(PLATFORM_GROUP) else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
+    yield  # after `-k` and `-m` deselected: the groups balance what runs
+    groups = platform_groups(items, platform_group_count(config))
+    for item in items:
+        if _uses_platform(item) and item.get_closest_marker("xdist_group") is None:
+            group = groups[item.nodeid.split("::")[0]]
+            item.add_marker(pytest.mark.xdist_group(group))
             if getattr(config.option, "loadgroup", False):
-                _suffix_group(item, PLATFORM_GROUP)
-    # Tests that read what the whole session exercised run last; the platform's tests, the longest share, first.
+                _suffix_group(item, group)
+    # Tests that read what the whole session exercised run last; the platform's tests, the longest share, first
+    # (which also puts the platform groups first in xdist's queue, one onto each worker).
     items.sort(
         key=lambda item: (
             item.get_closest_marker("after_platform_runs") is not None,
-            "deployed_local_platform" not in item.fixturenames,
+            not _uses_platform(item),
         )
     )
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: object) -> None:
+    """xdist's controller: one fresh folder for this session's dumps, named to every worker."""
+    config = node.config  # type: ignore[attr-defined]
+    if not hasattr(config, "_trainstack_dumps"):
+        config._trainstack_dumps = tempfile.mkdtemp(prefix="trainstack-platform-uses-")
+    node.workerinput[DUMPS_KEY] = config._trainstack_dumps  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if hasattr(config, "_trainstack_dumps"):
+        shutil.rmtree(config._trainstack_dumps, ignore_errors=True)
+
+
+_groups_run_here: set[str] = set()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    group = _platform_group(item)
+    if group is not None:
+        _groups_run_here.add(group)  # before it runs: the least-privilege test may be its group's only test
+
+
+@pytest.hookimpl(tryfirst=True)  # before the fixtures' teardown: after a worker's last test, that is the session's
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    if not _last_of_group:
+        _last_of_group.update({group: other for other in item.session.items if (group := _platform_group(other))})
+    group = _platform_group(item)
+    if group is not None and _last_of_group[group] is item:
+        _dump_platform_uses(item.config)  # loadgroup sends a group whole, and it runs in collection order
+
+
+_last_of_group: dict[str, pytest.Item] = {}  # each platform group's last selected test
+
+
+def _dump_folder(config: pytest.Config) -> Path | None:
+    folder = getattr(config, "workerinput", {}).get(DUMPS_KEY)
+    return Path(folder) if folder else None
+
+
+def _dump_platform_uses(config: pytest.Config) -> None:
+    """This worker's platform grant uses, for the other workers' least-privilege test and report."""
+    folder = _dump_folder(config)
+    if folder is None or _session_aws is None or not _groups_run_here:
+        return
+    tables = own_least_privilege_tables(_session_aws)
+    dump = {
+        "groups": sorted(_groups_run_here),
+        "tables": {key: [dataclasses.asdict(row) for row in rows] for key, rows in tables.items()},
+    }
+    worker = config.workerinput["workerid"]  # type: ignore[attr-defined]
+    written = folder / f".{worker}.json"
+    written.write_text(json.dumps(dump), encoding="utf-8")
+    written.replace(folder / f"{worker}.json")  # a reader sees a whole dump or none
+
+
+def _platform_dumps(wait_for: Collection[str]) -> dict[str, dict]:
+    """The other workers' dumps by worker, once the groups `wait_for` (less this worker's) are among them."""
+    config = _session_config
+    folder = _dump_folder(config) if config is not None else None
+    missing = set(wait_for) - _groups_run_here
+    if folder is None:
+        assert not missing, f"the platform groups {sorted(missing)} ran in no worker that dumps its uses"
+        return {}
+    me = config.workerinput["workerid"]  # type: ignore[union-attr]
+    deadline = time.monotonic() + DUMP_WAIT_S
+    while True:
+        dumps = {
+            path.stem: json.loads(path.read_text(encoding="utf-8"))
+            for path in sorted(folder.glob("*.json"))
+            if path.stem != me and not path.name.startswith(".")
+        }
+        covered = {group for dump in dumps.values() for group in dump["groups"]}
+        if missing <= covered:
+            return dumps
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"after {DUMP_WAIT_S} s no worker dumped the grant uses of the platform groups "
+                f"{sorted(missing - covered)} into {folder} (did their worker crash or stop at a failure?)"
+            )
+        time.sleep(2)
+
+
+def tables_of_dump(dump: dict) -> dict:
+    from trainstack.embedded_aws.least_privilege import Grant
+
+    return {key: [Grant(**row) for row in rows] for key, rows in dump["tables"].items()}
+
+
+_session_config: pytest.Config | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _session_config
+    _session_config = config
+
+
+def expected_platform_groups(session: pytest.Session) -> set[str]:
+    """The platform groups of this session's selected tests: the groups whose uses the whole session's are."""
+    return {group for item in session.items if (group := _platform_group(item)) is not None}
 
 
 @dataclass

@@ -7,7 +7,7 @@ Grants come from the deployed roles' policies through the IAM API; nothing here 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from .iam_enforcement import Recorded
@@ -76,3 +76,31 @@ def markdown(tables: dict[str, list[Grant]], reasons: dict[tuple[str, str], str]
             why = "" if row.exercised else reasons.get((key, row.action), "**unexplained**")
             lines.append(f"| {row.sid} | `{row.action}` | `{row.resource}` | {row.uses} | {why} |")
     return "\n".join(lines) + "\n"
+
+
+def _by_place(rows: list[Grant]) -> dict[tuple[str, str, str, int], Grant]:
+    """Rows keyed by policy, statement, action and the resource's place among that action's resources."""
+    seen: dict[tuple[str, str, str], int] = {}
+    keyed = {}
+    for row in rows:
+        place = (row.policy, row.sid, row.action)
+        seen[place] = seen.get(place, -1) + 1
+        keyed[(*place, seen[place])] = row
+    return keyed
+
+
+def merged(tables: dict[str, list[Grant]], others: list[dict[str, list[Grant]]]) -> dict[str, list[Grant]]:
+    """`tables` with the uses of `others` added: the same stacks deployed into other accounts (pytest's other
+    workers), whose calls count as this session's. A grant is matched by its place in the policies (policy,
+    statement, action, the n-th resource): its resource and the role's name may differ, as CloudFormation names
+    some resources (a KMS key's id). Deploys whose policies differ in shape are an error."""
+    result = {key: list(rows) for key, rows in tables.items()}
+    for other in others:
+        if set(other) != set(result):
+            raise ValueError(f"the other deploy has the roles {sorted(other)}, this one {sorted(result)}")
+        for key, rows in result.items():
+            theirs, mine = _by_place(other[key]), _by_place(rows)
+            if set(theirs) != set(mine):
+                raise ValueError(f"the {key}'s grants differ between the deploys: {sorted(set(theirs) ^ set(mine))}")
+            result[key] = [replace(row, uses=row.uses + theirs[place].uses) for place, row in mine.items()]
+    return result
