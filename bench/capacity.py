@@ -38,7 +38,8 @@ def main() -> None:
             stateMachineArn=platform.outputs["StateMachineArn"], name=f"bench-{int(time.time())}", input=json.dumps({})
         )
         wait_for_execution(sfn, execution["executionArn"], timeout=600)
-        events = sfn.get_execution_history(executionArn=execution["executionArn"], maxResults=1000)["events"]
+        pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution["executionArn"])
+        events = [event for page in pages for event in page["events"]]
     create = next(
         i
         for i, e in enumerate(events)

@@ -475,6 +475,105 @@ def test_the_history_ends_at_25000_events_as_on_aws(embedded_aws: Any) -> None:
             assert events[-1]["executionFailedEventDetails"] == {"error": "States.Runtime", "cause": CAUSE}
 
 
+# --- History pages (step_functions_history_pages.py) ---------------------------------------------------------
+
+
+def _moto_serialized_history(execution_arn: str) -> list[dict[str, Any]]:
+    """The history as moto's own serializer writes it, parsed by botocore as a client would."""
+    from botocore.parsers import create_parser
+    from moto.core.responses import ActionContext, ActionResult
+    from moto.core.serialize import get_serializer_class
+    from moto.core.utils import get_service_model
+    from moto.stepfunctions.responses import StepFunctionResponse, get_backend
+
+    _, _, _, region, account, *_ = execution_arn.split(":")
+    service = get_service_model("stepfunctions")
+    operation = service.operation_model("GetExecutionHistory")
+    history = get_backend(account, region).get_execution_history(execution_arn)
+    context = ActionContext(service, operation, get_serializer_class("stepfunctions", "json"), StepFunctionResponse())
+    _, headers, body = ActionResult(history).execute_result(context)
+    response = {"body": body.encode(), "headers": headers, "status_code": 200}
+    return create_parser("json").parse(response, operation.output_shape)["events"]
+
+
+def test_the_history_comes_in_pages_as_moto_would_write_it_whole(embedded_aws: Any) -> None:
+    """Map iterations, a caught task failure, Choice, Pass and Fail: paged forwards and backwards, the events
+    are the ones moto's serializer writes; 0 means 100; more than 1000, or a token for other arguments, is
+    refused as AWS refuses it; without execution data no event carries input or output."""
+    sfn = embedded_aws.client("stepfunctions")
+    caught_task = {
+        **JSONATA_MACHINE["States"]["Flaky"],
+        "Retry": [],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Stop"}],
+    }
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "Items": "{% $states.input.items %}",
+                "ItemProcessor": {
+                    "ProcessorConfig": {"Mode": "INLINE"},
+                    "StartAt": "Double",
+                    "States": {"Double": {"Type": "Pass", "Output": "{% $states.input * 2 %}", "End": True}},
+                },
+                "Next": "Flaky",
+            },
+            "Flaky": caught_task,
+            "Stop": {"Type": "Fail", "Error": "Stopped", "Cause": "after the map"},
+        },
+    }
+    result = run_machine(embedded_aws, machine, {"items": list(range(40))})
+    arn = result["executionArn"]
+    whole = _moto_serialized_history(arn)
+    assert len(whole) > 100 and {"MapIterationStarted", "TaskFailed", "ExecutionFailed"} <= {e["type"] for e in whole}
+
+    def paged(**arguments: Any) -> list[dict[str, Any]]:
+        pages = sfn.get_paginator("get_execution_history").paginate(executionArn=arn, **arguments)
+        return [event for page in pages for event in page["events"]]
+
+    assert paged(PaginationConfig={"PageSize": 7}) == whole
+    assert paged(reverseOrder=True, PaginationConfig={"PageSize": 1000}) == whole[::-1]
+    first = sfn.get_execution_history(executionArn=arn, maxResults=0)
+    assert first["events"] == whole[:100] and "nextToken" in first
+
+    bare = paged(includeExecutionData=False)
+    assert [e["id"] for e in bare] == [e["id"] for e in whole]
+    assert not any(
+        key in details
+        for event in bare
+        for details in event.values()
+        if isinstance(details, dict)
+        for key in ("input", "output")
+    )
+    with pytest.raises(sfn.exceptions.ClientError, match="less than or equal to 1000"):
+        sfn.get_execution_history(executionArn=arn, maxResults=1001)
+    with pytest.raises(sfn.exceptions.InvalidToken):
+        sfn.get_execution_history(executionArn=arn, nextToken=first["nextToken"], reverseOrder=True)
+    with pytest.raises(sfn.exceptions.InvalidToken):
+        sfn.get_execution_history(executionArn=arn, nextToken="not-a-token")
+
+
+def test_the_watcher_reads_a_history_longer_than_a_page(embedded_aws: Any) -> None:
+    """`run --watch` (trainstack/progress.py) once read one page of 1,000 events: on AWS a run that waited for
+    capacity for hours showed nothing after its 1,000th event. It reads newest first back to what it saw."""
+    from trainstack.progress import RunWatcher
+
+    sfn = embedded_aws.client("stepfunctions")
+    machine = sfn.create_state_machine(name=unique("long"), definition=json.dumps(_counting_loop(300)), roleArn=ROLE)[
+        "stateMachineArn"
+    ]
+    arn = sfn.start_execution(stateMachineArn=machine, input='{"i": 0}')["executionArn"]
+    lines: list[str] = []
+    watcher = RunWatcher(embedded_aws.client, arn, on_line=lines.append)
+    watcher.poll()
+    wait_for_execution(sfn, arn)
+    watcher.poll()
+    states = [line.split()[-1] for line in lines if line.startswith("state")]
+    assert states == ["Count", "More"] * 300 + ["Done"]
+
+
 def test_a_task_starts_an_execution_and_reads_its_arn(embedded_aws: Any) -> None:
     """What ContinueRun relies on (run_continuation.py; step_functions_start_execution.py): the optimized
     `states:startExecution` takes PascalCase arguments with an object Input and answers `ExecutionArn`; and

@@ -100,6 +100,10 @@ def test_moto_cannot_test_a_state(upstream: dict[str, Any]) -> None:  # step_fun
     assert "500" in upstream["test_state_error"]
 
 
+def test_moto_answers_the_whole_history_at_once(upstream: dict[str, Any]) -> None:  # step_functions_history_pages.py
+    assert upstream["history_page"] == {"events": 4, "next_token": False}
+
+
 def test_moto_logs_takes_any_key_and_cannot_associate_one(upstream: dict[str, Any]) -> None:  # logs_kms_keys.py
     assert upstream["logs_unusable_key_error"] is None
     assert "500" in upstream["logs_associate_kms_key_error"]  # NotImplementedError in the server

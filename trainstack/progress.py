@@ -88,7 +88,7 @@ class RunProgress:
     step: int | None = None  # the latest logged step and epoch
     epoch: float | None = None
     retried: Counter[str] = field(default_factory=Counter)  # transient error code -> how many reads it cost
-    _seen_events: int = 0
+    _seen_events: int = 0  # the id of the last history event read (ids count from 1)
     _map_depth: int = 0
     _log_tokens: dict[str, str] = field(default_factory=dict)
 
@@ -220,9 +220,23 @@ class RunWatcher:
         self._failing_since.pop(read, None)
         return True if result is None else result
 
+    def _new_events(self) -> list[dict[str, Any]]:
+        """The events after the last one read, oldest first. Read newest first, back to the last one seen: one
+        call per poll whatever the history's length (a capacity wait runs to thousands of events; reading from
+        the start would page through all of them, and one page of 1,000 would stop showing anything)."""
+        newest_first: list[dict[str, Any]] = []
+        arguments: dict[str, Any] = {"executionArn": self.execution_arn, "reverseOrder": True, "maxResults": 1000}
+        while True:
+            page = self._sfn.get_execution_history(**arguments)
+            fresh = [event for event in page["events"] if event["id"] > self.progress._seen_events]
+            newest_first += fresh
+            if len(fresh) < len(page["events"]) or "nextToken" not in page:
+                return newest_first[::-1]
+            arguments["nextToken"] = page["nextToken"]
+
     def _read_history(self) -> None:
-        events = self._sfn.get_execution_history(executionArn=self.execution_arn, maxResults=1000)["events"]
-        for event in events[self.progress._seen_events :]:
+        events = self._new_events()
+        for event in events:
             kind = event["type"]
             # Iterations of Map states (quota lookups, pool descriptions) would drown the top-level flow.
             if kind == "MapStateStarted":
@@ -247,7 +261,8 @@ class RunWatcher:
                     self.progress.max_steps = int(max_steps) if max_steps and max_steps > 0 else None
                     self.progress.epochs = _number(hyperparameters.get("num_train_epochs"))
                     self._say(f"job    {self.progress.job_name} created")
-        self.progress._seen_events = len(events)
+        if events:
+            self.progress._seen_events = events[-1]["id"]
 
     def _read_job(self) -> None:
         job = self._sagemaker.describe_training_job(TrainingJobName=self.progress.job_name)

@@ -365,9 +365,9 @@ class Smoke:
 
     def _jobs_of(self, execution_arn: str) -> list[str]:
         """The training job a failed execution created, if it got that far (its Train task's request)."""
-        events = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+        pages = self.sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
         names = []
-        for event in events:
+        for event in (event for page in pages for event in page["events"]):
             details = event.get("taskScheduledEventDetails") or {}
             if details.get("resourceType") == "sagemaker" and "createTrainingJob" in details.get("resource", ""):
                 name = json.loads(details.get("parameters") or "{}").get("TrainingJobName")

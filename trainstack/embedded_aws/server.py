@@ -38,6 +38,7 @@ from . import (
     sagemaker_notebook_platforms,
     sagemaker_sync_integration,
     step_functions_history_limit,
+    step_functions_history_pages,
     step_functions_json_paths,
     step_functions_start_execution,
     step_functions_status_events,
@@ -83,6 +84,7 @@ def apply_adapters() -> None:
     cloudformation_template_url.apply()
     execution_names.apply()
     step_functions_history_limit.apply()
+    step_functions_history_pages.apply()
     step_functions_json_paths.apply()
     step_functions_start_execution.apply()
     step_functions_stop_execution.apply()

@@ -94,7 +94,15 @@ def _probe_step_functions(url: str) -> dict[str, Any]:
         "test_state_error": _error(
             lambda: _client(url, "stepfunctions").test_state(definition=json.dumps({"Type": "Pass", "End": True}))
         ),
+        "history_page": _history_page(url),
     }
+
+
+def _history_page(url: str) -> dict[str, Any]:
+    """What one GetExecutionHistory of maxResults 1 answers for an execution of four events."""
+    arn = _run_machine(url, _PASS)["arn"]
+    page = _client(url, "stepfunctions").get_execution_history(executionArn=arn, maxResults=1)
+    return {"events": len(page["events"]), "next_token": "nextToken" in page}
 
 
 def _probe_sagemaker(url: str) -> dict[str, Any]:
