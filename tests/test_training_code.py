@@ -556,6 +556,30 @@ def test_a_finished_rank_leaves_the_process_group(one_rank_group: None) -> None:
     assert exits == []  # a teardown that returns lets the process end as usual
 
 
+def test_a_ddp_models_reducer_is_freed_before_the_group_is_destroyed(
+    one_rank_group: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Reducer freed after destroy_process_group (at the interpreter's exit) destroys the gloo group with the
+    GIL held and deadlocks with gloo's work thread (a finished rank of a two-host test alive for minutes)."""
+    import torch
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    model = DistributedDataParallel(torch.nn.Linear(4, 2))
+    model(torch.ones(3, 4)).sum().backward()
+    holds_a_reducer_at_destroy: list[bool] = []
+    destroy = dist.destroy_process_group
+
+    def recording_destroy(group: object = None) -> None:
+        holds_a_reducer_at_destroy.append("reducer" in model.__dict__)
+        destroy()
+
+    monkeypatch.setattr(dist, "destroy_process_group", recording_destroy)
+    code_module("run_train").leave_process_group(exit_process=lambda code: pytest.fail(f"exited with {code}"))
+    assert holds_a_reducer_at_destroy == [False]
+    assert not dist.is_initialized()
+
+
 def test_a_hung_process_group_teardown_does_not_keep_a_finished_rank_alive(
     one_rank_group: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -17,6 +17,7 @@ error a one-paragraph reason in $SM_OUTPUT_DIR/failure plus a non-zero exit code
 from __future__ import annotations
 
 import faulthandler
+import gc
 import importlib.util
 import json
 import logging
@@ -309,6 +310,7 @@ def leave_process_group(
         return
     dist.barrier()
     log.info("every rank has finished; leaving the process group")
+    release_ddp_reducers()
     done = threading.Event()
     failures: list[BaseException] = []
 
@@ -337,6 +339,27 @@ def leave_process_group(
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     exit_process(0)
+
+
+def release_ddp_reducers() -> int:
+    """Drops every DistributedDataParallel's C++ Reducer while the process group is still registered.
+
+    A Reducer holds the group and is freed with the GIL held (pybind11 shared_ptr holder). Freed last, at the
+    interpreter's exit after destroy_process_group, it runs ProcessGroupGloo's destructor, which joins the gloo
+    work thread; that thread is freeing the final barrier's work, whose tensors need the GIL: a deadlock (seen
+    as a finished rank alive for minutes; gdb: ~Reducer -> ~ProcessGroupGloo -> thread::join, and
+    ~AsyncBarrierWork -> gil_scoped_acquire). Freed here, the registry still holds the group, and
+    destroy_process_group frees it through the binding that releases the GIL. Training is over: no backward
+    pass needs a Reducer again."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    released = 0
+    for candidate in gc.get_objects():
+        if isinstance(candidate, DistributedDataParallel) and "reducer" in candidate.__dict__:
+            del candidate.__dict__["reducer"]
+            released += 1
+    gc.collect()
+    return released
 
 
 def final_evaluation(trainer: SFTTrainer) -> dict[str, float]:
