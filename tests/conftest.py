@@ -9,11 +9,14 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
+
+F = TypeVar("F", bound=Callable[..., object])
 
 os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
 os.environ.setdefault("JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION", "1")
@@ -226,6 +229,42 @@ def platform_groups(items: list[pytest.Item], count: int) -> dict[str, str]:
     return groups
 
 
+def shared_run(fixture_function: F) -> F:
+    """Marks a module-scoped fixture that runs a job several tests read (below `@pytest.fixture`).
+
+    xdist hands tests to workers one by one, so each worker that gets a test of the fixture would build it again
+    (a two-host training run built on both workers: twice the minute). The tests that use one (or fixtures built
+    on one another, like a resume of a run) go to one worker as an xdist group."""
+    fixture_function.trainstack_shared_run = True  # type: ignore[attr-defined]
+    return fixture_function
+
+
+def shared_run_groups(items: list[pytest.Item]) -> dict[str, str]:
+    """Test id -> group, for the tests that use a `shared_run` fixture; fixtures used by one test together are
+    one group (union-find), named for one of them."""
+    parent: dict[str, str] = {}
+
+    def root(key: str) -> str:
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    used: dict[str, list[str]] = {}
+    for item in items:
+        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+        module = item.nodeid.split("::")[0]
+        keys = [
+            f"{module}::{name}"
+            for name, defs in definitions.items()
+            if defs and getattr(defs[-1].func, "trainstack_shared_run", False)
+        ]
+        for key in keys[1:]:
+            parent[root(key)] = root(keys[0])
+        if keys:
+            used[item.nodeid] = keys
+    return {nodeid: f"shared-run:{root(keys[0])}" for nodeid, keys in used.items()}
+
+
 def _uses_platform(item: pytest.Item) -> bool:
     return "deployed_local_platform" in getattr(item, "fixturenames", ())
 
@@ -240,9 +279,12 @@ def _platform_group(item: pytest.Item) -> str | None:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     yield  # after `-k` and `-m` deselected: the groups balance what runs
     groups = platform_groups(items, platform_group_count(config))
+    runs = shared_run_groups(items)
     for item in items:
-        if _uses_platform(item) and item.get_closest_marker("xdist_group") is None:
-            group = groups[item.nodeid.split("::")[0]]
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        group = groups[item.nodeid.split("::")[0]] if _uses_platform(item) else runs.get(item.nodeid)
+        if group is not None:
             item.add_marker(pytest.mark.xdist_group(group))
             if getattr(config.option, "loadgroup", False):
                 _suffix_group(item, group)

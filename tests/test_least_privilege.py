@@ -71,3 +71,35 @@ def test_platform_modules_split_whole_largest_first_onto_the_lighter_group() -> 
     }
     assert groups == platform_groups(list(reversed(items)), 2)  # type: ignore[arg-type]
     assert set(platform_groups(items, 1).values()) == {PLATFORM_GROUP}  # type: ignore[arg-type]
+
+
+def test_tests_of_one_shared_run_go_to_one_worker() -> None:
+    """A run several tests read is built once: its tests are one xdist group, a resume of it joins the group."""
+    from types import SimpleNamespace
+
+    from conftest import shared_run, shared_run_groups
+
+    @shared_run
+    def two_hosts() -> None: ...
+
+    @shared_run
+    def two_hosts_resumed() -> None: ...
+
+    def channels() -> None: ...  # module-scoped too, but cheap: not a reason to keep tests together
+
+    def item(name: str, *fixtures: object) -> object:
+        definitions = {f.__name__: [SimpleNamespace(func=f)] for f in fixtures}  # type: ignore[attr-defined]
+        return SimpleNamespace(
+            nodeid=f"tests/test_t.py::{name}", _fixtureinfo=SimpleNamespace(name2fixturedefs=definitions)
+        )
+
+    items = [
+        item("test_a", channels, two_hosts),
+        item("test_b", channels, two_hosts, two_hosts_resumed),
+        item("test_c", channels, two_hosts_resumed),
+        item("test_d", channels),
+    ]
+    groups = shared_run_groups(items)  # type: ignore[arg-type]
+    assert set(groups) == {"tests/test_t.py::test_a", "tests/test_t.py::test_b", "tests/test_t.py::test_c"}
+    assert len(set(groups.values())) == 1
+    assert shared_run_groups(items[:1] + items[2:])["tests/test_t.py::test_c"] != groups["tests/test_t.py::test_a"]

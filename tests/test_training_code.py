@@ -23,6 +23,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import shared_run
 
 from trainstack.toolkit_host import (
     encode_hyperparameters,
@@ -130,11 +131,13 @@ def channels(tiny_model_dir: Path) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
+@shared_run
 def single_host(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> HostRun:
     return run_one_host(tmp_path_factory.mktemp("single") / "algo-1", channels)
 
 
 @pytest.fixture(scope="module")
+@shared_run
 def resumed(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path], single_host: HostRun) -> HostRun:
     """A second job with more steps whose checkpoint folder is the first job's (as SageMaker restores it
     from CheckpointConfig.S3Uri on a retry or a spot restart)."""
@@ -144,6 +147,7 @@ def resumed(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path],
 
 
 @pytest.fixture(scope="module")
+@shared_run
 def two_hosts(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> list[HostRun]:
     root = tmp_path_factory.mktemp("two-hosts")
     # Gradient checkpointing turns the KV cache off while training; the saved model must have it on.
@@ -205,6 +209,7 @@ def run_two_hosts_two_ranks_each(root: Path, channels: dict[str, Path], **overri
 
 
 @pytest.fixture(scope="module")
+@shared_run
 def two_hosts_two_ranks_each(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> Cluster:
     """Full fine-tuning of raw text in bf16, keeping one checkpoint."""
     overrides = {"precision": "bf16", "max_steps": 4, "save_steps": 2, "logging_steps": 1, "save_total_limit": 1}
@@ -212,6 +217,7 @@ def two_hosts_two_ranks_each(tmp_path_factory: pytest.TempPathFactory, channels:
 
 
 @pytest.fixture(scope="module")
+@shared_run
 def two_hosts_two_ranks_lora_chat(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> Cluster:
     """LoRA on chat records (assistant-only loss), the same cluster shape."""
     root = tmp_path_factory.mktemp("two-by-two-lora")
@@ -222,6 +228,7 @@ def two_hosts_two_ranks_lora_chat(tmp_path_factory: pytest.TempPathFactory, chan
 
 
 @pytest.fixture(scope="module")
+@shared_run
 def corrupt_data(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> HostRun:
     train = tmp_path_factory.mktemp("corrupt-train")
     lines = (SAMPLE / "train" / "train.jsonl").read_text().splitlines()
@@ -741,6 +748,7 @@ def s3_restore_of_the_shared_prefix(hosts: list[HostRun], into: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
+@shared_run
 def two_hosts_resumed(
     tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path], two_hosts: list[HostRun]
 ) -> list[HostRun]:
@@ -950,6 +958,7 @@ def test_prompt_completion_is_trained_on_the_completion_only(tmp_path: Path, tin
 
 
 @pytest.fixture(scope="module")
+@shared_run
 def lora_chat(tmp_path_factory: pytest.TempPathFactory, channels: dict[str, Path]) -> HostRun:
     """Chat data with no val channel (carved from train), LoRA merged at the end, evaluation every 6 steps,
     gradient checkpointing, a timed save after every step."""
