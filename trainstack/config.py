@@ -9,6 +9,7 @@ reads the models below and never the raw YAML.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -24,9 +25,9 @@ from trainstack.image_compatibility import check_image
 from trainstack.instance_storage import unclassified
 from trainstack.run_environment_rules import allowed_entry_problems
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "config"
-TRAINING_CODE_DIR = REPO_ROOT / "training_code"
+# An app's environment files, when a caller names an environment rather than a YAML path: `config/` of the CDK
+# app the command runs in (as `cdk` finds its cdk.json), or the folder $TRAINSTACK_CONFIG_DIR names.
+CONFIG_DIR_VARIABLE = "TRAINSTACK_CONFIG_DIR"
 
 # SageMaker documents 3600 s as the warm-pool keep-alive maximum.
 MAX_KEEP_ALIVE_SECONDS = 3600
@@ -36,7 +37,7 @@ LOG_RETENTION_DAYS = (
     *(1096, 1827, 2192, 2557, 2922, 3288, 3653),
 )
 # Job names are at most 63 characters: the prefix, "-", the 17-digit start time, "-" and 8 of the execution
-# name (stacks/constructs/training_run_input.py's JOB_NAME_EXPRESSION) leave 30 for the prefix.
+# name (trainstack/platform/constructs/training_run_input.py's JOB_NAME_EXPRESSION) leave 30 for the prefix.
 MAX_JOB_NAME_PREFIX_LENGTH = 30
 # "Longest run time for a training job" can be raised to 28 days, never beyond.
 MAX_RUNTIME_CEILING_SECONDS = 28 * 24 * 3600
@@ -245,7 +246,8 @@ NOTEBOOK_PLATFORMS: dict[str, NotebookPlatform] = {
     "notebook-al2023-v1": NotebookPlatform("Amazon Linux 2023", "3.9", None),
     "notebook-al2023-v2": NotebookPlatform("Amazon Linux 2023", "3.9", None),
 }
-# The oldest system Python of the platforms still created: what notebooks/lifecycle/ must run on (vermin checks).
+# The oldest system Python of the platforms still created: what trainstack/platform/notebook_lifecycle/ must run
+# on (vermin checks).
 LIFECYCLE_PYTHON = "3.9"
 
 
@@ -349,7 +351,7 @@ class TrainingConfig(_Strict):
     hyperparameters: dict[str, Any] = {}
     environment: dict[str, str] = {}
     # Environment variable names (or `PREFIX_*` families) a run may set besides the built-in allow-list
-    # (schemas/run-environment-rules.json); none of its refused names can be allowed.
+    # (trainstack/schemas/run-environment-rules.json); none of its refused names can be allowed.
     allowed_environment: list[str] = []
     channels: dict[str, ChannelDefault] = {}
     checkpoints: bool = True
@@ -585,7 +587,7 @@ class EnvironmentConfig(_Strict):
             *self.image.allowed_dlc_repositories,
         ]
         registry = self.image.dlc_registry(self.region)
-        # The platform's own repository exists only in `repository` mode (stacks/image_stack.py).
+        # The platform's own repository exists only in `repository` mode (trainstack/platform/image_stack.py).
         own = [f"{self.account}.dkr.ecr.{self.region}.{registry.split('.', 4)[4]}/{names.repository}"]
         if self.image.mode is not ImageMode.REPOSITORY:
             own = []
@@ -630,7 +632,7 @@ def parse_environment(data: Any, source: str) -> EnvironmentConfig:
     # The defaults must pass the rules a run input passes (the rulebook, as the state machine's own Validate
     # evaluates them): a default no run could send would fail every run. Imported here: the Validate
     # expression is built from this module's models.
-    from stacks.constructs.training_run_input import config_problems
+    from trainstack.platform.constructs.training_run_input import config_problems
 
     problems = config_problems(config)
     if problems:
@@ -649,8 +651,21 @@ def _config_field(problem: str) -> str:
     return f"{_CONFIG_FIELDS.get(head, 'training.' + head)}{problem[len(head) :]}"
 
 
-def load_environment(name_or_path: str | Path, config_dir: Path = CONFIG_DIR) -> EnvironmentConfig:
-    """Load `config/<name>.yaml` (or a path to a YAML file) and validate it."""
+def app_dir() -> Path:
+    """The CDK app a command serves (its cdk.json, config/, the embedded AWS's .local-aws/): the working
+    directory, where `cdk` itself looks for cdk.json. The library never assumes a checkout around it."""
+    return Path.cwd()
+
+
+def default_config_dir() -> Path:
+    """Where environments named without a path live: $TRAINSTACK_CONFIG_DIR, else the app's `config/`."""
+    configured = os.environ.get(CONFIG_DIR_VARIABLE)
+    return Path(configured).resolve() if configured else app_dir() / "config"
+
+
+def load_environment(name_or_path: str | Path, config_dir: Path | None = None) -> EnvironmentConfig:
+    """Load an environment from any YAML path, or by name from `config_dir` (default `default_config_dir()`)."""
+    config_dir = config_dir or default_config_dir()
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = config_dir / f"{name_or_path}.yaml"
@@ -667,19 +682,20 @@ def load_environment(name_or_path: str | Path, config_dir: Path = CONFIG_DIR) ->
     return config
 
 
-def environment_names(config_dir: Path = CONFIG_DIR) -> list[str]:
-    return sorted(p.stem for p in config_dir.glob("*.yaml"))
+def environment_names(config_dir: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in (config_dir or default_config_dir()).glob("*.yaml"))
 
 
-def load_all(config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
+def load_all(config_dir: Path | None = None) -> list[EnvironmentConfig]:
     configs = [load_environment(name, config_dir) for name in environment_names(config_dir)]
     check_job_name_prefixes(configs)
     return configs
 
 
-def load_selected(name_or_path: str | Path | None, config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
+def load_selected(name_or_path: str | Path | None, config_dir: Path | None = None) -> list[EnvironmentConfig]:
     """What `cdk synth [-c env=<name>]` builds: every environment, or the selected one checked against all the
     others, so a job-name prefix that nests with another environment's is refused even when only it is built."""
+    config_dir = config_dir or default_config_dir()
     configs = load_all(config_dir)
     if name_or_path is None:
         return configs
@@ -688,12 +704,12 @@ def load_selected(name_or_path: str | Path | None, config_dir: Path = CONFIG_DIR
     return [config]
 
 
-def nested_job_name_prefixes(config: EnvironmentConfig, config_dir: Path = CONFIG_DIR) -> dict[str, str]:
+def nested_job_name_prefixes(config: EnvironmentConfig, config_dir: Path | None = None) -> dict[str, str]:
     """Other environments' job-name prefixes inside this one's (`trainstack-dev` inside `trainstack-`), by
     environment name. Read from the YAML without validating it: validating runs this environment's checks again."""
     mine = config.training.job_name_prefix + "-"
     found = {}
-    for path in sorted(config_dir.glob("*.yaml")):
+    for path in sorted((config_dir or default_config_dir()).glob("*.yaml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("name") == config.name:
             continue

@@ -7,12 +7,12 @@ from aws_cdk import aws_iam as iam
 from cdk_nag import AwsSolutionsChecks
 from constructs import Construct
 
-from stacks.image_stack import ImageStack
-from stacks.network_stack import NetworkStack
-from stacks.notebook_stack import NotebookStack
-from stacks.storage_stack import StorageStack
-from stacks.training_stack import TrainingStack
 from trainstack.config import EnvironmentConfig, NetworkMode, ResourceNames
+from trainstack.platform.image_stack import ImageStack
+from trainstack.platform.network_stack import NetworkStack
+from trainstack.platform.notebook_stack import NotebookStack
+from trainstack.platform.storage_stack import StorageStack
+from trainstack.platform.training_stack import TrainingStack
 
 
 class PlatformStage(Stage):

@@ -16,9 +16,9 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from stacks.constructs.jsonata_text import one_line_expressions
-from stacks.constructs.scoped_policy import ScopedPolicy
-from stacks.nag import acknowledge
+from trainstack.platform.constructs.jsonata_text import one_line_expressions
+from trainstack.platform.constructs.scoped_policy import ScopedPolicy
+from trainstack.platform.nag import acknowledge
 
 
 def logged_state_machine(

@@ -13,7 +13,7 @@ from aws_cdk import Token
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from stacks.nag import acknowledge
+from trainstack.platform.nag import acknowledge
 
 
 class ScopedPolicy(iam.Policy):

@@ -8,10 +8,10 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.constructs.permissions_boundary import PlatformPermissionsBoundary
-from stacks.constructs.secure_bucket import secure_bucket
-from stacks.nag import acknowledge
 from trainstack.config import EnvironmentConfig, ResourceNames
+from trainstack.platform.constructs.permissions_boundary import PlatformPermissionsBoundary
+from trainstack.platform.constructs.secure_bucket import secure_bucket
+from trainstack.platform.nag import acknowledge
 
 # Prefixes inside the artifacts bucket, shared with the execution role's policy and the state machine.
 ARTIFACT_PREFIXES = {"output": "output/", "checkpoints": "checkpoints/", "code": "code/"}

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from stacks.constructs.run_continuation import HISTORY_BUDGET
-from stacks.constructs.scoped_policy import ScopedPolicy
-from stacks.constructs.training_run_input import ENCODE_FUNCTION, TAG_CHARACTER_CLASS
-from stacks.storage_stack import ARTIFACT_PREFIXES
 from trainstack.config import EnvironmentConfig, ResourceNames
 from trainstack.instance_storage import local_storage_families
+from trainstack.platform.constructs.run_continuation import HISTORY_BUDGET
+from trainstack.platform.constructs.scoped_policy import ScopedPolicy
+from trainstack.platform.constructs.training_run_input import ENCODE_FUNCTION, TAG_CHARACTER_CLASS
+from trainstack.platform.storage_stack import ARTIFACT_PREFIXES
 
 SYNC_RESOURCE = "arn:aws:states:::sagemaker:createTrainingJob.sync"
 # What the optimized integration names SageMaker errors its model lacks (ThrottlingException, ValidationException,

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stacks.constructs.scoped_policy import ScopedPolicy
 from trainstack.config import EnvironmentConfig, ResourceNames
+from trainstack.platform.constructs.scoped_policy import ScopedPolicy
 
 _SDK = "arn:aws:states:::aws-sdk"
 # A job in these states may still write checkpoints (a stopping job saves one last time).
@@ -28,7 +28,7 @@ _LIVE = '["InProgress", "Stopping"]'
 
 def resume_states(config: EnvironmentConfig, *, next_state: str, invalid_state: str) -> dict[str, dict[str, Any]]:
     """`ResumeWanted` -> (`FindResumePoint` ->) `next_state`; a bad `resume_from` goes to `invalid_state`."""
-    from stacks.storage_stack import ARTIFACT_PREFIXES
+    from trainstack.platform.storage_stack import ARTIFACT_PREFIXES
 
     bucket = ResourceNames.of(config).artifacts_bucket
     prefix = f"s3://{bucket}/{ARTIFACT_PREFIXES['checkpoints']}"
@@ -152,7 +152,7 @@ def grant_resume_reads(policy: ScopedPolicy, config: EnvironmentConfig) -> None:
 
     The run's jobs are listed with sagemaker:ListTrainingJobs, which the quota check's grant already holds.
     """
-    from stacks.storage_stack import ARTIFACT_PREFIXES
+    from trainstack.platform.storage_stack import ARTIFACT_PREFIXES
 
     names = ResourceNames.of(config)
     policy.allow(

@@ -13,11 +13,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from stacks.constructs import trusted_services
-from stacks.constructs.code_package import CodePackage
-from stacks.constructs.scoped_policy import ScopedPolicy
-from stacks.storage_stack import ARTIFACT_PREFIXES
 from trainstack.config import ResourceNames
+from trainstack.platform.constructs import trusted_services
+from trainstack.platform.constructs.code_package import CodePackage
+from trainstack.platform.constructs.scoped_policy import ScopedPolicy
+from trainstack.platform.storage_stack import ARTIFACT_PREFIXES
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 # Where SageMaker publishes a job's MetricDefinitions metrics, as the execution role.

@@ -5,15 +5,16 @@ from __future__ import annotations
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from stacks.constructs.code_package import CodePackage
-from stacks.constructs.create_training_job_state import TrainingJobTarget, job_name_pattern
-from stacks.constructs.sagemaker_execution_role import ExecutionRoleProps, SageMakerExecutionRole
-from stacks.constructs.training_log_group import TrainingLogGroup, acknowledge_provider
-from stacks.constructs.training_pipeline import TrainingPipeline, example_input
-from stacks.image_stack import ImageStack
-from stacks.network_stack import NetworkStack
-from stacks.storage_stack import StorageStack
-from trainstack.config import TRAINING_CODE_DIR, EnvironmentConfig, ResourceNames
+from trainstack.config import EnvironmentConfig, ResourceNames
+from trainstack.package_data import training_code_dir
+from trainstack.platform.constructs.code_package import CodePackage
+from trainstack.platform.constructs.create_training_job_state import TrainingJobTarget, job_name_pattern
+from trainstack.platform.constructs.sagemaker_execution_role import ExecutionRoleProps, SageMakerExecutionRole
+from trainstack.platform.constructs.training_log_group import TrainingLogGroup, acknowledge_provider
+from trainstack.platform.constructs.training_pipeline import TrainingPipeline, example_input
+from trainstack.platform.image_stack import ImageStack
+from trainstack.platform.network_stack import NetworkStack
+from trainstack.platform.storage_stack import StorageStack
 
 
 class TrainingStack(Stack):
@@ -33,7 +34,7 @@ class TrainingStack(Stack):
         super().__init__(scope, construct_id, **kwargs)
         names = ResourceNames.of(config)
 
-        self.code_package = CodePackage(self, "CodePackage", source_dir=TRAINING_CODE_DIR)
+        self.code_package = CodePackage(self, "CodePackage", source_dir=training_code_dir())
         self.execution_role = SageMakerExecutionRole(
             self,
             "ExecutionRole",

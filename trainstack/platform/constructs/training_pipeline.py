@@ -27,23 +27,31 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from stacks.constructs import trusted_services
-from stacks.constructs.capacity_retry import capacity_retry_states
-from stacks.constructs.create_training_job_state import (
+from trainstack.config import EnvironmentConfig, ResourceNames
+from trainstack.platform.constructs import trusted_services
+from trainstack.platform.constructs.capacity_retry import capacity_retry_states
+from trainstack.platform.constructs.create_training_job_state import (
     TrainingJobTarget,
     grant_sync_events,
     grant_training_jobs,
     request_expression,
     train_states,
 )
-from stacks.constructs.logged_state_machine import logged_state_machine
-from stacks.constructs.pool_cleanup import PoolCleanup
-from stacks.constructs.quota_check import grant_quota_reads, quota_states
-from stacks.constructs.resume_from import grant_resume_reads, resume_states
-from stacks.constructs.run_continuation import continuation_entry_states, continuation_states, grant_continuation
-from stacks.constructs.scoped_policy import ScopedPolicy
-from stacks.constructs.training_run_input import JOB_NAME_EXPRESSION, prepare_expression, validate_expression
-from trainstack.config import EnvironmentConfig, ResourceNames
+from trainstack.platform.constructs.logged_state_machine import logged_state_machine
+from trainstack.platform.constructs.pool_cleanup import PoolCleanup
+from trainstack.platform.constructs.quota_check import grant_quota_reads, quota_states
+from trainstack.platform.constructs.resume_from import grant_resume_reads, resume_states
+from trainstack.platform.constructs.run_continuation import (
+    continuation_entry_states,
+    continuation_states,
+    grant_continuation,
+)
+from trainstack.platform.constructs.scoped_policy import ScopedPolicy
+from trainstack.platform.constructs.training_run_input import (
+    JOB_NAME_EXPRESSION,
+    prepare_expression,
+    validate_expression,
+)
 
 _SUMMARY = r"""{% {
   "jobName": $jobName,

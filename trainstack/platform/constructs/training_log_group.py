@@ -27,8 +27,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from stacks.nag import acknowledge
 from trainstack.config import ResourceNames
+from trainstack.platform.nag import acknowledge
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 

@@ -33,13 +33,13 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from stacks.constructs import trusted_services
-from stacks.constructs.create_training_job_state import grant_update_training_jobs, job_name_pattern
-from stacks.constructs.logged_state_machine import logged_state_machine
-from stacks.constructs.run_continuation import CONTINUATION_KEY
-from stacks.constructs.scoped_policy import ScopedPolicy
-from stacks.constructs.training_run_input import RUN_SUFFIX_LENGTH, run_suffix_expression
 from trainstack.config import EnvironmentConfig, ResourceNames
+from trainstack.platform.constructs import trusted_services
+from trainstack.platform.constructs.create_training_job_state import grant_update_training_jobs, job_name_pattern
+from trainstack.platform.constructs.logged_state_machine import logged_state_machine
+from trainstack.platform.constructs.run_continuation import CONTINUATION_KEY
+from trainstack.platform.constructs.scoped_policy import ScopedPolicy
+from trainstack.platform.constructs.training_run_input import RUN_SUFFIX_LENGTH, run_suffix_expression
 
 STATUS_CHANGE = "Step Functions Execution Status Change"
 CLEANED_STATUSES = ("ABORTED", "TIMED_OUT", "FAILED")

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from stacks.constructs.capacity_retry import CAPACITY_RETRIES
-from stacks.constructs.scoped_policy import ScopedPolicy
-from stacks.constructs.training_run_input import RUN_SUFFIX_LENGTH
 from trainstack.config import ResourceNames
+from trainstack.platform.constructs.capacity_retry import CAPACITY_RETRIES
+from trainstack.platform.constructs.scoped_policy import ScopedPolicy
+from trainstack.platform.constructs.training_run_input import RUN_SUFFIX_LENGTH
 
 CONTINUATION_KEY = "trainstack_continuation"
 # Events an execution may record before it hands over: 5,000 below the limit leaves room for one look or poll

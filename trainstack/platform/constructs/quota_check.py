@@ -32,12 +32,13 @@ import json
 from functools import cache
 from typing import Any
 
-from stacks.constructs.jsonata_text import one_line
-from stacks.constructs.run_continuation import HISTORY_BUDGET
-from stacks.constructs.scoped_policy import ScopedPolicy
-from trainstack.config import REPO_ROOT, EnvironmentConfig, ResourceNames
+from trainstack.config import EnvironmentConfig, ResourceNames
+from trainstack.package_data import data_file
+from trainstack.platform.constructs.jsonata_text import one_line
+from trainstack.platform.constructs.run_continuation import HISTORY_BUDGET
+from trainstack.platform.constructs.scoped_policy import ScopedPolicy
 
-QUOTA_TABLE_PATH = REPO_ROOT / "trainstack" / "data" / "sagemaker_training_quota_codes.json"
+QUOTA_TABLE = data_file("trainstack", "data/sagemaker_training_quota_codes.json")
 LONGEST_RUN_TIME = {"code": "L-33A961FD", "name": "Longest run time for a training job"}
 _SDK = "arn:aws:states:::aws-sdk"
 # Service Quotas and SageMaker throttle list/describe calls under load; these reads are safe to repeat.
@@ -71,7 +72,7 @@ _THROTTLE_RETRY = [
 
 @cache
 def _quota_table() -> dict[str, dict[str, str]]:
-    return json.loads(QUOTA_TABLE_PATH.read_text(encoding="utf-8"))["instance_types"]
+    return json.loads(QUOTA_TABLE.read_text(encoding="utf-8"))["instance_types"]
 
 
 def known_quota_codes(config: EnvironmentConfig) -> dict[str, dict[str, str]]:

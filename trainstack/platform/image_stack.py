@@ -17,7 +17,8 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
-from trainstack.config import TRAINING_CODE_DIR, EnvironmentConfig, ImageMode, ResourceNames
+from trainstack.config import EnvironmentConfig, ImageMode, ResourceNames
+from trainstack.package_data import training_code_dir
 
 
 class ImageStack(Stack):
@@ -74,7 +75,7 @@ class ImageStack(Stack):
             asset = ecr_assets.DockerImageAsset(
                 self,
                 "TrainingImage",
-                directory=str(TRAINING_CODE_DIR),
+                directory=str(training_code_dir()),
                 file="Dockerfile",
                 build_args={"BASE_IMAGE": image.dlc_uri(config.region)},
                 platform=ecr_assets.Platform.LINUX_AMD64,

@@ -3,26 +3,27 @@
 from __future__ import annotations
 
 import base64
-from pathlib import Path
+from importlib.resources.abc import Traversable
 
 from aws_cdk import CfnOutput, Fn, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
 
-from stacks.constructs import trusted_services
-from stacks.constructs.create_training_job_state import grant_training_jobs
-from stacks.constructs.sagemaker_execution_role import training_log_group_arn
-from stacks.constructs.scoped_policy import ScopedPolicy
-from stacks.network_stack import NetworkStack
-from stacks.storage_stack import ARTIFACT_PREFIXES, StorageStack
-from stacks.training_stack import TrainingStack
-from trainstack.config import REPO_ROOT, EnvironmentConfig, ResourceNames
+from trainstack.config import EnvironmentConfig, ResourceNames
+from trainstack.package_data import data_file
+from trainstack.platform.constructs import trusted_services
+from trainstack.platform.constructs.create_training_job_state import grant_training_jobs
+from trainstack.platform.constructs.sagemaker_execution_role import training_log_group_arn
+from trainstack.platform.constructs.scoped_policy import ScopedPolicy
+from trainstack.platform.network_stack import NetworkStack
+from trainstack.platform.storage_stack import ARTIFACT_PREFIXES, StorageStack
+from trainstack.platform.training_stack import TrainingStack
 
-LIFECYCLE_DIR = REPO_ROOT / "notebooks" / "lifecycle"
+LIFECYCLE_DIR = data_file("trainstack.platform", "notebook_lifecycle")
 
 
-def render_on_start(resources_json: str, idle_minutes: int, lifecycle_dir: Path = LIFECYCLE_DIR) -> str:
+def render_on_start(resources_json: str, idle_minutes: int, lifecycle_dir: Traversable = LIFECYCLE_DIR) -> str:
     """The OnStart script: resource-name file plus the idle auto-stop systemd timer."""
     autostop = base64.b64encode((lifecycle_dir / "autostop.py").read_bytes()).decode()
     return (

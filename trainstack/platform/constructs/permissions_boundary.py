@@ -14,8 +14,8 @@ from __future__ import annotations
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from stacks.nag import acknowledge
 from trainstack.config import EnvironmentConfig
+from trainstack.platform.nag import acknowledge
 
 # Per service, the actions the platform's roles (execution, notebook, state machine, flow logs, and CDK's
 # AwsCustomResource provider that makes the training log group) call.

@@ -1,7 +1,7 @@
 """The execution input contract: validation (InvalidInput) and the merge with the environment's defaults.
 
 The rules are the rulebook's (trainstack/run_input_rules.py); the field list is read from
-`schemas/training-run-input.schema.json`, so the schema, the validation and the console example cannot drift
+`trainstack/schemas/training-run-input.schema.json`, so the schema, the validation and the console example cannot drift
 apart. Validation runs as one JSONata expression in a Pass state, before anything is created, and collects
 every problem at once: each message names the field, the value, what is allowed and the rule's id. The limits
 are checked on what SageMaker will receive: the environment's defaults and the platform's own hyperparameters,
@@ -11,10 +11,8 @@ environment variables and tags included, and the longest job name a capacity ret
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
-from stacks.constructs.capacity_retry import CAPACITY_RETRIES
 from trainstack.config import (
     MAX_CAPACITY_WAIT_SECONDS,
     EnvironmentConfig,
@@ -22,10 +20,12 @@ from trainstack.config import (
     nested_job_name_prefixes,
     training_instance_types,
 )
+from trainstack.package_data import data_file
+from trainstack.platform.constructs.capacity_retry import CAPACITY_RETRIES
 from trainstack.run_environment_rules import jsonata_rules
 from trainstack.run_input_rules import RULES, Rule
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "training-run-input.schema.json"
+RUN_INPUT_SCHEMA = data_file("trainstack", "schemas/training-run-input.schema.json")
 # botocore's SageMaker model: at most 100 hyperparameters in the request, values of at most 2500 characters,
 # at most 20 channels (InputDataConfig).
 MAX_REQUEST_HYPERPARAMETERS = 100
@@ -72,7 +72,7 @@ def code_prefix_uri(config: EnvironmentConfig) -> str:
 
 
 def input_fields() -> list[str]:
-    return sorted(json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))["properties"])
+    return sorted(json.loads(RUN_INPUT_SCHEMA.read_text(encoding="utf-8"))["properties"])
 
 
 def run_defaults(config: EnvironmentConfig) -> dict[str, Any]:
@@ -173,7 +173,7 @@ _HELPERS = (
 _VALIDATE_HELPERS = r"""
   /* A rule's problems as an array, each ending in the rule's id. */
   $tag := function($p, $id) { $map($filter($append([], $p), function($x) { $type($x) = "string" }), function($x) { $x & " [" & $id & "]" }) };
-  /* Why no run may set this environment variable whatever the environment allows (schemas/run-environment-rules.json). */
+  /* Why no run may set this environment variable whatever the environment allows (trainstack/schemas/run-environment-rules.json). */
   $refusedWhy := function($name) { (
     $up := $uppercase($name);
     $parts := $split($up, "_");
