@@ -5,6 +5,7 @@ cross-account key."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -27,18 +28,25 @@ PIPELINE = {
 
 
 @pytest.fixture(scope="module")
-def pipeline_template(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def pipeline_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthesized app's folder (what `cdk synth` writes to cdk.out)."""
     from aws_cdk import App
 
     from trainstack.platform.delivery_pipeline import DeliveryPipelineStack
 
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
-    app = App(outdir=str(tmp_path_factory.mktemp("pipeline.out")), context=context)
+    outdir = tmp_path_factory.mktemp("pipeline.out")
+    app = App(outdir=str(outdir), context=context)
     stack = DeliveryPipelineStack(app, parse_pipeline(PIPELINE, "test"), load_all(REPO_ROOT / "config"))
     # Raises on any cdk-nag finding without an acknowledgment, the pipeline's and the stages' alike.
-    assembly = app.synth()
+    app.synth()
     assert [stage.stage_name for stage in stack.stages] == ["dev", "prod"]
-    return assembly.get_stack_by_name(stack.stack_name).template
+    return outdir
+
+
+@pytest.fixture(scope="module")
+def pipeline_template(pipeline_assembly: Path) -> dict:
+    return json.loads((pipeline_assembly / f"{PIPELINE['name']}.template.json").read_text())
 
 
 def _stages(template: dict) -> list[dict]:
@@ -130,3 +138,80 @@ def test_a_stage_the_environments_cannot_serve_is_refused_naming_the_field(chang
 def test_a_malformed_pipeline_file_is_refused_naming_the_field(change: dict, field: str) -> None:
     with pytest.raises(ConfigError, match=rf"pipeline.yaml: invalid pipeline configuration\n  {field}"):
         parse_pipeline({**PIPELINE, **change}, "pipeline.yaml")
+
+
+# --- trainstack bootstrap -------------------------------------------------------------------------------------
+
+
+def _bootstrap(pipeline_assembly: Path, tmp_path: Path) -> str:
+    from typer.testing import CliRunner
+
+    from trainstack.cli import app
+
+    pipeline_file = tmp_path / "pipeline.yaml"
+    pipeline_file.write_text(json.dumps(PIPELINE), encoding="utf-8")  # JSON is YAML
+    result = CliRunner().invoke(
+        app, ["bootstrap", "--pipeline", str(pipeline_file), "--cdk-out", str(pipeline_assembly)]
+    )
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _policies(output: str) -> dict[str, dict]:
+    """Each account's printed policy document, by account."""
+    sections = re.split(r"^# Account (\d{12}) ", output, flags=re.M)[1:]
+    return {
+        account: json.loads(re.search(r"^\{.*^\}", body, re.M | re.S).group())  # type: ignore[union-attr]
+        for account, body in zip(sections[::2], sections[1::2], strict=True)
+    }
+
+
+def test_bootstrap_prints_a_trusting_line_per_environment_of_the_pipeline(
+    pipeline_assembly: Path, tmp_path: Path
+) -> None:
+    output = _bootstrap(pipeline_assembly, tmp_path)
+    lines = sorted(line for line in output.splitlines() if line.startswith("cdk bootstrap"))
+    policy = "--cloudformation-execution-policies arn:aws:iam::{}:policy/trainstack-delivery-cfn-execution"
+    assert lines == [
+        f"cdk bootstrap aws://111111111111/us-west-2 --trust 333333333333 {policy.format('111111111111')}",
+        f"cdk bootstrap aws://222222222222/us-east-1 --trust 333333333333 {policy.format('222222222222')}",
+        # The pipeline's own account: its stack, and CodePipeline's support stack in dev's region.
+        f"cdk bootstrap aws://333333333333/us-east-1 {policy.format('333333333333')}",
+        f"cdk bootstrap aws://333333333333/us-west-2 {policy.format('333333333333')}",
+    ]
+    assert "AdministratorAccess" not in output
+
+
+def test_the_execution_policy_allows_the_services_of_each_accounts_templates_only(
+    pipeline_assembly: Path, tmp_path: Path
+) -> None:
+    policies = _policies(_bootstrap(pipeline_assembly, tmp_path))
+    assert sorted(policies) == ["111111111111", "222222222222", "333333333333"]
+    services = {account: set(policy["Statement"][0]["Action"]) for account, policy in policies.items()}
+    for account in ("111111111111", "222222222222"):
+        assert {"sagemaker:*", "states:*", "kms:*", "s3:*", "iam:*", "logs:*"} <= services[account]
+        assert not services[account] & {"codepipeline:*", "codebuild:*"}, "no pipeline in an environment"
+    # dev creates its own VPC; prod uses an existing one but still manages its security groups.
+    assert "ec2:*" in services["111111111111"]
+    assert {"codepipeline:*", "codebuild:*", "kms:*", "s3:*"} <= services["333333333333"]
+    assert not services["333333333333"] & {"sagemaker:*", "states:*", "ec2:*"}
+    for policy in policies.values():
+        actions = [action for statement in policy["Statement"] for action in statement["Action"]]
+        assert "*" not in actions and "*:*" not in actions
+        # Beyond the owning services, single actions their handlers call: no further wildcard.
+        assert all("*" not in action for statement in policy["Statement"][1:] for action in statement["Action"])
+        # A managed policy holds at most 6,144 characters without whitespace.
+        assert len(json.dumps(policy, separators=(",", ":"))) <= 6144
+
+
+def test_bootstrap_without_a_synthesized_app_says_what_to_run(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from trainstack.cli import app
+
+    (tmp_path / "pipeline.yaml").write_text(json.dumps(PIPELINE), encoding="utf-8")
+    result = CliRunner().invoke(
+        app, ["bootstrap", "--pipeline", str(tmp_path / "pipeline.yaml"), "--cdk-out", str(tmp_path / "cdk.out")]
+    )
+    assert result.exit_code != 0
+    assert "run `cdk synth` first" in result.output
