@@ -43,6 +43,13 @@ def bootstrap(
             typer.echo(_account_section(pipeline.account, policy_name, account, list(grouped)))
     except ValueError as error:
         raise CliError(str(error)) from None
+    except ModuleNotFoundError as error:
+        if error.name != "cfnlint":
+            raise
+        raise CliError(
+            "trainstack bootstrap reads CloudFormation's resource schemas from cfn-lint: pip install cfn-lint "
+            "(the version requirements-dev.txt pins)"
+        ) from None
 
 
 def _account_section(pipeline_account: str, policy_name: str, account: str, targets: list[Target]) -> str:
