@@ -89,6 +89,10 @@ def test_the_smoke_follows_the_deploy_only_where_the_environment_allows_spending
     assert dev_actions[-1][0] == "Smoke"
     assert dev_actions[-1][2] > max(order for _, provider, order in dev_actions if provider == "CloudFormation")
     assert "Smoke" not in [name for name, _, _ in _actions(prod)]
+    # It runs on the source (the app's config/ and requirements.txt), as the unit suite does.
+    (smoke,) = [a for a in dev["Actions"] if a["Name"] == "Smoke"]
+    (tests,) = [a for a in dev["Actions"] if a["Name"] == "UnitTests"]
+    assert smoke["InputArtifacts"] == tests["InputArtifacts"] != []
     # The smoke's project may assume the configured role and no other.
     assumes = [
         statement

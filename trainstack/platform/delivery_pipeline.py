@@ -78,7 +78,7 @@ class DeliveryPipelineStack(Stack):
         self.stages: list[Stage] = []
         for stage_config, environment in zip(config.stages, config.environments(list(environments)), strict=True):
             stage = stage_factory(self, environment)
-            gates, smoke = self._gates(config, stage_config, source), self._smoke(stage_config)
+            gates, smoke = self._gates(config, stage_config, source), self._smoke(stage_config, source)
             self.pipeline.add_stage(stage, pre=gates, post=smoke)
             self.stages.append(stage)
         self.pipeline.build_pipeline()
@@ -100,13 +100,15 @@ class DeliveryPipelineStack(Stack):
         return [tests, approval]
 
     @staticmethod
-    def _smoke(stage: StageConfig) -> list[pipelines.Step]:
+    def _smoke(stage: StageConfig, source: pipelines.CodePipelineSource) -> list[pipelines.Step]:
         if stage.smoke_role_arn is None:
             return []
         # The CodeBuild project's own credentials (EcsContainer) assume the environment's smoke role.
         return [
             pipelines.CodeBuildStep(
                 SMOKE_STEP,
+                # The app's config/ names the environment; its requirements.txt brings trainstack.
+                input=source,
                 install_commands=["pip install -r requirements.txt"],
                 commands=[
                     f"aws configure set profile.smoke.role_arn {stage.smoke_role_arn}",
