@@ -95,6 +95,10 @@ def test_moto_cannot_validate_a_definition(upstream: dict[str, Any]) -> None:  #
     assert "500" in upstream["validate_definition_error"]
 
 
+def test_moto_cannot_test_a_state(upstream: dict[str, Any]) -> None:  # step_functions_test_state.py
+    assert "500" in upstream["test_state_error"]
+
+
 def test_moto_logs_takes_any_key_and_cannot_associate_one(upstream: dict[str, Any]) -> None:  # logs_kms_keys.py
     assert upstream["logs_unusable_key_error"] is None
     assert "500" in upstream["logs_associate_kms_key_error"]  # NotImplementedError in the server

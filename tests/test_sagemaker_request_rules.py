@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 
 from trainstack.embedded_aws.testing import job_request, throttle, unique, upload_script, wait_for_job
-from trainstack.embedded_aws.training_executor import WARM_POOL_MATCH, warm_pool_mismatches
+from trainstack.embedded_aws.training_capacity import WARM_POOL_MATCH, warm_pool_mismatches
 
 TAG_PATTERN = r"^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$"
 SLEEPING = "import time\nprint('holding capacity', flush=True)\ntime.sleep(120)\n"

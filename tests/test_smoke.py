@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from trainstack.smoke import load_prices, main
+from trainstack.cli.session import Session
+from trainstack.smoke import Smoke, load_prices, main
 
 pytestmark = pytest.mark.slow
 
@@ -36,6 +37,7 @@ def test_smoke_passes_on_the_deployed_local_platform(deployed_local_platform, ti
     assert code == 0, printed
     for check in (
         "definition validates",
+        "Train state takes the pipeline's request (TestState)",
         "run A: 1 instance, keep-alive",
         "checkpoint uploaded to the artifacts bucket",
         "run B: same request, reuses the pool",
@@ -53,6 +55,31 @@ def test_smoke_passes_on_the_deployed_local_platform(deployed_local_platform, ti
     # Nothing the smoke created keeps billing.
     sagemaker = aws.client("sagemaker")
     assert not sagemaker.list_training_jobs(WarmPoolStatusEquals="Available", MaxResults=100)["TrainingJobSummaries"]
+
+
+def test_the_smoke_tests_the_deployed_train_state_with_the_request_the_pipeline_builds(
+    deployed_local_platform, tiny_model_dir
+) -> None:
+    """The TestState step alone (no runs): the deployed Train state, given run A's request as the pipeline builds
+    it and a mocked job, succeeds and evaluates to exactly that request; nothing is created."""
+    aws = deployed_local_platform.aws
+    _release_pools(aws.client("sagemaker"))  # the request carries a keep-alive only where the pool quota has room
+    smoke = Smoke(Session.open("local", aws.endpoint_url), "ml.m5.xlarge", 2, 300, 60)
+    run_input = {
+        "instance_type": "ml.m5.xlarge",
+        "instance_count": 1,
+        "channels": smoke.stage_data(tiny_model_dir),
+        "keep_alive_seconds": 300,
+    }
+    sagemaker = aws.client("sagemaker")
+    jobs_before = len(sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"])
+    smoke.check_train_request(run_input)
+    [check] = smoke.report.checks
+    assert check.outcome == "passed", check.detail
+    assert "SUCCEEDED → " in check.detail
+    for member in ("KeepAlivePeriodInSeconds", "RetryStrategy", "EnableSageMakerMetricsTimeSeries"):
+        assert member in check.detail, check.detail
+    assert len(sagemaker.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]) == jobs_before
 
 
 def test_smoke_refuses_an_instance_family_the_environment_does_not_allow(deployed_local_platform, capsys) -> None:

@@ -773,13 +773,13 @@ def test_checkpoint_sync_deletes_in_s3_what_a_host_deleted(embedded_aws, tmp_pat
     """SageMaker mirrors a container's checkpoint deletions into CheckpointConfig.S3Uri; so does the executor."""
     from types import SimpleNamespace
 
-    from trainstack.embedded_aws.training_executor import _JobRun
+    from trainstack.embedded_aws.training_job_runner import JobRun
 
     s3 = embedded_aws.client("s3")
     bucket = f"ckpt-sync-{uuid.uuid4().hex[:8]}"
     s3.create_bucket(Bucket=bucket)
     job = SimpleNamespace(name="sync", instance_count=2, request={"CheckpointConfig": {"S3Uri": f"s3://{bucket}/run"}})
-    run = _JobRun(job, tmp_path, s3, None, "us-east-1", "", None)  # type: ignore[arg-type]
+    run = JobRun(job, tmp_path, s3, None, "us-east-1", "", None)  # type: ignore[arg-type]
     for host, files in (
         ("algo-1", ("checkpoint-2/a", "checkpoint-4/a")),
         ("algo-2", ("checkpoint-2/b", "checkpoint-4/b")),

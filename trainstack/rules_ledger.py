@@ -36,6 +36,8 @@ OPERATIONS = (
     ("sagemaker", "UpdateTrainingJob"),
     ("sagemaker", "CreateNotebookInstance"),
     ("stepfunctions", "StartExecution"),
+    # The smoke kit's check of the Train state (trainstack/smoke.py).
+    ("stepfunctions", "TestState"),
 )
 STATUSES = ("enforced", "cannot-arise", "not-modelled")
 _CONSTRAINT = re.compile(

@@ -83,7 +83,9 @@ class Session:
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self._boto.client(service, endpoint_url=self.endpoint_url, config=_RETRIES)
+            # An endpoint of our own (the embedded AWS) takes every call at the host given: no `sync-` host prefix.
+            config = _RETRIES.merge(Config(inject_host_prefix=False)) if self.endpoint_url else _RETRIES
+            self._clients[service] = self._boto.client(service, endpoint_url=self.endpoint_url, config=config)
         return self._clients[service]
 
     # --- the state machine and its executions ------------------------------------------------------------

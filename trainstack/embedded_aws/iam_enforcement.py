@@ -10,6 +10,10 @@ unmapped call is a gap to close here, never silently allowed.
 Implied checks, as AWS documents them:
 - sagemaker:CreateTrainingJob also needs iam:PassRole on its RoleArn (iam:PassedToService =
   sagemaker.amazonaws.com) and, with Tags, sagemaker:AddTags on the job;
+- states:TestState with a roleArn needs iam:PassRole on it (iam:PassedToService = states.amazonaws.com: the
+  TestState reference says the API "assumes" the role, and passing a role to Step Functions is what PassRole
+  guards for CreateStateMachine; the TestState page names no PassRole rule, so this is the stricter reading), and
+  with revealSecrets states:RevealSecrets;
 - S3 PutObject with SSE-KMS (header or the bucket's default) needs kms:GenerateDataKey on the key, a GetObject
   of an SSE-KMS object kms:Decrypt, both with kms:ViaService = s3.<region>.amazonaws.com
   (https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#aws-managed-customer-managed-keys);
@@ -308,6 +312,8 @@ class IamEnforcement:
             )
             return [Check(action, self.arn("logs", resource), context)]
         elif service == "states":
+            if operation == "TestState":
+                return self._test_state(payload, context)
             resource = payload.get("stateMachineArn") or payload.get("executionArn")
             if resource:
                 return [Check(action, str(resource), context)]
@@ -335,6 +341,17 @@ class IamEnforcement:
             if payload.get("repositoryName"):
                 return [Check(action, self.arn("ecr", f"repository/{payload['repositoryName']}"), context)]
         raise UnmappedRequest(f"no mapping for {action}")
+
+    def _test_state(self, payload: dict[str, Any], context: dict[str, Any]) -> list[Check]:
+        """states:TestState has no resource type (Service Authorization Reference); the role it runs as is passed to
+        Step Functions (iam:PassRole, as for CreateStateMachine), and revealSecrets needs states:RevealSecrets."""
+        checks = [Check("states:TestState", "*", context)]
+        if payload.get("roleArn"):
+            passed = context | {"iam:PassedToService": "states.amazonaws.com"}
+            checks.append(Check("iam:PassRole", str(payload["roleArn"]), passed))
+        if payload.get("revealSecrets"):
+            checks.append(Check("states:RevealSecrets", "*", context))
+        return checks
 
     def _query(self, service: str, form: dict[str, str], context: dict[str, Any]) -> list[Check]:
         operation = form["Action"]

@@ -27,6 +27,7 @@ def endpoint_client(endpoint_url: str, region: str, service: str, **kwargs: Any)
     """A boto3 client for the embedded endpoint only, with the dummy credentials (never a real profile)."""
     import boto3
 
+    kwargs["config"] = no_host_prefix(kwargs.get("config"))
     return boto3.client(
         service,
         endpoint_url=endpoint_url,
@@ -35,6 +36,15 @@ def endpoint_client(endpoint_url: str, region: str, service: str, **kwargs: Any)
         aws_secret_access_key=DUMMY_CREDENTIAL,
         **kwargs,
     )
+
+
+def no_host_prefix(config: Any = None) -> Any:
+    """`config` that sends every call to the endpoint as given: botocore would put an operation's host prefix in
+    front of the host (Step Functions' TestState goes to `sync-<host>`), and `sync-127.0.0.1` resolves nowhere."""
+    from botocore.config import Config
+
+    plain = Config(inject_host_prefix=False)
+    return plain if config is None else config.merge(plain)
 
 
 WsgiEnviron = dict[str, Any]

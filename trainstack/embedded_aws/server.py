@@ -51,6 +51,7 @@ from .iam_enforcement import IamEnforcement
 from .json_protocol import DUMMY_CREDENTIAL, AdapterApplication, JsonHandler, endpoint_client
 from .sagemaker_quotas import SageMakerQuotaHandler, SageMakerQuotaTable
 from .sagemaker_training_api import SageMakerTrainingHandler
+from .step_functions_test_state import TestStateHandler
 from .throttling import Throttle, ThrottleControl
 from .training_executor import TrainingExecutor
 from .validate_state_machine_definition import ValidateDefinitionHandler
@@ -168,6 +169,7 @@ class EmbeddedAws:
         handlers.append(SageMakerQuotaHandler(SageMakerQuotaTable(self.config.quotas, self.account, self.region)))
         handlers.append(SageMakerTrainingHandler(self.executor))
         handlers.append(ValidateDefinitionHandler())
+        handlers.append(TestStateHandler(self.account, self.region))
         self._thread = threading.Thread(target=self._server.serve_forever, name="embedded-aws", daemon=True)
         self._thread.start()
         # A fresh account: moto's state is process-global and may hold a previous run's resources.
@@ -230,6 +232,8 @@ def endpoint_env(endpoint_url: str, region: str) -> dict[str, str]:
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
+        # botocore would send TestState to `sync-127.0.0.1`, which resolves nowhere.
+        "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
     }
 
 

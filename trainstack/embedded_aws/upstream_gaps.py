@@ -91,6 +91,9 @@ def _probe_step_functions(url: str) -> dict[str, Any]:
         "validate_definition_error": _error(
             lambda: _client(url, "stepfunctions").validate_state_machine_definition(definition=json.dumps(_PASS))
         ),
+        "test_state_error": _error(
+            lambda: _client(url, "stepfunctions").test_state(definition=json.dumps({"Type": "Pass", "End": True}))
+        ),
     }
 
 

@@ -6,23 +6,39 @@
     PlatformStage(app, config)                              # the environment as a Stage of its own
     TrainingPlatform(my_stage, "Training", config)          # or as one construct in the app's own layout
 
+A piece alone, without trainstack's YAML: each construct takes a small frozen props object holding exactly what
+it reads (`SecureBucketProps`, `ExecutionRoleProps`, `TrainingLogGroupProps`, `LoggedStateMachineProps`).
+
 Everything named here is the public API, versioned semver (CHANGELOG.md) and snapshotted by
 tests/test_public_api.py; the modules under it (stacks, `constructs/`) may change between minor versions.
 """
 
 from __future__ import annotations
 
-from trainstack.config import ConfigError, EnvironmentConfig, load_environment, parse_environment
+from trainstack.config import ConfigError, EnvironmentConfig, ResourceNames, load_environment, parse_environment
+from trainstack.platform.constructs.logged_state_machine import LoggedStateMachineProps, logged_state_machine
+from trainstack.platform.constructs.sagemaker_execution_role import ExecutionRoleProps, SageMakerExecutionRole
+from trainstack.platform.constructs.secure_bucket import SecureBucketProps, secure_bucket
+from trainstack.platform.constructs.training_log_group import TrainingLogGroup, TrainingLogGroupProps
 from trainstack.platform.platform_stage import PlatformStage
 from trainstack.platform.training_platform import PlatformStacks, TrainingPlatform, add_platform
 
 __all__ = [
     "ConfigError",
     "EnvironmentConfig",
+    "ExecutionRoleProps",
+    "LoggedStateMachineProps",
     "PlatformStacks",
     "PlatformStage",
+    "ResourceNames",
+    "SageMakerExecutionRole",
+    "SecureBucketProps",
+    "TrainingLogGroup",
+    "TrainingLogGroupProps",
     "TrainingPlatform",
     "add_platform",
     "load_environment",
+    "logged_state_machine",
     "parse_environment",
+    "secure_bucket",
 ]

@@ -10,7 +10,7 @@ from constructs import Construct
 
 from trainstack.config import EnvironmentConfig, ResourceNames
 from trainstack.platform.constructs.permissions_boundary import PlatformPermissionsBoundary
-from trainstack.platform.constructs.secure_bucket import secure_bucket
+from trainstack.platform.constructs.secure_bucket import SecureBucketProps, secure_bucket
 from trainstack.platform.nag import acknowledge
 
 # Prefixes inside the artifacts bucket, shared with the execution role's policy and the state machine.
@@ -67,14 +67,16 @@ class StorageStack(Stack):
         self.access_log_bucket = secure_bucket(
             self,
             "AccessLogBucket",
-            bucket_name=names.access_log_bucket,
-            encryption_key=None,
-            access_log_bucket=None,
-            lifecycle_rules=[
-                s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(storage.access_log_expiry_days))
-            ],
-            incomplete_upload_expiry_days=storage.incomplete_upload_expiry_days,
-            noncurrent_version_expiry_days=storage.noncurrent_version_expiry_days,
+            SecureBucketProps(
+                bucket_name=names.access_log_bucket,
+                encryption_key=None,
+                access_log_bucket=None,
+                lifecycle_rules=(
+                    s3.LifecycleRule(id="expire-access-logs", expiration=Duration.days(storage.access_log_expiry_days)),
+                ),
+                incomplete_upload_expiry_days=storage.incomplete_upload_expiry_days,
+                noncurrent_version_expiry_days=storage.noncurrent_version_expiry_days,
+            ),
         )
         acknowledge(
             self.access_log_bucket,
@@ -84,30 +86,34 @@ class StorageStack(Stack):
         self.data_bucket = secure_bucket(
             self,
             "DataBucket",
-            bucket_name=names.data_bucket,
-            encryption_key=self.key,
-            access_log_bucket=self.access_log_bucket,
-            access_log_prefix="data/",
-            incomplete_upload_expiry_days=storage.incomplete_upload_expiry_days,
-            noncurrent_version_expiry_days=storage.noncurrent_version_expiry_days,
+            SecureBucketProps(
+                bucket_name=names.data_bucket,
+                encryption_key=self.key,
+                access_log_bucket=self.access_log_bucket,
+                access_log_prefix="data/",
+                incomplete_upload_expiry_days=storage.incomplete_upload_expiry_days,
+                noncurrent_version_expiry_days=storage.noncurrent_version_expiry_days,
+            ),
         )
         self.artifacts_bucket = secure_bucket(
             self,
             "ArtifactsBucket",
-            bucket_name=names.artifacts_bucket,
-            encryption_key=self.key,
-            access_log_bucket=self.access_log_bucket,
-            access_log_prefix="artifacts/",
-            lifecycle_rules=[
-                s3.LifecycleRule(
-                    id="expire-old-checkpoints",
-                    prefix=ARTIFACT_PREFIXES["checkpoints"],
-                    expiration=Duration.days(storage.checkpoint_expiry_days),
-                    noncurrent_version_expiration=Duration.days(1),
-                )
-            ],
-            incomplete_upload_expiry_days=storage.incomplete_upload_expiry_days,
-            noncurrent_version_expiry_days=storage.noncurrent_version_expiry_days,
+            SecureBucketProps(
+                bucket_name=names.artifacts_bucket,
+                encryption_key=self.key,
+                access_log_bucket=self.access_log_bucket,
+                access_log_prefix="artifacts/",
+                lifecycle_rules=(
+                    s3.LifecycleRule(
+                        id="expire-old-checkpoints",
+                        prefix=ARTIFACT_PREFIXES["checkpoints"],
+                        expiration=Duration.days(storage.checkpoint_expiry_days),
+                        noncurrent_version_expiration=Duration.days(1),
+                    ),
+                ),
+                incomplete_upload_expiry_days=storage.incomplete_upload_expiry_days,
+                noncurrent_version_expiry_days=storage.noncurrent_version_expiry_days,
+            ),
         )
 
         # First stack of the stage, so every role of the later stacks can reference it.

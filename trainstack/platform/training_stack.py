@@ -10,7 +10,11 @@ from trainstack.package_data import training_code_dir
 from trainstack.platform.constructs.code_package import CodePackage
 from trainstack.platform.constructs.create_training_job_state import TrainingJobTarget, job_name_pattern
 from trainstack.platform.constructs.sagemaker_execution_role import ExecutionRoleProps, SageMakerExecutionRole
-from trainstack.platform.constructs.training_log_group import TrainingLogGroup, acknowledge_provider
+from trainstack.platform.constructs.training_log_group import (
+    TrainingLogGroup,
+    TrainingLogGroupProps,
+    acknowledge_provider,
+)
 from trainstack.platform.constructs.training_pipeline import TrainingPipeline, example_input
 from trainstack.platform.image_stack import ImageStack
 from trainstack.platform.network_stack import NetworkStack
@@ -42,7 +46,7 @@ class TrainingStack(Stack):
                 names=names,
                 key=storage.key,
                 code_package=self.code_package,
-                pull_repository_arns=image.pull_repository_arns,
+                pull_repository_arns=tuple(image.pull_repository_arns),
                 job_pattern=job_name_pattern(config),
                 vpc_id=network.vpc.vpc_id if network else None,
                 subnet_ids=tuple(network.subnets.subnet_ids) if network else (),
@@ -67,7 +71,11 @@ class TrainingStack(Stack):
         )
         # Where every job logs: made here so that `cdk deploy` alone yields the whole platform.
         self.log_group = TrainingLogGroup(
-            self, "TrainingLogGroup", names=names, key=storage.key, retention_days=config.training.log_retention_days
+            self,
+            "TrainingLogGroup",
+            props=TrainingLogGroupProps(
+                names=names, key=storage.key, retention_days=config.training.log_retention_days
+            ),
         )
         acknowledge_provider(self)
         self.pipeline = TrainingPipeline(self, "Pipeline", config=config, key=storage.key, target=self.job_target)

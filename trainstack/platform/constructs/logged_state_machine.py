@@ -7,6 +7,7 @@ resources keep the logical ids (and names) they were first deployed with.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import RemovalPolicy, Stack
@@ -21,15 +22,26 @@ from trainstack.platform.constructs.scoped_policy import ScopedPolicy
 from trainstack.platform.nag import acknowledge
 
 
-def logged_state_machine(
-    scope: Construct,
-    *,
-    name: str,
-    asl: dict[str, Any],
-    role: iam.Role,
-    key: kms.IKey,
-    policy: ScopedPolicy,
-) -> tuple[sfn.StateMachine, logs.LogGroup]:
+@dataclass(frozen=True)
+class LoggedStateMachineProps:
+    """What `logged_state_machine` reads; no environment config needed."""
+
+    name: str
+    """The state machine's name; its log group is `/aws/vendedlogs/states/<name>`. Required."""
+    asl: dict[str, Any]
+    """The definition (Amazon States Language; JSONata expressions may span lines, they are joined). Required."""
+    role: iam.Role
+    """The role the state machine runs as. Required."""
+    key: kms.IKey
+    """The KMS key of the execution log group. Required."""
+    policy: ScopedPolicy
+    """The role's own policy: the machine is created after it, so the first execution has its permissions.
+    Required."""
+
+
+def logged_state_machine(scope: Construct, props: LoggedStateMachineProps) -> tuple[sfn.StateMachine, logs.LogGroup]:
+    """Adds `ExecutionLogs` and `StateMachine` to `scope`; returns both."""
+    name, asl, role, key, policy = props.name, props.asl, props.role, props.key, props.policy
     log_group = logs.LogGroup(
         scope,
         "ExecutionLogs",

@@ -36,7 +36,7 @@ from constructs import Construct
 from trainstack.config import EnvironmentConfig, ResourceNames
 from trainstack.platform.constructs import trusted_services
 from trainstack.platform.constructs.create_training_job_state import grant_update_training_jobs, job_name_pattern
-from trainstack.platform.constructs.logged_state_machine import logged_state_machine
+from trainstack.platform.constructs.logged_state_machine import LoggedStateMachineProps, logged_state_machine
 from trainstack.platform.constructs.run_continuation import CONTINUATION_KEY
 from trainstack.platform.constructs.scoped_policy import ScopedPolicy
 from trainstack.platform.constructs.training_run_input import RUN_SUFFIX_LENGTH, run_suffix_expression
@@ -287,11 +287,13 @@ class PoolCleanup(Construct):
 
         self.state_machine, self.log_group = logged_state_machine(
             self,
-            name=cleanup_name(names),
-            asl=cleanup_definition(config, topic.topic_arn),
-            role=self.role,
-            key=key,
-            policy=policy,
+            LoggedStateMachineProps(
+                name=cleanup_name(names),
+                asl=cleanup_definition(config, topic.topic_arn),
+                role=self.role,
+                key=key,
+                policy=policy,
+            ),
         )
 
         # The rule's role (made by the target) may only start this machine: states:StartExecution on its ARN.

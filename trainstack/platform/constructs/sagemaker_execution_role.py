@@ -51,19 +51,30 @@ MLFLOW_LOGGING_ACTIONS = (
 
 @dataclass(frozen=True)
 class ExecutionRoleProps:
+    """What `SageMakerExecutionRole` reads; no environment config needed."""
+
     names: ResourceNames
+    """The environment's names: its data and artifacts buckets, the role's name, the account, region and
+    partition of every ARN (`ResourceNames(prefix=, account=, region=)`). Required."""
     key: kms.IKey
+    """The platform key the buckets, volumes and output are encrypted with. Required."""
     code_package: CodePackage
-    pull_repository_arns: list[str]
-    # The environment's jobs (`training-job/<job_name_prefix>-*`): SageMaker assumes the role for these only.
+    """The training code's tarball (a CDK asset) the jobs download. Required."""
+    pull_repository_arns: tuple[str, ...]
+    """The ECR repositories the jobs may pull images from, and no others. Required."""
     job_pattern: str
-    # Set when jobs run in the platform's VPC: SageMaker then creates network interfaces as this role, in
-    # these subnets with this group, and nowhere else.
+    """The environment's jobs (`training-job/<job_name_prefix>-*`): SageMaker may assume the role for these
+    only. Required."""
     vpc_id: str | None = None
+    """Set when jobs run in a VPC: SageMaker then creates network interfaces as this role, in this VPC's
+    `subnet_ids` with `security_group_ids`, and nowhere else. Default: None (SageMaker's network, no ENIs)."""
     subnet_ids: tuple[str, ...] = ()
+    """With `vpc_id`: the subnets jobs run in. Default: none."""
     security_group_ids: tuple[str, ...] = ()
-    # training.mlflow_tracking_server_arn: the one server the jobs may log runs to (none when unset).
+    """With `vpc_id`: the security groups of the jobs' network interfaces. Default: none."""
     mlflow_tracking_server_arn: str | None = None
+    """The one SageMaker managed MLflow tracking server the jobs may log runs to. Default: None (no MLflow
+    permissions)."""
 
 
 def training_log_group_arn(names: ResourceNames) -> str:
@@ -151,7 +162,7 @@ class SageMakerExecutionRole(Construct):
         policy.allow(
             "PullTrainingImage",
             ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            props.pull_repository_arns,
+            list(props.pull_repository_arns),
         )
         policy.allow(
             "EcrLogin",

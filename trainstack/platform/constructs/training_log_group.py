@@ -22,6 +22,8 @@ Two environments in one account and region share this group; the last deployed s
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import custom_resources as cr
@@ -33,11 +35,25 @@ from trainstack.platform.nag import acknowledge
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
+@dataclass(frozen=True)
+class TrainingLogGroupProps:
+    """What `TrainingLogGroup` reads; no environment config needed."""
+
+    names: ResourceNames
+    """The account, region and partition the group's ARN is in (`ResourceNames(prefix=, account=, region=)`).
+    Required."""
+    key: kms.IKey
+    """The KMS key the group encrypts new log events with. Required."""
+    retention_days: int = 365
+    """How long the group keeps events: a CloudWatch Logs retention period. Default: 365."""
+
+
 class TrainingLogGroup(Construct):
-    def __init__(
-        self, scope: Construct, construct_id: str, *, names: ResourceNames, key: kms.IKey, retention_days: int
-    ) -> None:
+    """Exposes `.log_group_arn`."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, props: TrainingLogGroupProps) -> None:
         super().__init__(scope, construct_id)
+        names, key, retention_days = props.names, props.key, props.retention_days
         group = {"logGroupName": TRAINING_LOG_GROUP}
         physical_id = cr.PhysicalResourceId.of(TRAINING_LOG_GROUP)
         # CloudWatch Logs checks permissions on the log group's ARN both with and without the `:*` suffix

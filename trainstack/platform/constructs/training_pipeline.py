@@ -37,7 +37,7 @@ from trainstack.platform.constructs.create_training_job_state import (
     request_expression,
     train_states,
 )
-from trainstack.platform.constructs.logged_state_machine import logged_state_machine
+from trainstack.platform.constructs.logged_state_machine import LoggedStateMachineProps, logged_state_machine
 from trainstack.platform.constructs.pool_cleanup import PoolCleanup
 from trainstack.platform.constructs.quota_check import grant_quota_reads, quota_states
 from trainstack.platform.constructs.resume_from import grant_resume_reads, resume_states
@@ -235,11 +235,13 @@ class TrainingPipeline(Construct):
 
         self.state_machine, self.log_group = logged_state_machine(
             self,
-            name=names.state_machine,
-            asl=definition(config, target, self.topic.topic_arn),
-            role=self.role,
-            key=key,
-            policy=policy,
+            LoggedStateMachineProps(
+                name=names.state_machine,
+                asl=definition(config, target, self.topic.topic_arn),
+                role=self.role,
+                key=key,
+                policy=policy,
+            ),
         )
         self.cleanup = PoolCleanup(
             self,
