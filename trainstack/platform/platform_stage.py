@@ -12,11 +12,12 @@ from trainstack.platform.image_stack import ImageStack
 from trainstack.platform.network_stack import NetworkStack
 from trainstack.platform.notebook_stack import NotebookStack
 from trainstack.platform.storage_stack import StorageStack
+from trainstack.platform.studio_stack import StudioStack
 from trainstack.platform.training_stack import TrainingStack
 
 
 class PlatformStage(Stage):
-    """Exposes each stack as an attribute; `.network` and `.notebook` are None when not configured."""
+    """Exposes each stack as an attribute; `.network`, `.notebook` and `.studio` are None when not configured."""
 
     def __init__(self, scope: Construct, config: EnvironmentConfig) -> None:
         super().__init__(scope, config.name, env=Environment(account=config.account, region=config.region))
@@ -53,6 +54,20 @@ class PlatformStage(Stage):
             )
             # The notebook's resource file names the state machine, which the training stack creates.
             self.notebook.add_stack_dependency(self.training)
+        self.studio: StudioStack | None = None
+        if config.studio is not None:
+            assert self.network is not None  # the config model requires a network for Studio
+            self.studio = StudioStack(
+                self,
+                "Studio",
+                stack_name=names.stack("studio"),
+                config=config,
+                storage=self.storage,
+                network=self.network,
+                training=self.training,
+            )
+            # The roles' policies name the state machine and buckets by literal ARN.
+            self.studio.add_stack_dependency(self.training)
 
         for key, value in config.all_tags.items():
             Tags.of(self).add(key, value)
