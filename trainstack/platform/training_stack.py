@@ -9,6 +9,7 @@ from trainstack.config import EnvironmentConfig, ResourceNames
 from trainstack.package_data import training_code_dir
 from trainstack.platform.constructs.code_package import CodePackage
 from trainstack.platform.constructs.create_training_job_state import TrainingJobTarget, job_name_pattern
+from trainstack.platform.constructs.platform_dashboard import PlatformDashboard
 from trainstack.platform.constructs.sagemaker_execution_role import ExecutionRoleProps, SageMakerExecutionRole
 from trainstack.platform.constructs.training_log_group import TrainingLogGroup, acknowledge_provider
 from trainstack.platform.constructs.training_pipeline import TrainingPipeline, example_input
@@ -18,7 +19,7 @@ from trainstack.platform.storage_stack import StorageStack
 
 
 class TrainingStack(Stack):
-    """Exposes `.execution_role`, `.code_package`, `.pipeline` and `.state_machine`."""
+    """Exposes `.execution_role`, `.code_package`, `.pipeline`, `.state_machine` and `.dashboard`."""
 
     def __init__(
         self,
@@ -72,6 +73,9 @@ class TrainingStack(Stack):
         acknowledge_provider(self)
         self.pipeline = TrainingPipeline(self, "Pipeline", config=config, key=storage.key, target=self.job_target)
         self.state_machine = self.pipeline.state_machine
+        self.dashboard = PlatformDashboard(
+            self, "Dashboard", config=config, state_machine=self.state_machine, log_group=self.pipeline.log_group
+        ).dashboard
 
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)
         CfnOutput(self, "CodePackageUri", value=self.code_package.s3_uri)
