@@ -7,7 +7,7 @@ from pathlib import Path
 from constructs import Construct
 
 from trainstack.config import load_selected
-from trainstack.platform.platform_stage import PlatformStage
+from trainstack.platform import PlatformStage
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 

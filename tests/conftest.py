@@ -27,7 +27,7 @@ class Synthesized:
     """Every environment in config/, synthesized in-process into one cloud assembly."""
 
     outdir: Path
-    stages: dict  # environment name -> stacks.platform_stage.PlatformStage
+    stages: dict  # environment name -> trainstack.platform.PlatformStage
     assembly: object  # aws_cdk.cx_api.CloudAssembly
 
     def template(self, env: str, part: str) -> dict:

@@ -77,6 +77,8 @@ class ImageStack(Stack):
                 "TrainingImage",
                 directory=str(training_code_dir()),
                 file="Dockerfile",
+                # An installed package holds the .pyc files pip compiled; the image, and its hash, are the sources'.
+                exclude=["__pycache__"],
                 build_args={"BASE_IMAGE": image.dlc_uri(config.region)},
                 platform=ecr_assets.Platform.LINUX_AMD64,
             )

@@ -169,11 +169,13 @@ _HELPERS = (
 ).replace("__S3_URI_BUCKETS__", S3_URI_BUCKETS)
 
 
-# Functions the rulebook's checks call (trainstack/run_input_rules.py), after _HELPERS.
+# Functions the rulebook's checks call (trainstack/run_input_rules.py), after _HELPERS. Mind a '/' in these comments:
+# the embedded Step Functions finds variable references with a regex that reads /.../ as a regex literal, so one more
+# '/' can pair differently and leave a lone '$' (IllegalJSONataVariableReference at Validate; seen with a path here).
 _VALIDATE_HELPERS = r"""
   /* A rule's problems as an array, each ending in the rule's id. */
   $tag := function($p, $id) { $map($filter($append([], $p), function($x) { $type($x) = "string" }), function($x) { $x & " [" & $id & "]" }) };
-  /* Why no run may set this environment variable whatever the environment allows (trainstack/schemas/run-environment-rules.json). */
+  /* Why no run may set this environment variable whatever the environment allows (schemas/run-environment-rules.json). */
   $refusedWhy := function($name) { (
     $up := $uppercase($name);
     $parts := $split($up, "_");
