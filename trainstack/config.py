@@ -765,6 +765,48 @@ class Tags(_Strict):
     )
 
 
+class StudioAuthMode(StrEnum):
+    IAM = "IAM"
+    SSO = "SSO"
+
+
+class StudioConfig(_Strict):
+    """A SageMaker Studio domain in the platform's VPC, for users who work in Studio instead of the notebook."""
+
+    auth_mode: StudioAuthMode = Field(
+        StudioAuthMode.IAM,
+        description="How users sign in: IAM (presigned URLs for IAM principals) or SSO (IAM Identity Center, whose "
+        "user names must equal the profile names).",
+    )
+    user_profiles: list[Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")]] = Field(
+        min_length=1,
+        description="One user profile per name, each with its own execution role under the notebook's guard rails.",
+    )
+
+    @field_validator("user_profiles")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"user profile names must be distinct; repeated: {', '.join(repeated)}")
+        return value
+
+
+class BudgetConfig(_Strict):
+    """A monthly AWS Budgets cost budget over the costs tagged with this environment's platform tags."""
+
+    monthly_usd: float = Field(gt=0, description="The budgeted monthly cost in US dollars.")
+    alert_percentages: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+        [80, 100],
+        min_length=1,
+        description="Notify when the month's actual cost passes each of these percentages of monthly_usd.",
+    )
+    notification_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(
+        [],
+        description="Who AWS Budgets emails at each threshold; training.notification_emails when empty.",
+    )
+
+
 class EnvironmentConfig(_Strict):
     """One deployable environment: an account, a region and every platform knob."""
 
@@ -813,6 +855,13 @@ class EnvironmentConfig(_Strict):
     quotas: EmbeddedQuotas | None = Field(
         None, description="Embedded only: the SageMaker quotas the embedded Service Quotas serves."
     )
+    studio: StudioConfig | None = Field(
+        None,
+        description="A SageMaker Studio domain with user profiles under the notebook's guard rails; none when absent.",
+    )
+    budget: BudgetConfig | None = Field(
+        None, description="A monthly cost budget on the platform's tags; none when absent."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -854,6 +903,11 @@ class EnvironmentConfig(_Strict):
             raise ValueError(
                 "notebook.enabled needs network.mode 'create' or 'existing': the notebook runs "
                 "without direct internet access, which SageMaker only allows inside a VPC"
+            )
+        if self.studio is not None and (self.network.mode is NetworkMode.NONE or self.embedded):
+            raise ValueError(
+                "studio needs network.mode 'create' or 'existing' (the domain is VPC only) and a real account "
+                "(the embedded AWS cannot create a domain)"
             )
         if self.quotas is not None and not self.embedded:
             raise ValueError("quotas are served by the embedded AWS only; set embedded: true or remove them")

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from trainstack.config import (
+    BudgetConfig,
     ChannelDefault,
     EmbeddedQuotas,
     EnvironmentConfig,
@@ -30,6 +31,7 @@ from trainstack.config import (
     NetworkConfig,
     NotebookConfig,
     StorageConfig,
+    StudioConfig,
     Tags,
     TrainingConfig,
 )
@@ -51,6 +53,8 @@ SECTIONS: tuple[tuple[str, type[BaseModel]], ...] = (
     ("training", TrainingConfig),
     ("training.instance_count", InstanceCountRange),
     ("training.channels.<name>", ChannelDefault),
+    ("studio", StudioConfig),
+    ("budget", BudgetConfig),
     ("quotas", EmbeddedQuotas),
     ("quotas.instances.<instance type>", InstanceQuota),
 )

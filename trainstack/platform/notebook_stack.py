@@ -13,11 +13,10 @@ from constructs import Construct
 from trainstack.config import EnvironmentConfig, ResourceNames
 from trainstack.package_data import data_file
 from trainstack.platform.constructs import trusted_services
-from trainstack.platform.constructs.create_training_job_state import grant_training_jobs
-from trainstack.platform.constructs.sagemaker_execution_role import training_log_group_arn
+from trainstack.platform.constructs.interactive_user import grant_interactive_user
 from trainstack.platform.constructs.scoped_policy import ScopedPolicy
 from trainstack.platform.network_stack import NetworkStack
-from trainstack.platform.storage_stack import ARTIFACT_PREFIXES, StorageStack
+from trainstack.platform.storage_stack import StorageStack
 from trainstack.platform.training_stack import TrainingStack
 
 LIFECYCLE_DIR = data_file("trainstack.platform", "notebook_lifecycle")
@@ -122,61 +121,7 @@ class NotebookStack(Stack):
     def _grant(self, config: EnvironmentConfig, storage: StorageStack, training: TrainingStack) -> None:
         names = ResourceNames.of(config)
         self.policy = policy = ScopedPolicy(self, "Policy", roles=[self.role])
-        policy.allow(
-            "PrepareData",
-            ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"],
-            [names.bucket_arn(names.data_bucket, "*")],
-            wildcard_reason="the notebook uploads datasets and base-model weights anywhere in the data bucket",
-        )
-        policy.allow(
-            "ReadArtifacts",
-            ["s3:GetObject"],
-            [names.bucket_arn(names.artifacts_bucket, "*")],
-            wildcard_reason="the notebook downloads any trained model, checkpoint or code package to inspect it",
-        )
-        policy.allow(
-            "UploadCodePackages",
-            ["s3:PutObject"],
-            [names.bucket_arn(names.artifacts_bucket, f"{ARTIFACT_PREFIXES['code']}*")],
-            wildcard_reason="the SDK uploads one code package per job under code/",
-        )
-        policy.allow(
-            "ListBuckets",
-            ["s3:ListBucket", "s3:GetBucketLocation"],
-            [names.bucket_arn(names.data_bucket), names.bucket_arn(names.artifacts_bucket)],
-        )
-        policy.allow(
-            "UsePlatformKey",
-            # SSE-KMS through S3 only: GenerateDataKey to upload, Decrypt to read (nothing calls KMS directly).
-            ["kms:Decrypt", "kms:GenerateDataKey"],
-            [storage.key.key_arn],
-        )
-        policy.allow("StartRuns", ["states:StartExecution", "states:ListExecutions"], [training.state_machine_arn])
-        policy.allow(
-            "ReadRuns",
-            ["states:DescribeExecution", "states:GetExecutionHistory", "states:StopExecution"],
-            [training.execution_arn_pattern],
-            wildcard_reason="executions of the platform's state machine are named at start time",
-        )
-        # Jobs launched from the notebook with the SageMaker SDK; UpdateTrainingJob releases warm pools.
-        grant_training_jobs(policy, config, training.job_target, may_update=True)
-        policy.allow(
-            "ReadTrainingLogs",
-            ["logs:GetLogEvents", "logs:DescribeLogStreams", "logs:FilterLogEvents"],
-            [training_log_group_arn(names)],
-            wildcard_reason="one log stream per job and host inside the training log group",
-        )
-        policy.allow(
-            "ListJobsAndQuotas",
-            [
-                "sagemaker:ListTrainingJobs",
-                "servicequotas:GetServiceQuota",
-                "servicequotas:GetAWSDefaultServiceQuota",
-                "servicequotas:ListServiceQuotas",
-            ],
-            ["*"],
-            wildcard_reason="List and Service Quotas read calls have no resource-level permissions",
-        )
+        grant_interactive_user(policy, config, key=storage.key, training=training)
         policy.allow(
             "StopWhenIdle",
             ["sagemaker:StopNotebookInstance", "sagemaker:DescribeNotebookInstance"],

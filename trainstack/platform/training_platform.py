@@ -18,18 +18,20 @@ from trainstack.platform.image_stack import ImageStack
 from trainstack.platform.network_stack import NetworkStack
 from trainstack.platform.notebook_stack import NotebookStack
 from trainstack.platform.storage_stack import StorageStack
+from trainstack.platform.studio_stack import StudioStack
 from trainstack.platform.training_stack import TrainingStack
 
 
 @dataclass(frozen=True)
 class PlatformStacks:
-    """An environment's stacks; `network` and `notebook` are None when the environment has none."""
+    """An environment's stacks; `network`, `notebook` and `studio` are None when the environment has none."""
 
     storage: StorageStack
     network: NetworkStack | None
     image: ImageStack
     training: TrainingStack
     notebook: NotebookStack | None
+    studio: StudioStack | None
 
 
 def add_platform(scope: Construct, config: EnvironmentConfig, env: Environment | None = None) -> PlatformStacks:
@@ -69,6 +71,21 @@ def add_platform(scope: Construct, config: EnvironmentConfig, env: Environment |
         )
         # The notebook's resource file names the state machine, which the training stack creates.
         notebook.add_stack_dependency(training)
+    studio = None
+    if config.studio is not None:
+        assert network is not None  # the config model requires a network for Studio
+        studio = StudioStack(
+            scope,
+            "Studio",
+            stack_name=names.stack("studio"),
+            env=env,
+            config=config,
+            storage=storage,
+            network=network,
+            training=training,
+        )
+        # The roles' policies name the state machine and buckets by literal ARN.
+        studio.add_stack_dependency(training)
 
     for key, value in config.all_tags.items():
         Tags.of(scope).add(key, value)
@@ -82,7 +99,9 @@ def add_platform(scope: Construct, config: EnvironmentConfig, env: Environment |
         iam.PermissionsBoundary.of(scope).apply(storage.boundary)
     # Any unacknowledged AwsSolutions finding fails synth for these stacks.
     Validations.of(scope).add_plugins(AwsSolutionsChecks(scope))
-    return PlatformStacks(storage=storage, network=network, image=image, training=training, notebook=notebook)
+    return PlatformStacks(
+        storage=storage, network=network, image=image, training=training, notebook=notebook, studio=studio
+    )
 
 
 class TrainingPlatform(Construct):

@@ -8,7 +8,9 @@ from constructs import Construct
 from trainstack.config import EnvironmentConfig, ResourceNames
 from trainstack.package_data import training_code_dir
 from trainstack.platform.constructs.code_package import CodePackage
+from trainstack.platform.constructs.cost_budget import CostBudget
 from trainstack.platform.constructs.create_training_job_state import TrainingJobTarget, job_name_pattern
+from trainstack.platform.constructs.platform_dashboard import PlatformDashboard
 from trainstack.platform.constructs.sagemaker_execution_role import ExecutionRoleProps, SageMakerExecutionRole
 from trainstack.platform.constructs.training_log_group import (
     TrainingLogGroup,
@@ -22,7 +24,8 @@ from trainstack.platform.storage_stack import StorageStack
 
 
 class TrainingStack(Stack):
-    """Exposes `.execution_role`, `.code_package`, `.pipeline` and `.state_machine`."""
+    """Exposes `.execution_role`, `.code_package`, `.pipeline`, `.state_machine`, `.dashboard` and `.budget`
+    (None without a `budget:` block)."""
 
     def __init__(
         self,
@@ -80,6 +83,10 @@ class TrainingStack(Stack):
         acknowledge_provider(self)
         self.pipeline = TrainingPipeline(self, "Pipeline", config=config, key=storage.key, target=self.job_target)
         self.state_machine = self.pipeline.state_machine
+        self.dashboard = PlatformDashboard(
+            self, "Dashboard", config=config, state_machine=self.state_machine, log_group=self.pipeline.log_group
+        ).dashboard
+        self.budget = CostBudget(self, "CostBudget", config=config).budget if config.budget else None
 
         CfnOutput(self, "ExecutionRoleArn", value=self.execution_role.role_arn)
         CfnOutput(self, "CodePackageUri", value=self.code_package.s3_uri)

@@ -48,3 +48,9 @@ def state_machine(names: ResourceNames, state_machine_name: str) -> iam.IPrincip
 def notebook_instance() -> iam.IPrincipal:
     """SageMaker, without conditions: AWS documents none for notebook instances (see the module's docstring)."""
     return iam.ServicePrincipal(SAGEMAKER)
+
+
+def studio_user() -> iam.IPrincipal:
+    """SageMaker, without conditions, for a Studio user profile's execution role: a confused-deputy condition
+    that Studio does not send would stop every app of the profile, and we have not seen which it sends."""
+    return iam.ServicePrincipal(SAGEMAKER)
