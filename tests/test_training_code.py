@@ -532,6 +532,72 @@ def test_the_manifest_lists_the_checkpoint_as_every_rank_left_it(
     assert "config.json: 0 bytes as rank 2 lists it, 23 bytes" in caplog.text
 
 
+@pytest.fixture
+def one_rank_group() -> Iterator[None]:
+    """A real gloo process group of one rank, destroyed afterwards if the test left it up."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    yield
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+class _Exited(Exception):
+    pass
+
+
+def test_a_finished_rank_leaves_the_process_group(one_rank_group: None) -> None:
+    import torch.distributed as dist
+
+    exits: list[int] = []
+    code_module("run_train").leave_process_group(exit_process=exits.append)
+    assert not dist.is_initialized()
+    assert exits == []  # a teardown that returns lets the process end as usual
+
+
+def test_a_hung_process_group_teardown_does_not_keep_a_finished_rank_alive(
+    one_rank_group: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past the final barrier every rank's work is saved; a destroy_process_group that never returns held the
+    rank, its host's torchrun agent, and (in torchrun's exit barrier) every other host until the job's limit."""
+    import threading
+
+    import torch.distributed as dist
+
+    released = threading.Event()
+
+    def destroy_that_hangs(group: object = None) -> None:
+        if not released.wait(RUN_TIMEOUT_S):
+            raise AssertionError("leave_process_group waited on a teardown that never returns")
+
+    exits: list[int] = []
+
+    def exit_process(code: int) -> None:
+        exits.append(code)
+        raise _Exited
+
+    monkeypatch.setattr(dist, "destroy_process_group", destroy_that_hangs)
+    try:
+        with pytest.raises(_Exited):
+            code_module("run_train").leave_process_group(teardown_timeout_s=0.1, exit_process=exit_process)
+    finally:
+        released.set()
+    assert exits == [0]  # the work is done: a finished job, not a failed one
+    assert "destroy_process_group has not returned 0 s after every rank passed the final barrier" in caplog.text
+
+
+def test_a_failing_process_group_teardown_is_an_error(one_rank_group: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch.distributed as dist
+
+    def destroy_that_fails(group: object = None) -> None:
+        raise RuntimeError("gloo: connection reset by peer")
+
+    monkeypatch.setattr(dist, "destroy_process_group", destroy_that_fails)
+    with pytest.raises(RuntimeError, match="connection reset by peer"):
+        code_module("run_train").leave_process_group(exit_process=lambda code: pytest.fail(f"exited with {code}"))
+
+
 def test_checkpoint_dir_resolution_order() -> None:
     checkpoints = code_module("checkpoints")
     env = {"SM_CHECKPOINT_DIR": "/data/ckpt"}

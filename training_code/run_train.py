@@ -16,12 +16,15 @@ error a one-paragraph reason in $SM_OUTPUT_DIR/failure plus a non-zero exit code
 
 from __future__ import annotations
 
+import faulthandler
 import importlib.util
 import json
 import logging
 import os
 import sys
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -47,6 +50,9 @@ _MODEL_PATH_ENV = "TRAINSTACK_MODEL_PATH"
 # Distribution name -> module: mlflow is the client transformers' MLflowCallback drives; sagemaker-mlflow is
 # the plugin that resolves an mlflow-tracking-server ARN as tracking URI and signs requests with the role.
 _MLFLOW_PACKAGES = {"mlflow": "mlflow", "sagemaker-mlflow": "sagemaker_mlflow"}
+# How long a rank waits for destroy_process_group once every rank has passed the final barrier (see
+# leave_process_group); a healthy teardown takes seconds, NCCL's included.
+TEARDOWN_TIMEOUT_S = 60.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -283,17 +289,54 @@ def train(args: Arguments, sm: SageMakerEnvironment, plan: LaunchPlan) -> None:
     leave_process_group()
 
 
-def leave_process_group() -> None:
-    """All ranks leave the process group together once the work is done.
+def leave_process_group(
+    teardown_timeout_s: float = TEARDOWN_TIMEOUT_S, exit_process: Callable[[int], object] = os._exit
+) -> None:
+    """All ranks leave the process group together once the work is done; the teardown is bounded.
 
-    Otherwise rank 0, still writing the model, and the other ranks, already exiting, tear the group down at
-    different times, and a gloo or NCCL peer whose connection closes under it aborts (SIGABRT): a finished
-    job that fails on one host."""
+    The barrier: otherwise rank 0, still writing the model, and the other ranks, already exiting, tear the group
+    down at different times, and a gloo or NCCL peer whose connection closes under it aborts (SIGABRT): a finished
+    job that fails on one host. It waits as long as the group's timeout (ddp_timeout) for rank 0's final save.
+
+    Past the barrier every rank's work is saved. destroy_process_group can still hang (pytorch/pytorch#75097),
+    and a rank that never exits holds its host's torchrun agent, the other agents wait for it in torchrun's exit
+    barrier, and the job runs on until MaxRuntimeInSeconds. So the teardown gets `teardown_timeout_s`; past that
+    the stacks go to stderr and the process exits 0 at once (`exit_process`), without the interpreter's own
+    teardown, which would wait on the same group."""
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    log.info("every rank has finished; leaving the process group")
+    done = threading.Event()
+    failures: list[BaseException] = []
+
+    def destroy() -> None:
+        try:
+            dist.destroy_process_group()
+        except BaseException as error:  # re-raised below, in the caller's thread
+            failures.append(error)
+        finally:
+            done.set()
+
+    # A daemon thread: a hung teardown must not also hold the interpreter's exit.
+    started = time.monotonic()
+    threading.Thread(target=destroy, name="destroy_process_group", daemon=True).start()
+    if done.wait(teardown_timeout_s):
+        if failures:
+            raise failures[0]
+        log.info("left the process group in %.1f s", time.monotonic() - started)
+        return
+    log.warning(
+        "destroy_process_group has not returned %.0f s after every rank passed the final barrier; "
+        "the work is saved, so this rank exits without it (thread stacks follow)",
+        teardown_timeout_s,
+    )
+    faulthandler.dump_traceback(file=sys.stderr, all_threads=True)
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    exit_process(0)
 
 
 def final_evaluation(trainer: SFTTrainer) -> dict[str, float]:
