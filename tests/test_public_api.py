@@ -9,7 +9,7 @@ from pathlib import Path
 
 import trainstack
 from trainstack import public_api
-from trainstack.platform import PlatformStage, TrainingPlatform
+from trainstack.platform import PipelineConfig, PlatformStage, TrainingPlatform
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SNAPSHOT = REPO_ROOT / "tests" / "snapshots" / "public_api.json"
@@ -42,6 +42,21 @@ def test_the_public_api_names_the_stage_and_the_construct() -> None:
     assert [p["name"] for p in names["PlatformStage"]["parameters"]] == ["scope", "config"]
     assert names["PlatformStage"]["bases"] == [PlatformStage.__bases__[0].__name__] == ["Stage"]
     assert names["load_environment"]["kind"] == "function"
+
+
+def test_the_public_api_names_the_delivery_pipeline_and_its_config() -> None:
+    names = json.loads(SNAPSHOT.read_text(encoding="utf-8"))["names"]
+    assert [p["name"] for p in names["DeliveryPipelineStack"]["parameters"]] == [
+        "scope",
+        "config",
+        "environments",
+        "stage_factory",
+    ]
+    assert names["load_pipeline"]["returns"] == "PipelineConfig"
+    # pipeline.yaml's fields are held by their own schema, not pointed at the environment's.
+    pipeline_schema = names["PipelineConfig"]["schema"]
+    assert pipeline_schema == PipelineConfig.model_json_schema()
+    assert {"account", "region", "source", "stages"} <= set(pipeline_schema["required"])
 
 
 def test_one_version_in_the_package_and_the_changelog() -> None:

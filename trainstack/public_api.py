@@ -1,6 +1,7 @@
-"""trainstack's public API as data: every name `trainstack.platform` exports, its parameters, and the environment
-file's JSON Schema. tests/test_public_api.py holds it against tests/snapshots/public_api.json, so a change to the
-API shows up as a diff that someone chose to make. After a deliberate change (and its CHANGELOG entry):
+"""trainstack's public API as data: every name `trainstack.platform` exports, its parameters, and the JSON Schemas
+of the environment file and of the other config models it exports (pipeline.yaml's). tests/test_public_api.py holds
+it against tests/snapshots/public_api.json, so a change to the API shows up as a diff that someone chose to make.
+After a deliberate change (and its CHANGELOG entry):
 
     python -m trainstack.public_api > tests/snapshots/public_api.json
 """
@@ -35,8 +36,11 @@ def _describe(obj: Any) -> dict[str, Any]:
     if inspect.isclass(obj) and issubclass(obj, Exception):
         return {"kind": "exception", "bases": [base.__name__ for base in obj.__bases__]}
     if inspect.isclass(obj) and hasattr(obj, "model_json_schema"):
-        # A config model: its fields are the schema below.
-        return {"kind": "config model", "schema": "config_schema"}
+        # The environment model's fields are `config_schema` below; any other model (pipeline.yaml's, the
+        # resource names) carries its own, so a change to its fields is a diff too.
+        if obj is EnvironmentConfig:
+            return {"kind": "config model", "schema": "config_schema"}
+        return {"kind": "config model", "schema": obj.model_json_schema()}
     if inspect.isclass(obj) and dataclasses.is_dataclass(obj):
         return {
             "kind": "dataclass",
