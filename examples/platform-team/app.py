@@ -17,10 +17,9 @@ from aws_cdk import App, Stage
 from constructs import Construct
 from stacks.team_alerts import TeamAlertsStack
 
-from trainstack.config import ConfigError, EnvironmentConfig, load_all
-from trainstack.delivery_config import PIPELINE_FILE, load_pipeline
-from trainstack.platform.delivery_pipeline import DeliveryPipelineStack
-from trainstack.platform.platform_stage import PlatformStage
+from trainstack.config import load_all
+from trainstack.delivery_config import PIPELINE_FILE
+from trainstack.platform import ConfigError, DeliveryPipelineStack, EnvironmentConfig, PlatformStage, load_pipeline
 
 HERE = Path(__file__).resolve().parent
 

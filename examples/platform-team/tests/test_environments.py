@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainstack.config import load_all
-from trainstack.delivery_config import PIPELINE_FILE, load_pipeline
+from trainstack.delivery_config import PIPELINE_FILE
+from trainstack.platform import load_pipeline
 
 APP = Path(__file__).resolve().parent.parent
 
