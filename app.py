@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The trainstack CDK app: one Stage per environment file in config/.
+"""The trainstack CDK app: one Stage per environment file in config/ (stacks/environments.py).
 
 `cdk synth` builds every environment; `cdk synth -c env=dev` (or `make synth ENV=dev`) just one.
 A bad environment file stops synth with a message naming the file and the field.
@@ -13,20 +13,18 @@ from pathlib import Path
 
 from aws_cdk import App
 
-from stacks.platform_stage import PlatformStage
-from trainstack.config import ConfigError, load_selected
+from stacks.environments import add_environments
+from trainstack.config import ConfigError
 
 
 def main() -> None:
     app = App()
     selected = app.node.try_get_context("env")
     try:
-        configs = load_selected(selected)
+        add_environments(app, selected)
     except ConfigError as error:
         print(f"trainstack: {error}", file=sys.stderr)
         sys.exit(1)
-    for config in configs:
-        PlatformStage(app, config)
     assembly = app.synth()
     # The CDK CLI writes the validation report but still exits 0; a finding must stop synth.
     findings = validation_failures(Path(assembly.directory) / "validation-report.json")

@@ -94,7 +94,7 @@ def build_model(out_dir: Path, args: argparse.Namespace) -> int:
 
 
 def write_data(folder: Path, records: int, seq_len: int) -> None:
-    corpus = (REPO_ROOT / "examples" / "data" / "corpus.txt").read_text().split()
+    corpus = (REPO_ROOT / "trainstack" / "data" / "corpus.txt").read_text().split()
     rng = random.Random(0)
     folder.mkdir(parents=True)
     with (folder / "train.jsonl").open("w") as out:

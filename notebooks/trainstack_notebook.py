@@ -35,7 +35,8 @@ _OPTIONAL = {"subnet_ids", "security_group_ids", "tags", "job_name_prefix"}
 
 @dataclass(frozen=True)
 class Resources:
-    """The platform's resource names, as the lifecycle configuration writes them (stacks/notebook_stack.py)."""
+    """The platform's resource names, as the lifecycle configuration writes them
+    (trainstack/platform/notebook_stack.py)."""
 
     environment: str
     region: str

@@ -1,1 +1,1 @@
-"""CDK stacks of one trainstack environment; `platform_stage.PlatformStage` wires them together."""
+"""This app's own stacks: the trainstack library builds the platform; `environments` picks the files it builds."""

@@ -32,7 +32,7 @@ class Synthesized:
     """Every environment in config/, synthesized in-process into one cloud assembly."""
 
     outdir: Path
-    stages: dict  # environment name -> stacks.platform_stage.PlatformStage
+    stages: dict  # environment name -> trainstack.platform.PlatformStage
     assembly: object  # aws_cdk.cx_api.CloudAssembly
 
     def template(self, env: str, part: str) -> dict:
@@ -45,14 +45,14 @@ class Synthesized:
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synthesized]:
     from aws_cdk import App
 
-    from stacks.platform_stage import PlatformStage
     from trainstack.config import load_all
+    from trainstack.platform.platform_stage import PlatformStage
 
     outdir = tmp_path_factory.mktemp("cdk.out")
     # The same feature flags the CLI passes from cdk.json, so templates match `cdk synth`.
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     app = App(outdir=str(outdir), context=context)
-    stages = {config.name: PlatformStage(app, config) for config in load_all()}
+    stages = {config.name: PlatformStage(app, config) for config in load_all(REPO_ROOT / "config")}
     assembly = app.synth()
     yield Synthesized(outdir=outdir, stages=stages, assembly=assembly)
 
@@ -117,8 +117,8 @@ def embedded_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
             _dump_platform_uses(_session_config)  # what ran after the group's last test, for the report
         tables = least_privilege_tables(aws)
         if tables:
-            from stacks.unexercised_grants import UNEXERCISED_GRANTS
             from trainstack.embedded_aws.least_privilege import markdown
+            from trainstack.platform.unexercised_grants import UNEXERCISED_GRANTS
 
             report = REPO_ROOT / ".bench" / "least-privilege.md"
             report.parent.mkdir(exist_ok=True)
@@ -132,7 +132,8 @@ _session_aws: object | None = None  # the embedded_aws of this process's session
 
 
 def platform_roles(aws: object) -> dict[str, str]:
-    """The deployed platform's roles by the key `stacks/unexercised_grants.py` uses; {} when not deployed."""
+    """The deployed platform's roles by the key `trainstack/platform/unexercised_grants.py` uses; {} when not
+    deployed."""
     from trainstack.config import ResourceNames, load_environment
 
     names = ResourceNames.of(load_environment("local"))

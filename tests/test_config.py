@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from trainstack.config import (
-    CONFIG_DIR,
     S3_PREFIX_LISTS,
     ConfigError,
     EnvironmentConfig,
@@ -24,6 +23,7 @@ from trainstack.config import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "config"
 
 
 def _local_data() -> dict:
@@ -69,7 +69,8 @@ def test_dlc_uri_uses_the_regions_registry() -> None:
 
 
 def test_allowed_image_repositories_are_the_platforms_and_the_configured_dlcs() -> None:
-    # The platform's own repository exists only in `repository` mode (stacks/image_stack.py): never elsewhere.
+    # The platform's own repository exists only in `repository` mode (trainstack/platform/image_stack.py): never
+    # elsewhere.
     assert load_environment("local").allowed_image_repositories == [
         "763104351884.dkr.ecr.us-east-1.amazonaws.com/huggingface-pytorch-training",  # the dlc-mode default
         "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training",

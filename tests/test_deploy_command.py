@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import REPO_ROOT
 
-from trainstack.config import REPO_ROOT, ImageMode, load_environment
+from trainstack.config import ImageMode, load_environment
 from trainstack.deploy import dlc_login
 from trainstack.embedded_aws.json_protocol import endpoint_client
 from trainstack.embedded_aws.server import subprocess_env

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 
 import boto3
-
-from trainstack.config import REPO_ROOT
+from conftest import REPO_ROOT
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -110,6 +110,14 @@ def _finders(aws: Any, physical_of: Callable[[Any], str]) -> dict[str, Callable[
             bool(aws.client("cloudwatch").describe_alarms(AlarmNames=[pid])["MetricAlarms"])
         ),
         "AWS::Events::Rule": lambda pid, _: aws.client("events").describe_rule(Name=pid.split("|")[-1]),
+        # Found by its name: the body, with its references resolved, is what CloudWatch stores.
+        "AWS::CloudWatch::Dashboard": lambda _, properties: found(
+            bool(
+                json.loads(
+                    aws.client("cloudwatch").get_dashboard(DashboardName=properties["DashboardName"])["DashboardBody"]
+                )["widgets"]
+            )
+        ),
     }
 
 

@@ -9,8 +9,7 @@ import sys
 from typing import Any
 
 import pytest
-
-from trainstack.config import REPO_ROOT
+from conftest import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 These pin each condition so that removing or loosening one guard rail turns a test red. That the conditions
 refuse what they should is for an IAM evaluator to show (the embedded AWS's, once it evaluates policies); the
-refusals each condition must produce are listed in stacks/constructs/create_training_job_state.py's
+refusals each condition must produce are listed in trainstack/platform/constructs/create_training_job_state.py's
 `training_job_conditions` and in the README's Security section.
 """
 
@@ -12,13 +12,13 @@ import json
 
 import pytest
 
-from stacks.constructs.create_training_job_state import (
+from trainstack.config import ResourceNames, load_environment
+from trainstack.instance_storage import local_storage_families
+from trainstack.platform.constructs.create_training_job_state import (
     CREATE_ON_EBS,
     CREATE_ON_LOCAL_STORAGE,
     UPDATE_INSIDE_GUARD_RAILS,
 )
-from trainstack.config import ResourceNames, load_environment
-from trainstack.instance_storage import local_storage_families
 
 ENVS = ["local", "dev", "prod"]
 

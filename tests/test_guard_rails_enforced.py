@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import assumer_of, role_arn, stack_outputs
 
-from trainstack.config import ResourceNames, load_environment
+from trainstack.config import EnvironmentConfig, ResourceNames, load_environment
 from trainstack.embedded_aws import testing
 from trainstack.embedded_aws.assumed_role_credentials import role_client
 from trainstack.embedded_aws.testing import upload_script, wait_for_job
@@ -34,6 +34,8 @@ PREFIX = CONFIG.training.job_name_prefix
 COST_CENTRE = "trainstack:cost-centre"
 SCRIPT = "import os, pathlib\npathlib.Path(os.environ['SM_MODEL_DIR'], 'model.txt').write_text('m')\n"
 Request = dict[str, Any]
+# An EBS-backed type of the allowed families: the table below removes or adds its volume key.
+CONFORMING_INSTANCE_TYPE = "ml.m5.xlarge"
 
 
 @pytest.fixture(scope="module")
@@ -48,16 +50,36 @@ def conforming_request(aws: Any, name: str, **overrides: Any) -> Request:
     from the stacks' outputs: platform subnets and group, platform key on volume and output, an allowed type,
     runtime within the ceiling, the platform's tags, encryption between nodes, the platform's execution role."""
     network, storage, training = (stack_outputs(aws, stack) for stack in ("network", "storage", "training"))
-    key = storage["KmsKeyArn"]
     code = upload_script(aws.client("s3"), NAMES.artifacts_bucket, SCRIPT)
-    request = testing.job_request(
+    request = request_from_outputs(
+        CONFIG, name, code, network, storage, training, instance_type=CONFORMING_INSTANCE_TYPE
+    )
+    request.update(overrides)
+    return request
+
+
+def request_from_outputs(
+    config: EnvironmentConfig,
+    name: str,
+    code: str,
+    network: dict[str, str],
+    storage: dict[str, str],
+    training: dict[str, str],
+    *,
+    instance_type: str,
+) -> Request:
+    """The conforming request of `config`'s environment from its network, storage and training stack outputs
+    (tests/test_studio_guard_rails.py builds it from synthesized outputs)."""
+    names = ResourceNames.of(config)
+    key = storage["KmsKeyArn"]
+    return testing.job_request(
         name,
-        NAMES.artifacts_bucket,
+        names.artifacts_bucket,
         code,
         RoleArn=training["ExecutionRoleArn"],
-        OutputDataConfig={"S3OutputPath": f"s3://{NAMES.artifacts_bucket}/output", "KmsKeyId": key},
+        OutputDataConfig={"S3OutputPath": f"s3://{names.artifacts_bucket}/output", "KmsKeyId": key},
         ResourceConfig={
-            "InstanceType": "ml.m5.xlarge",
+            "InstanceType": instance_type,
             "InstanceCount": 1,
             "VolumeSizeInGB": 30,
             "VolumeKmsKeyId": key,
@@ -65,10 +87,8 @@ def conforming_request(aws: Any, name: str, **overrides: Any) -> Request:
         StoppingCondition={"MaxRuntimeInSeconds": 600},
         VpcConfig={"Subnets": network["SubnetIds"].split(","), "SecurityGroupIds": [network["SecurityGroupId"]]},
         EnableInterContainerTrafficEncryption=True,
-        Tags=[{"Key": k, "Value": v} for k, v in CONFIG.platform_tags.items()],
+        Tags=[{"Key": k, "Value": v} for k, v in config.platform_tags.items()],
     )
-    request.update(overrides)
-    return request
 
 
 def job_name(tag: str) -> str:

@@ -257,11 +257,11 @@ def test_condition_keys_of_create_training_job_are_enforced(aws: Any) -> None:
 @pytest.mark.after_platform_runs
 def test_every_platform_grant_is_exercised_or_explained(aws: Any, request: pytest.FixtureRequest) -> None:
     """Least privilege, measured: each granted (action, resource) of the state machine, the execution role and
-    the notebook role was used by some call in this session (on any worker), or `stacks/unexercised_grants.py`
-    says why not."""
+    the notebook role was used by some call in this session (on any worker), or
+    `trainstack/platform/unexercised_grants.py` says why not."""
     from conftest import expected_platform_groups, least_privilege_tables
 
-    from stacks.unexercised_grants import UNEXERCISED_GRANTS
+    from trainstack.platform.unexercised_grants import UNEXERCISED_GRANTS
 
     modules = {item.module.__name__ for item in request.session.items if item.module is not None}
     needed = {"test_pipeline_executions", "test_notebooks", "test_cli"}
@@ -276,11 +276,11 @@ def test_every_platform_grant_is_exercised_or_explained(aws: Any, request: pytes
         for row in rows
         if not row.exercised and (key, row.action) not in UNEXERCISED_GRANTS
     ]
-    assert not unexplained, "grants no test used and stacks/unexercised_grants.py does not explain:\n" + "\n".join(
-        unexplained
+    assert not unexplained, (
+        "grants no test used and trainstack/platform/unexercised_grants.py does not explain:\n" + "\n".join(unexplained)
     )
     stale = [key for key in UNEXERCISED_GRANTS if not any(row.action == key[1] for row in tables.get(key[0], []))]
-    assert not stale, f"stacks/unexercised_grants.py explains grants that no longer exist: {stale}"
+    assert not stale, f"trainstack/platform/unexercised_grants.py explains grants that no longer exist: {stale}"
 
 
 def test_an_operator_only_user_reads_runs_but_cannot_start_one(aws: Any) -> None:

@@ -11,9 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from trainstack.config import CONFIG_DIR
 from trainstack.image_compatibility import (
-    DEV_REQUIREMENTS_PATH,
     DOCKERFILE_PATH,
     ImageMismatch,
     check_image,
@@ -22,6 +20,9 @@ from trainstack.image_compatibility import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_DIR = REPO_ROOT / "config"
+# The pins the project's own environment (where the embedded AWS runs jobs) is installed from.
+DEV_REQUIREMENTS_PATH = REPO_ROOT / "requirements-dev.txt"
 OLD_DLC = "2.5.1-transformers4.49.0-gpu-py311-cu124-ubuntu22.04"
 NEW_DLC = "2.9.0-transformers5.3.0-gpu-py312-cu130-ubuntu22.04"
 HF = "huggingface-pytorch-training"
@@ -66,7 +67,7 @@ def test_a_dlc_without_the_hf_extras_needs_internet_or_the_asset_image() -> None
     with pytest.raises(ImageMismatch, match=r"does not ship accelerate.*private VPC cannot install it"):
         check_image(mode="dlc", repository=HF, tag=NEW_DLC, embedded=False, internet=False)
     check_image(mode="dlc", repository=HF, tag=NEW_DLC, embedded=False, internet=True)
-    # The embedded AWS runs jobs in the project's environment, pinned by requirements-dev.txt.
+    # The embedded AWS runs jobs in the project's environment: what it has installed counts.
     check_image(mode="dlc", repository=HF, tag=NEW_DLC, embedded=True, internet=False)
 
 

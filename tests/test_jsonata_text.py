@@ -1,10 +1,11 @@
-"""One-line JSONata (stacks/constructs/jsonata_text.py): same meaning, evaluated through the same evaluator."""
+"""One-line JSONata (trainstack/platform/constructs/jsonata_text.py): same meaning, evaluated through the same
+evaluator."""
 
 from __future__ import annotations
 
 import pytest
 
-from stacks.constructs.jsonata_text import one_line, one_line_expressions
+from trainstack.platform.constructs.jsonata_text import one_line, one_line_expressions
 from trainstack.step_functions_jsonata import compile_expression
 
 

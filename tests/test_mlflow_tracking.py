@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from stacks.constructs.sagemaker_execution_role import MLFLOW_LOGGING_ACTIONS
 from trainstack.config import EnvironmentConfig, load_environment
 from trainstack.embedded_aws.iam_policy_evaluation import AuthorizationRequest, Policy, Principal, evaluate
+from trainstack.platform.constructs.sagemaker_execution_role import MLFLOW_LOGGING_ACTIONS
 from trainstack.run_preview import definition_from_template, preview
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -37,7 +37,7 @@ def _with_mlflow(config: EnvironmentConfig) -> tuple[EnvironmentConfig, str]:
 def mlflow_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EnvironmentConfig, str, dict, object]]:
     from aws_cdk import App
 
-    from stacks.platform_stage import PlatformStage
+    from trainstack.platform.platform_stage import PlatformStage
 
     config, arn = _with_mlflow(load_environment("local"))
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]

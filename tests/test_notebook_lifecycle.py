@@ -15,8 +15,8 @@ from pathlib import Path
 import botocore.exceptions
 import pytest
 
-from stacks.notebook_stack import LIFECYCLE_DIR, render_on_start
 from trainstack.config import LIFECYCLE_PYTHON, NOTEBOOK_PLATFORMS, ConfigError, load_environment
+from trainstack.platform.notebook_stack import LIFECYCLE_DIR, render_on_start
 
 spec = importlib.util.spec_from_file_location("autostop", LIFECYCLE_DIR / "autostop.py")
 assert spec and spec.loader
@@ -81,10 +81,9 @@ def test_every_environment_runs_its_notebook_on_a_platform_aws_still_creates() -
 
 def test_synth_refuses_an_amazon_linux_2_notebook(tmp_path: Path) -> None:
     import yaml
+    from conftest import REPO_ROOT
 
-    from trainstack.config import CONFIG_DIR
-
-    data = yaml.safe_load((CONFIG_DIR / "dev.yaml").read_text())
+    data = yaml.safe_load((REPO_ROOT / "config" / "dev.yaml").read_text())
     data["notebook"]["platform_identifier"] = "notebook-al2-v3"
     (tmp_path / "dev.yaml").write_text(yaml.safe_dump(data))
     with pytest.raises(

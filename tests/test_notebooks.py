@@ -38,8 +38,8 @@ QUICK_RUN = {
 
 @pytest.fixture(scope="module")
 def resources_file(deployed_local_platform, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """What stacks/notebook_stack.py puts in /home/ec2-user/SageMaker/trainstack.json, from the deployed stacks
-    (the file `make local-up` writes for `make notebook`)."""
+    """What trainstack/platform/notebook_stack.py puts in /home/ec2-user/SageMaker/trainstack.json, from the
+    deployed stacks (the file `make local-up` writes for `make notebook`)."""
     resources = notebook_resources(load_environment("local"), deployed_local_platform.outputs)
     path = tmp_path_factory.mktemp("notebook-home") / "trainstack.json"
     path.write_text(json.dumps(resources, indent=2), encoding="utf-8")

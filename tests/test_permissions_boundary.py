@@ -1,5 +1,6 @@
 """Every role of an environment deployed to an account runs under a permissions boundary, and the platform's own
-boundary leaves room for everything the roles' policies grant (stacks/constructs/permissions_boundary.py)."""
+boundary leaves room for everything the roles' policies grant
+(trainstack/platform/constructs/permissions_boundary.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import fnmatch
 
 import pytest
 
-from stacks.constructs.permissions_boundary import DENIED_ACTIONS, boundary_actions
 from trainstack.config import load_environment
+from trainstack.platform.constructs.permissions_boundary import DENIED_ACTIONS, boundary_actions
 
 PARTS = ["storage", "network", "image", "training", "notebook"]
 

@@ -270,11 +270,11 @@ def test_looks_at_150_pools_cost_what_the_history_budget_counts_and_a_week_fits(
     before 25,000 events in every execution. A continued run then keeps its name and wait and gives up after
     exactly the 7 days. (The whole week is not run here: on this embedded AWS a look over 150 jobs costs
     seconds of pure-Python JSONata, and 1,030 of them would take an hour.)"""
-    from stacks.constructs.quota_check import DESCRIBE_EVENTS, LOOK_EVENTS, PAGE_EVENTS
-    from stacks.constructs.run_continuation import CONTINUATION_KEY, HISTORY_BEFORE_LOOPS, HISTORY_BUDGET
     from trainstack.config import MAX_CAPACITY_WAIT_SECONDS
     from trainstack.embedded_aws.step_functions_history_limit import MAX_HISTORY_EVENTS
     from trainstack.embedded_aws.testing import time_scale
+    from trainstack.platform.constructs.quota_check import DESCRIBE_EVENTS, LOOK_EVENTS, PAGE_EVENTS
+    from trainstack.platform.constructs.run_continuation import CONTINUATION_KEY, HISTORY_BEFORE_LOOPS, HISTORY_BUDGET
 
     _release_pools(platform)
     arns = _seed_150_pools(platform, 3600)  # seeded in real time: the pools outlast the scaled waits
@@ -352,8 +352,8 @@ def test_the_pipeline_role_may_continue_a_run_in_its_own_state_machine_only(plat
     nothing else (here the pool cleanup's machine is refused)."""
     from botocore.exceptions import ClientError
 
-    from stacks.constructs.run_continuation import CONTINUATION_KEY
     from trainstack.embedded_aws.assumed_role_credentials import role_client
+    from trainstack.platform.constructs.run_continuation import CONTINUATION_KEY
 
     sfn = platform.client("stepfunctions")
     role = sfn.describe_state_machine(stateMachineArn=platform.state_machine_arn)["roleArn"]

@@ -12,14 +12,15 @@ import jsonschema
 import pytest
 from botocore.validate import ParamValidator
 
-from stacks.constructs.code_package import build_source_tarball
-from trainstack.config import TRAINING_CODE_DIR, ResourceNames, load_environment
+from trainstack.config import ResourceNames, load_environment
 from trainstack.embedded_aws.sagemaker_request_rules import validate_create_training_job
+from trainstack.package_data import training_code_dir
+from trainstack.platform.constructs.code_package import build_source_tarball
 from trainstack.run_preview import definition_from_template, evaluate, held_instances, preview
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((REPO_ROOT / "examples" / "inputs").glob("*.json"))
-SCHEMA = json.loads((REPO_ROOT / "schemas" / "training-run-input.schema.json").read_text())
+SCHEMA = json.loads((REPO_ROOT / "trainstack" / "schemas" / "training-run-input.schema.json").read_text())
 ARTIFACTS = "s3://trainstack-local-artifacts-123456789012-us-east-1"
 _SAGEMAKER = botocore.session.get_session().get_service_model("sagemaker")
 CREATE_TRAINING_JOB = _SAGEMAKER.operation_model("CreateTrainingJob").input_shape
@@ -440,8 +441,8 @@ def test_state_machine_role_is_least_privilege(synthesized) -> None:
 
 
 def test_code_package_is_reproducible_and_follows_the_code(tmp_path: Path) -> None:
-    first = build_source_tarball(TRAINING_CODE_DIR, tmp_path / "a.tar.gz").read_bytes()
-    second = build_source_tarball(TRAINING_CODE_DIR, tmp_path / "b.tar.gz").read_bytes()
+    first = build_source_tarball(training_code_dir(), tmp_path / "a.tar.gz").read_bytes()
+    second = build_source_tarball(training_code_dir(), tmp_path / "b.tar.gz").read_bytes()
     assert first == second
     source = tmp_path / "src"
     source.mkdir()
@@ -465,7 +466,7 @@ def test_code_package_is_reproducible_and_follows_the_code(tmp_path: Path) -> No
 def test_two_synths_give_the_same_code_asset_hash(synthesized, tmp_path: Path) -> None:
     from aws_cdk import App
 
-    from stacks.platform_stage import PlatformStage
+    from trainstack.platform.platform_stage import PlatformStage
 
     context = json.loads((REPO_ROOT / "cdk.json").read_text())["context"]
     app = App(outdir=str(tmp_path), context=context)
@@ -477,8 +478,8 @@ def test_two_synths_give_the_same_code_asset_hash(synthesized, tmp_path: Path) -
 
 def test_a_run_without_channels_sends_no_input_data_config() -> None:
     # SageMaker refuses an empty InputDataConfig; an environment may define no default channels.
-    from stacks.constructs.create_training_job_state import TrainingJobTarget, request_expression
-    from stacks.constructs.training_run_input import prepare_expression
+    from trainstack.platform.constructs.create_training_job_state import TrainingJobTarget, request_expression
+    from trainstack.platform.constructs.training_run_input import prepare_expression
 
     local = load_environment("local")
     config = local.model_copy(update={"training": local.training.model_copy(update={"channels": {}})})
@@ -599,8 +600,8 @@ def test_capacity_wait_backs_off_and_never_passes_the_limit(definitions) -> None
 
 
 def test_the_longest_wait_is_about_a_thousand_looks_at_most_ten_minutes_apart(definitions) -> None:
-    from stacks.constructs.quota_check import MAX_LOOK_INTERVAL_SECONDS
     from trainstack.config import MAX_CAPACITY_WAIT_SECONDS
+    from trainstack.platform.constructs.quota_check import MAX_LOOK_INTERVAL_SECONDS
 
     wait = definitions["local"]["States"]["WaitingForCapacity"]
     steps, waited, polls = [], 0, 0
@@ -851,8 +852,8 @@ def test_every_jsonata_expression_of_the_definition_compiles(definitions) -> Non
 
 
 def test_every_deployed_jsonata_expression_is_on_one_line(synthesized) -> None:
-    # asl-validator 4.0 refuses newlines inside {% %}; stacks/constructs/jsonata_text.py collapses them at synth,
-    # for the pipeline and the pool cleanup alike.
+    # asl-validator 4.0 refuses newlines inside {% %}; trainstack/platform/constructs/jsonata_text.py collapses them
+    # at synth, for the pipeline and the pool cleanup alike.
     for env in ("local", "dev", "prod"):
         machines = _of_type(synthesized.template(env, "training"), "AWS::StepFunctions::StateMachine")
         assert len(machines) == 2
@@ -912,8 +913,8 @@ def test_pool_cleanup_finds_the_run_by_its_execution_whatever_its_prefix(synthes
     """The run's suffix from the status-change event (epoch-millisecond startDate) ends the job name the pipeline
     derived from its context (ISO StartTime), whatever the run's job_name_prefix; a continued run's event carries
     its run name in its input. Evaluated with the embedded AWS's JSONata."""
-    from stacks.constructs.pool_cleanup import cleanup_definition
-    from stacks.constructs.training_run_input import JOB_NAME_EXPRESSION
+    from trainstack.platform.constructs.pool_cleanup import cleanup_definition
+    from trainstack.platform.constructs.training_run_input import JOB_NAME_EXPRESSION
 
     config = load_environment("local")
     states = cleanup_definition(config, "topic")["States"]

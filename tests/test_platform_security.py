@@ -114,8 +114,8 @@ def test_ecr_repository_scans_is_immutable_encrypted_and_expires_untagged(tmp_pa
     """In `repository` mode jobs run the platform repository's image, and the repository is hardened."""
     from aws_cdk import aws_kms as kms
 
-    from stacks.image_stack import ImageStack
     from trainstack.config import parse_environment
+    from trainstack.platform.image_stack import ImageStack
 
     data = load_environment("dev").model_dump(mode="json", exclude_none=True)
     data["image"] = {"mode": "repository", "repository_tag": "v1"}
@@ -171,7 +171,7 @@ def test_execution_role_is_scoped_to_the_platforms_resources(synthesized, env: s
     assert "ManagedPolicyArns" not in execution["Properties"]
     [trust] = execution["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
-    # SageMaker documents aws:SourceArn for training jobs (stacks/constructs/trusted_services.py).
+    # SageMaker documents aws:SourceArn for training jobs (trainstack/platform/constructs/trusted_services.py).
     prefix = load_environment(env).training.job_name_prefix
     assert trust["Condition"] == {"ArnLike": {"aws:SourceArn": names.arn("sagemaker", f"training-job/{prefix}-*")}}
 

@@ -13,8 +13,6 @@ import jsonschema
 import pytest
 import regex
 
-from stacks.constructs.create_training_job_state import job_name_pattern
-from stacks.constructs.training_run_input import TAG_UNICODE_LETTERS
 from trainstack import run_input_rules
 from trainstack.config import (
     ConfigError,
@@ -26,6 +24,8 @@ from trainstack.config import (
 )
 from trainstack.embedded_aws.json_protocol import AwsError
 from trainstack.embedded_aws.sagemaker_request_rules import validate_create_training_job
+from trainstack.platform.constructs.create_training_job_state import job_name_pattern
+from trainstack.platform.constructs.training_run_input import TAG_UNICODE_LETTERS
 from trainstack.run_environment_rules import (
     allowed_families,
     allowed_names,
@@ -38,7 +38,7 @@ from trainstack.run_environment_rules import (
 from trainstack.run_preview import definition_from_template, preview
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SCHEMA = json.loads((REPO_ROOT / "schemas" / "training-run-input.schema.json").read_text())
+SCHEMA = json.loads((REPO_ROOT / "trainstack" / "schemas" / "training-run-input.schema.json").read_text())
 CONFIG = load_environment("local")
 DATA = "trainstack-local-data-123456789012-us-east-1"
 QUOTAS = {

@@ -1,5 +1,5 @@
 """The training log group (/aws/sagemaker/TrainingJobs) is made by `cdk deploy` alone: encrypted with the platform
-key and retained, whether it existed before or not (stacks/constructs/training_log_group.py), through
+key and retained, whether it existed before or not (trainstack/platform/constructs/training_log_group.py), through
 `AwsCustomResource` SDK calls that the embedded AWS makes as the provider's role
 (trainstack/embedded_aws/cloudformation_custom_resources.py)."""
 

@@ -1,3 +1,3 @@
 """trainstack: a hardened SageMaker training platform as a CDK app, with an embedded offline AWS."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -8,8 +8,11 @@ reads the models below and never the raw YAML.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import os
 import re
+import warnings
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
@@ -24,9 +27,9 @@ from trainstack.image_compatibility import check_image
 from trainstack.instance_storage import unclassified
 from trainstack.run_environment_rules import allowed_entry_problems
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = REPO_ROOT / "config"
-TRAINING_CODE_DIR = REPO_ROOT / "training_code"
+# An app's environment files, when a caller names an environment rather than a YAML path: `config/` of the CDK
+# app the command runs in (as `cdk` finds its cdk.json), or the folder $TRAINSTACK_CONFIG_DIR names.
+CONFIG_DIR_VARIABLE = "TRAINSTACK_CONFIG_DIR"
 
 # SageMaker documents 3600 s as the warm-pool keep-alive maximum.
 MAX_KEEP_ALIVE_SECONDS = 3600
@@ -36,7 +39,7 @@ LOG_RETENTION_DAYS = (
     *(1096, 1827, 2192, 2557, 2922, 3288, 3653),
 )
 # Job names are at most 63 characters: the prefix, "-", the 17-digit start time, "-" and 8 of the execution
-# name (stacks/constructs/training_run_input.py's JOB_NAME_EXPRESSION) leave 30 for the prefix.
+# name (trainstack/platform/constructs/training_run_input.py's JOB_NAME_EXPRESSION) leave 30 for the prefix.
 MAX_JOB_NAME_PREFIX_LENGTH = 30
 # "Longest run time for a training job" can be raised to 28 days, never beyond.
 MAX_RUNTIME_CEILING_SECONDS = 28 * 24 * 3600
@@ -94,6 +97,49 @@ class ConfigError(Exception):
     """A configuration file is missing or invalid; the message names the file and each bad field."""
 
 
+# Fields renamed in a release, old dotted name -> new: the old name keeps working for one more minor release with
+# a warning naming both (as TRL's configs do), then its entry leaves this table and the name is refused as unknown.
+RENAMED_FIELDS: dict[str, str] = {}
+
+
+class RenamedFieldWarning(FutureWarning):
+    """An environment file uses a field's old name. A FutureWarning, not a DeprecationWarning: Python shows it to
+    whoever runs `cdk synth`, where a DeprecationWarning raised inside a library stays hidden."""
+
+
+def apply_renames(data: dict[str, Any], renames: dict[str, str]) -> dict[str, Any]:
+    """`data` with each old dotted name in `renames` moved to its new name (a copy; the input is left alone)."""
+    for old, new in renames.items():
+        *old_parents, old_leaf = old.split(".")
+        container = _section(data, old_parents, create=False)
+        if container is None or old_leaf not in container:
+            continue
+        data = copy.deepcopy(data)
+        container = _section(data, old_parents, create=False)
+        assert container is not None
+        *new_parents, new_leaf = new.split(".")
+        target = _section(data, new_parents, create=True)
+        if target is None or new_leaf in target:
+            raise ValueError(f"{old} is the old name of {new}: give {new} only")
+        target[new_leaf] = container.pop(old_leaf)
+        warnings.warn(
+            f"{old} is renamed {new}; the old name stops working in the next minor release",
+            RenamedFieldWarning,
+            stacklevel=2,
+        )
+    return data
+
+
+def _section(data: dict[str, Any], path: list[str], *, create: bool) -> dict[str, Any] | None:
+    for key in path:
+        if create and key not in data:
+            data[key] = {}
+        data = data.get(key)  # type: ignore[assignment]
+        if not isinstance(data, dict):
+            return None
+    return data
+
+
 class _Strict(BaseModel):
     # Unknown keys are typos until proven otherwise: reject them instead of silently ignoring.
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -140,23 +186,66 @@ class NetworkMode(StrEnum):
 class NetworkConfig(_Strict):
     """Where training jobs and the notebook run. `none` uses SageMaker's managed network."""
 
-    mode: NetworkMode = NetworkMode.NONE
-    cidr: str = Field("10.42.0.0/16", pattern=r"^\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])$")
-    max_azs: int = Field(2, ge=1, le=3)
+    mode: NetworkMode = Field(
+        NetworkMode.NONE,
+        description=(
+            "`none` (SageMaker's managed network), `create` (a private VPC: no NAT, flow logs, an S3 gateway "
+            "endpoint and the SageMaker, ECR, Logs, STS, KMS, Step Functions and Service Quotas interface "
+            "endpoints) or `existing` (a VPC of yours, named below)."
+        ),
+    )
+    cidr: str = Field(
+        "10.42.0.0/16",
+        pattern=r"^\d+\.\d+\.\d+\.\d+/(1[6-9]|2[0-4])$",
+        description="The VPC's address range, for `create` (a /16 to /24).",
+    )
+    max_azs: int = Field(2, ge=1, le=3, description="How many availability zones the VPC spans, for `create`.")
     # `existing`: given explicitly so synth never needs a VPC lookup (and so no credentials).
-    vpc_id: str | None = Field(None, pattern=r"^vpc-[0-9a-f]{8,17}$")
-    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = []
-    availability_zones: list[str] = []
+    vpc_id: str | None = Field(
+        None,
+        pattern=r"^vpc-[0-9a-f]{8,17}$",
+        description="For `existing`: the VPC, given so synth needs no lookup (and no credentials).",
+    )
+    subnet_ids: list[Annotated[str, Field(pattern=r"^subnet-[0-9a-f]{8,17}$")]] = Field(
+        [], description="For `existing`: private subnets, one availability zone each."
+    )
+    availability_zones: list[str] = Field(
+        [], description="For `existing`: the availability zone of each subnet, in the same order."
+    )
     # The region's AWS-managed S3 prefix list (`aws ec2 describe-managed-prefix-lists --filters
     # Name=prefix-list-name,Values=com.amazonaws.<region>.s3`): the training group's only HTTPS egress to S3.
     # Given, not looked up, so synth needs no credentials; the gateway endpoint's addresses are not in the VPC.
-    s3_prefix_list_id: str | None = Field(None, pattern=r"^pl-[0-9a-f]{8,17}$")
+    s3_prefix_list_id: str | None = Field(
+        None,
+        pattern=r"^pl-[0-9a-f]{8,17}$",
+        description=(
+            "With a VPC: the region's S3 prefix list, the training group's only S3 egress (through the "
+            "gateway endpoint). Filled in from `S3_PREFIX_LISTS` in `trainstack/config.py` where the region "
+            "is listed (a different id is refused); other regions must give it (`aws ec2 "
+            "describe-managed-prefix-lists --filters "
+            "Name=prefix-list-name,Values=com.amazonaws.<region>.s3`)."
+        ),
+    )
     # `existing`: the security groups of the VPC's interface endpoints (INTERFACE_ENDPOINT_SERVICES); the
     # training group may send HTTPS to these and nowhere else besides S3.
-    endpoint_security_group_ids: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = []
+    endpoint_security_group_ids: list[Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]] = Field(
+        [],
+        description=(
+            "Required for `existing`: the security groups of the VPC's interface endpoints, the only other "
+            "HTTPS destinations of the training group."
+        ),
+    )
     # `existing`: the services of the VPC's interface endpoints (`com.amazonaws.<region>.<service>`, e.g.
     # `sagemaker.api`); synth refuses a VPC without one the platform needs.
-    endpoint_services: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)*$")]] = []
+    endpoint_services: list[Annotated[str, Field(pattern=r"^[a-z0-9-]+(\.[a-z0-9-]+)*$")]] = Field(
+        [],
+        description=(
+            "Required for `existing`: the services of the VPC's interface endpoints "
+            "(`com.amazonaws.<region>.<service>`); synth refuses the VPC unless it has `sagemaker.api`, "
+            "`sagemaker.runtime`, `ecr.api`, `ecr.dkr`, `logs`, `monitoring`, `sts`, `kms`, `states` and "
+            "`servicequotas` (what `create` makes)."
+        ),
+    )
 
     @model_validator(mode="after")
     def _existing_needs_ids(self) -> NetworkConfig:
@@ -206,15 +295,48 @@ class ImageConfig(_Strict):
     from training_code/Dockerfile; `repository`: a tag pushed to the platform's own ECR repository.
     """
 
-    mode: ImageMode = ImageMode.DLC
-    dlc_repository: str = "huggingface-pytorch-training"
-    dlc_tag: str = "2.9.0-transformers5.3.0-gpu-py312-cu130-ubuntu22.04"
-    uri: str | None = Field(None, description="Overrides everything else when set.")
-    repository_tag: str = "latest"
-    untagged_image_expiry_days: int = Field(14, ge=1, le=3650)
+    mode: ImageMode = Field(
+        ImageMode.DLC,
+        description=(
+            "`dlc`: a Deep Learning Container as is; `asset`: built from `training_code/Dockerfile` by `cdk "
+            "deploy` (needs Docker; pushed to the CDK bootstrap's container-assets repository); `repository`:"
+            " `repository_tag` of the platform's hardened ECR repository, created only in this mode."
+        ),
+    )
+    dlc_repository: str = Field(
+        "huggingface-pytorch-training",
+        description=(
+            "The Deep Learning Container's repository (in the region's DLC registry account); in `asset` mode"
+            " the Dockerfile's base. With `dlc_tag` it must be in `trainstack/data/dlc_images.json` and "
+            "satisfy `training_code/requirements.txt`."
+        ),
+    )
+    dlc_tag: str = Field(
+        "2.9.0-transformers5.3.0-gpu-py312-cu130-ubuntu22.04",
+        description="The Deep Learning Container's tag (see `dlc_repository`).",
+    )
+    uri: str | None = Field(
+        None,
+        description=(
+            "Any image URI; overrides the mode when set (synth cannot inspect it, so its packages are not checked)."
+        ),
+    )
+    repository_tag: str = Field(
+        "latest", description="In `repository` mode: the tag of the platform's ECR repository that jobs run."
+    )
+    untagged_image_expiry_days: int = Field(
+        14, ge=1, le=3650, description="In `repository` mode: the ECR lifecycle rule's age for untagged images."
+    )
     # Deep Learning Container repositories a run may pick an image from (any tag), by the run input's
     # `image`; the platform's own ECR repository is always allowed. The execution role pulls exactly these.
-    allowed_dlc_repositories: list[Annotated[str, Field(pattern=ECR_REPOSITORY_PATTERN)]] = []
+    allowed_dlc_repositories: list[Annotated[str, Field(pattern=ECR_REPOSITORY_PATTERN)]] = Field(
+        [],
+        description=(
+            "DLC repositories (in the region's DLC registry) a run's `image` may name, any tag or digest, "
+            "besides the platform's own repository in `repository` mode and `dlc_repository` in `dlc` mode. "
+            "The execution role may pull exactly these; anything else is `InvalidInput`."
+        ),
+    )
 
     def dlc_registry(self, region: str) -> str:
         account = _DLC_ACCOUNTS.get(region, _DEFAULT_DLC_ACCOUNT)
@@ -245,7 +367,8 @@ NOTEBOOK_PLATFORMS: dict[str, NotebookPlatform] = {
     "notebook-al2023-v1": NotebookPlatform("Amazon Linux 2023", "3.9", None),
     "notebook-al2023-v2": NotebookPlatform("Amazon Linux 2023", "3.9", None),
 }
-# The oldest system Python of the platforms still created: what notebooks/lifecycle/ must run on (vermin checks).
+# The oldest system Python of the platforms still created: what trainstack/platform/notebook_lifecycle/ must run
+# on (vermin checks).
 LIFECYCLE_PYTHON = "3.9"
 
 
@@ -264,12 +387,31 @@ def notebook_platform_problem(identifier: str, today: dt.date) -> str | None:
 
 
 class NotebookConfig(_Strict):
-    enabled: bool = True
+    enabled: bool = Field(
+        True,
+        description=(
+            "A locked-down SageMaker notebook instance; needs `network.mode` other than `none` (no direct "
+            "internet access)."
+        ),
+    )
     # Checked against NOTEBOOK_PLATFORMS at synth: a platform AWS no longer creates fails synth, not the deploy.
-    platform_identifier: str = "notebook-al2023-v1"
-    instance_type: str = Field("ml.t3.medium", pattern=INSTANCE_TYPE_PATTERN)
-    volume_size_gb: int = Field(20, ge=5, le=16384)
-    idle_stop_minutes: int = Field(60, ge=5, le=24 * 60)
+    platform_identifier: str = Field(
+        "notebook-al2023-v1",
+        description=(
+            "The notebook's platform; synth refuses one AWS no longer creates (`NOTEBOOK_PLATFORMS` in "
+            "`trainstack/config.py`: Amazon Linux 2 since 2026-07-01). The lifecycle scripts run on its "
+            "system Python and systemd."
+        ),
+    )
+    instance_type: str = Field(
+        "ml.t3.medium", pattern=INSTANCE_TYPE_PATTERN, description="The notebook instance's type."
+    )
+    volume_size_gb: int = Field(
+        20, ge=5, le=16384, description="The notebook's volume, encrypted with the platform key."
+    )
+    idle_stop_minutes: int = Field(
+        60, ge=5, le=24 * 60, description="The notebook stops itself after this many idle minutes."
+    )
 
     @field_validator("platform_identifier")
     @classmethod
@@ -281,16 +423,22 @@ class NotebookConfig(_Strict):
 
 
 class StorageConfig(_Strict):
-    noncurrent_version_expiry_days: int = Field(30, ge=1, le=3650)
-    checkpoint_expiry_days: int = Field(30, ge=1, le=3650)
-    access_log_expiry_days: int = Field(365, ge=1, le=3650)
-    incomplete_upload_expiry_days: int = Field(7, ge=1, le=365)
+    noncurrent_version_expiry_days: int = Field(
+        30, ge=1, le=3650, description="Days the buckets keep an object's noncurrent versions."
+    )
+    checkpoint_expiry_days: int = Field(30, ge=1, le=3650, description="Days the artifacts bucket keeps checkpoints.")
+    access_log_expiry_days: int = Field(
+        365, ge=1, le=3650, description="Days the access-log bucket keeps server access logs."
+    )
+    incomplete_upload_expiry_days: int = Field(
+        7, ge=1, le=365, description="Days before an incomplete multipart upload is aborted."
+    )
 
 
 class InstanceCountRange(_Strict):
-    default: int = Field(1, ge=1)
-    min: int = Field(1, ge=1)
-    max: int = Field(4, ge=1, le=100)
+    default: int = Field(1, ge=1, description="Instances a run gets when it names none.")
+    min: int = Field(1, ge=1, description="The fewest instances a run may ask for.")
+    max: int = Field(4, ge=1, le=100, description="The most instances a run may ask for.")
 
     @model_validator(mode="after")
     def _ordered(self) -> InstanceCountRange:
@@ -308,8 +456,14 @@ class InputMode(StrEnum):
 class ChannelDefault(_Strict):
     """A default input channel: an S3 prefix inside the platform's data bucket."""
 
-    prefix: str = Field(pattern=_S3_PREFIX_PATTERN, min_length=1)
-    input_mode: InputMode = InputMode.FILE
+    prefix: str = Field(
+        pattern=_S3_PREFIX_PATTERN,
+        min_length=1,
+        description="The channel's S3 prefix inside the platform's data bucket (e.g. `datasets/train/`).",
+    )
+    input_mode: InputMode = Field(
+        InputMode.FILE, description="SageMaker's input mode for the channel: `File`, `FastFile` or `Pipe`."
+    )
 
 
 class CompressionType(StrEnum):
@@ -320,51 +474,175 @@ class CompressionType(StrEnum):
 class TrainingConfig(_Strict):
     """Defaults for every training run; the execution input may override the ones marked per run."""
 
-    entry_point: str = Field("run_train.py", pattern=r"^[A-Za-z0-9_./-]+\.(py|sh)$")
-    instance_type: str = Field("ml.g5.2xlarge", pattern=INSTANCE_TYPE_PATTERN)
+    entry_point: str = Field(
+        "run_train.py",
+        pattern=r"^[A-Za-z0-9_./-]+\.(py|sh)$",
+        description=(
+            "The script in `training_code/` (`.py` or `.sh`) jobs run; a run's `code.entry_point` overrides it."
+        ),
+    )
+    instance_type: str = Field(
+        "ml.g5.2xlarge", pattern=INSTANCE_TYPE_PATTERN, description="The instance type of a run that names none."
+    )
     # Instance families a run may ask for (the part between "ml." and the size).
-    allowed_instance_families: list[str] = ["g5", "p4d", "p4de", "p5"]
-    instance_count: InstanceCountRange = InstanceCountRange()
-    volume_size_gb: int = Field(30, ge=1, le=16384)
-    max_runtime_seconds: int = Field(2 * 24 * 3600, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
-    keep_alive_seconds: int = Field(0, ge=0, le=MAX_KEEP_ALIVE_SECONDS)
+    allowed_instance_families: list[str] = Field(
+        ["g5", "p4d", "p4de", "p5"],
+        description=(
+            "Instance families (between `ml.` and the size) a run may ask for; also IAM's "
+            "`sagemaker:InstanceTypes` (`ml.<family>.*`) on every role that creates jobs. Each must be "
+            "classified in `trainstack/data/instance_storage.json` (local NVMe: no volume key is sent; EBS: "
+            "the platform key is required), else the config is refused."
+        ),
+    )
+    instance_count: InstanceCountRange = Field(
+        InstanceCountRange(),
+        description="The instance count of a run that names none, and the range a run may ask for.",
+    )
+    volume_size_gb: int = Field(30, ge=1, le=16384, description="Each instance's EBS volume for a run that names none.")
+    max_runtime_seconds: int = Field(
+        2 * 24 * 3600,
+        ge=60,
+        le=MAX_RUNTIME_CEILING_SECONDS,
+        description=(
+            "A run's longest run time when it names none (two days); checked against the quota \"Longest run "
+            'time for a training job" at run time.'
+        ),
+    )
+    keep_alive_seconds: int = Field(
+        0,
+        ge=0,
+        le=MAX_KEEP_ALIVE_SECONDS,
+        description=(
+            "Warm pool keep-alive of a run that names none (0 to 3600), granted only with warm-pool quota headroom."
+        ),
+    )
     # What a run (or a job created from the notebook) may ask for at most; IAM refuses anything longer
     # (`sagemaker:MaxRuntimeInSeconds`, `sagemaker:KeepAlivePeriod` on every role that creates jobs).
-    max_runtime_ceiling_seconds: int = Field(MAX_RUNTIME_CEILING_SECONDS, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
-    keep_alive_ceiling_seconds: int = Field(MAX_KEEP_ALIVE_SECONDS, ge=0, le=MAX_KEEP_ALIVE_SECONDS)
-    spot: bool = False
-    max_wait_seconds: int | None = Field(None, ge=60, le=MAX_RUNTIME_CEILING_SECONDS)
-    retry_attempts: int = Field(2, ge=1, le=30)
+    max_runtime_ceiling_seconds: int = Field(
+        MAX_RUNTIME_CEILING_SECONDS,
+        ge=60,
+        le=MAX_RUNTIME_CEILING_SECONDS,
+        description=(
+            "The longest run time a run or a notebook job may ask for; IAM refuses longer "
+            "(`sagemaker:MaxRuntimeInSeconds`) and the run input is refused with `InvalidInput` first."
+        ),
+    )
+    keep_alive_ceiling_seconds: int = Field(
+        MAX_KEEP_ALIVE_SECONDS,
+        ge=0,
+        le=MAX_KEEP_ALIVE_SECONDS,
+        description=(
+            "The longest warm-pool keep-alive a run or a notebook job may ask for; IAM refuses longer "
+            "(`sagemaker:KeepAlivePeriod`)."
+        ),
+    )
+    spot: bool = Field(False, description="Managed spot training for runs that do not say (never with warm pools).")
+    max_wait_seconds: int | None = Field(
+        None,
+        ge=60,
+        le=MAX_RUNTIME_CEILING_SECONDS,
+        description="With spot: how long a job may wait for spot capacity and run, at least `max_runtime_seconds`.",
+    )
+    retry_attempts: int = Field(
+        2, ge=1, le=30, description="SageMaker's `RetryStrategy` attempts (capacity and internal errors)."
+    )
     # A run the quota could serve once running jobs and pools end waits this long for them (0: fail at once).
-    capacity_wait_seconds: int = Field(3600, ge=0, le=MAX_CAPACITY_WAIT_SECONDS)
+    capacity_wait_seconds: int = Field(
+        3600,
+        ge=0,
+        le=MAX_CAPACITY_WAIT_SECONDS,
+        description=(
+            "How long a run waits in `WaitingForCapacity` while running jobs and warm pools hold the "
+            "instances its quota allows (0 to 604800; looks after 2, 4, 8 ... s, then every 60 s or a sixth "
+            "of the time waited, at most every 10 min; a long wait continues in fresh executions before Step "
+            "Functions' history limit). 0 fails at once with `CapacityUnavailable`; a run's "
+            "`capacity_wait_seconds` overrides it."
+        ),
+    )
     # Job names are `<job_name_prefix>-<start time>-<execution>` (at most 63 characters); IAM lets the
     # environment's roles touch only `<job_name_prefix>-*`. Defaults to the environment's `prefix`, so two
     # environments in one account never share it (EnvironmentConfig fills it in; load_all checks the account).
     # max_length too: the pattern's `-*` would let dashes run past 30 characters.
     job_name_prefix: str = Field(
-        "trainstack", pattern=r"^[a-z0-9](-*[a-z0-9]){0,29}$", max_length=MAX_JOB_NAME_PREFIX_LENGTH
+        "trainstack",
+        pattern=r"^[a-z0-9](-*[a-z0-9]){0,29}$",
+        max_length=MAX_JOB_NAME_PREFIX_LENGTH,
+        description=(
+            "Job names are `<job_name_prefix>-<start time>-<execution>` (63 characters at most, so at most 30"
+            " lowercase letters, digits and dashes). Defaults to the environment's `prefix` (a longer "
+            "`prefix` must name one). IAM lets the environment's roles touch only "
+            "`training-job/<job_name_prefix>-*`, and synth refuses two environments of one account and region"
+            " whose prefixes nest (`trainstack-dev` and `trainstack-dev-eu`)."
+        ),
     )
-    container_log_level: int = Field(20, ge=0, le=50)
-    compression: CompressionType = CompressionType.GZIP
-    hyperparameters: dict[str, Any] = {}
-    environment: dict[str, str] = {}
+    container_log_level: int = Field(
+        20, ge=0, le=50, description="`sagemaker_container_log_level` of every job (Python logging levels, 20 is INFO)."
+    )
+    compression: CompressionType = Field(
+        CompressionType.GZIP,
+        description="How the model folder is uploaded: `GZIP`, or `NONE` (large models) uncompressed.",
+    )
+    hyperparameters: dict[str, Any] = Field(
+        {},
+        description=(
+            "Defaults merged under each run's hyperparameters. At synth they go through the run input's own "
+            "rules, so a default no run could send fails `cdk synth` naming the field and the rule id."
+        ),
+    )
+    environment: dict[str, str] = Field(
+        {},
+        description=(
+            "Environment variables merged under each run's, checked at synth by the run input's rules (e.g. "
+            "`training.environment.PYTHONWARNINGS: a run may not set it: ... [environment-allow-list]`)."
+        ),
+    )
     # Environment variable names (or `PREFIX_*` families) a run may set besides the built-in allow-list
-    # (schemas/run-environment-rules.json); none of its refused names can be allowed.
-    allowed_environment: list[str] = []
-    channels: dict[str, ChannelDefault] = {}
-    checkpoints: bool = True
+    # (trainstack/schemas/run-environment-rules.json); none of its refused names can be allowed.
+    allowed_environment: list[str] = Field(
+        [],
+        description=(
+            "Environment variable names (or `PREFIX_*` families) a run may set besides the built-in "
+            "allow-list (`trainstack/schemas/run-environment-rules.json`); a name of a refused group "
+            "(`BROWSER`, `PYTHON*`-style families that cover `PYTHONPATH`) is refused at synth."
+        ),
+    )
+    channels: dict[str, ChannelDefault] = Field(
+        {},
+        description=(
+            'Default input channels, `name: {prefix: "datasets/train/", input_mode: File}`: prefixes in the '
+            "data bucket, merged under each run's."
+        ),
+    )
+    checkpoints: bool = Field(
+        True,
+        description=(
+            "`CheckpointConfig` to `s3://<artifacts>/checkpoints/<run>/`: one prefix per run, shared by its "
+            "capacity retries and by runs that `resume_from` it."
+        ),
+    )
     # How long the training log group (/aws/sagemaker/TrainingJobs) keeps job logs; set at deploy time.
-    log_retention_days: int = 365
-    notification_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = []
+    log_retention_days: int = Field(
+        365,
+        description=(
+            "Retention of `/aws/sagemaker/TrainingJobs`, set with the platform key by `cdk deploy` (a "
+            "CloudWatch Logs period: 1, 3, 5, 7, 14, 30, 60, 90, ...)."
+        ),
+    )
+    notification_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(
+        [], description="Addresses subscribed to the failure topic."
+    )
     mlflow_tracking_server_arn: str | None = Field(
         None,
         pattern=MLFLOW_TRACKING_SERVER_ARN_PATTERN,
         max_length=2048,
         description=(
-            "A SageMaker managed MLflow tracking server (arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/"
-            "<name>) in the environment's own account and region. When set, every job gets MLFLOW_TRACKING_URI "
-            "(this ARN) and MLFLOW_EXPERIMENT_NAME (the environment's name), the execution role may log runs to "
-            "this server only, and the training code reports to MLflow besides TensorBoard."
+            "A SageMaker managed MLflow tracking server "
+            "(`arn:aws:sagemaker:<region>:<account>:mlflow-tracking-server/<name>`) in the environment's own "
+            "account and region. When set, every job gets `MLFLOW_TRACKING_URI` (this ARN) and "
+            "`MLFLOW_EXPERIMENT_NAME` (the environment's name), the execution role may log runs to this "
+            "server only (`MLFLOW_LOGGING_ACTIONS` in "
+            "`trainstack/platform/constructs/sagemaker_execution_role.py`), and a run may not set `MLFLOW_*`."
+            " Create the server yourself; the platform does not."
         ),
     )
 
@@ -441,16 +719,26 @@ class TrainingConfig(_Strict):
 class InstanceQuota(_Strict):
     """Quota values the embedded AWS serves for one instance type (real accounts ignore this)."""
 
-    training_job_usage: int = Field(ge=0)
-    training_warm_pool_usage: int = Field(0, ge=0)
-    spot_training_job_usage: int = Field(0, ge=0)
+    training_job_usage: int = Field(
+        ge=0, description='The quota "<type> for training job usage" the embedded AWS serves.'
+    )
+    training_warm_pool_usage: int = Field(
+        0, ge=0, description='The quota "<type> for training warm pool usage" the embedded AWS serves.'
+    )
+    spot_training_job_usage: int = Field(
+        0, ge=0, description='The quota "<type> for spot training job usage" the embedded AWS serves.'
+    )
 
 
 class EmbeddedQuotas(_Strict):
     """What the embedded Service Quotas answers for SageMaker; moto knows none of these."""
 
-    longest_run_time_seconds: int = Field(5 * 24 * 3600, ge=1)
-    instances: dict[str, InstanceQuota] = {}
+    longest_run_time_seconds: int = Field(
+        5 * 24 * 3600, ge=1, description='The quota "Longest run time for a training job" the embedded AWS serves.'
+    )
+    instances: dict[str, InstanceQuota] = Field(
+        {}, description="Per instance type (`ml.m5.xlarge`): the instance quotas the embedded AWS serves."
+    )
 
     @field_validator("instances")
     @classmethod
@@ -462,30 +750,118 @@ class EmbeddedQuotas(_Strict):
 
 
 class Tags(_Strict):
-    team: str = Field(min_length=1, max_length=128)
-    cost_centre: str = Field(min_length=1, max_length=128)
-    extra: dict[str, str] = {}
+    team: str = Field(
+        min_length=1,
+        max_length=128,
+        description="The owning team, tagged `trainstack:team` on every resource and every training job.",
+    )
+    cost_centre: str = Field(
+        min_length=1,
+        max_length=128,
+        description="The cost centre, tagged `trainstack:cost-centre` on every resource and every training job.",
+    )
+    extra: dict[str, str] = Field(
+        {}, description="More tags on every resource and job; names starting with `aws:` or `trainstack:` are refused."
+    )
+
+
+class StudioAuthMode(StrEnum):
+    IAM = "IAM"
+    SSO = "SSO"
+
+
+class StudioConfig(_Strict):
+    """A SageMaker Studio domain in the platform's VPC, for users who work in Studio instead of the notebook."""
+
+    auth_mode: StudioAuthMode = Field(
+        StudioAuthMode.IAM,
+        description="How users sign in: IAM (presigned URLs for IAM principals) or SSO (IAM Identity Center, whose "
+        "user names must equal the profile names).",
+    )
+    user_profiles: list[Annotated[str, Field(pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,31}$")]] = Field(
+        min_length=1,
+        description="One user profile per name, each with its own execution role under the notebook's guard rails.",
+    )
+
+    @field_validator("user_profiles")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        repeated = sorted({name for name in value if value.count(name) > 1})
+        if repeated:
+            raise ValueError(f"user profile names must be distinct; repeated: {', '.join(repeated)}")
+        return value
+
+
+class BudgetConfig(_Strict):
+    """A monthly AWS Budgets cost budget over the costs tagged with this environment's platform tags."""
+
+    monthly_usd: float = Field(gt=0, description="The budgeted monthly cost in US dollars.")
+    alert_percentages: list[Annotated[int, Field(ge=1, le=1000)]] = Field(
+        [80, 100],
+        min_length=1,
+        description="Notify when the month's actual cost passes each of these percentages of monthly_usd.",
+    )
+    notification_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(
+        [],
+        description="Who AWS Budgets emails at each threshold; training.notification_emails when empty.",
+    )
 
 
 class EnvironmentConfig(_Strict):
     """One deployable environment: an account, a region and every platform knob."""
 
-    name: str = Field(pattern=_NAME_PATTERN)
-    account: str = Field(pattern=_ACCOUNT_PATTERN)
-    region: str = Field(pattern=_REGION_PATTERN)
-    # True only for the environment that runs on the embedded AWS (moto + adapters).
-    embedded: bool = False
-    prefix: str = Field(pattern=_NAME_PATTERN, description="Prefix for stack and resource names.")
-    tags: Tags
-    permissions_boundary_arn: str | None = Field(
-        None, pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:policy/[A-Za-z0-9+=,.@_/-]+$"
+    name: str = Field(
+        pattern=_NAME_PATTERN,
+        description=(
+            "Lowercase letters, digits and dashes, equal to the file's name; the CDK Stage id (`cdk deploy "
+            "'<name>/*'`)."
+        ),
     )
-    network: NetworkConfig = NetworkConfig()
-    image: ImageConfig = ImageConfig()
-    notebook: NotebookConfig = NotebookConfig()
-    storage: StorageConfig = StorageConfig()
-    training: TrainingConfig = TrainingConfig()
-    quotas: EmbeddedQuotas | None = None
+    account: str = Field(pattern=_ACCOUNT_PATTERN, description="The 12-digit AWS account the environment deploys to.")
+    region: str = Field(
+        pattern=_REGION_PATTERN,
+        description=(
+            "The AWS region, e.g. `us-west-2`; the DLC registry and ARNs follow it (`aws-cn` and `aws-us-gov`"
+            " partitions too)."
+        ),
+    )
+    # True only for the environment that runs on the embedded AWS (moto + adapters).
+    embedded: bool = Field(
+        False, description="`true` only for the environment that runs on the embedded AWS (`local`)."
+    )
+    prefix: str = Field(
+        pattern=_NAME_PATTERN,
+        description=(
+            "Stack and resource name prefix; bucket names `<prefix>-data-<account>-<region>` must fit 63 characters."
+        ),
+    )
+    tags: Tags = Field(description="Tagged on every resource and every training job, with `trainstack:environment`.")
+    permissions_boundary_arn: str | None = Field(
+        None,
+        pattern=r"^arn:aws[a-z-]*:iam::[0-9]{12}:policy/[A-Za-z0-9+=,.@_/-]+$",
+        description=(
+            "A customer managed policy applied as the permissions boundary of every role the platform "
+            "creates; when none is named, an environment deployed to an account gets the platform's own "
+            "`<prefix>-permissions-boundary` (`trainstack/platform/constructs/permissions_boundary.py`)."
+        ),
+    )
+    network: NetworkConfig = Field(NetworkConfig(), description="Where training jobs and the notebook run.")
+    image: ImageConfig = Field(ImageConfig(), description="The training image.")
+    notebook: NotebookConfig = Field(NotebookConfig(), description="The notebook instance.")
+    storage: StorageConfig = Field(
+        StorageConfig(), description="Lifecycle of the data, artifacts and access-log buckets."
+    )
+    training: TrainingConfig = Field(TrainingConfig(), description="Defaults and limits of every training run.")
+    quotas: EmbeddedQuotas | None = Field(
+        None, description="Embedded only: the SageMaker quotas the embedded Service Quotas serves."
+    )
+    studio: StudioConfig | None = Field(
+        None,
+        description="A SageMaker Studio domain with user profiles under the notebook's guard rails; none when absent.",
+    )
+    budget: BudgetConfig | None = Field(
+        None, description="A monthly cost budget on the platform's tags; none when absent."
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -527,6 +903,11 @@ class EnvironmentConfig(_Strict):
             raise ValueError(
                 "notebook.enabled needs network.mode 'create' or 'existing': the notebook runs "
                 "without direct internet access, which SageMaker only allows inside a VPC"
+            )
+        if self.studio is not None and (self.network.mode is NetworkMode.NONE or self.embedded):
+            raise ValueError(
+                "studio needs network.mode 'create' or 'existing' (the domain is VPC only) and a real account "
+                "(the embedded AWS cannot create a domain)"
             )
         if self.quotas is not None and not self.embedded:
             raise ValueError("quotas are served by the embedded AWS only; set embedded: true or remove them")
@@ -585,7 +966,7 @@ class EnvironmentConfig(_Strict):
             *self.image.allowed_dlc_repositories,
         ]
         registry = self.image.dlc_registry(self.region)
-        # The platform's own repository exists only in `repository` mode (stacks/image_stack.py).
+        # The platform's own repository exists only in `repository` mode (trainstack/platform/image_stack.py).
         own = [f"{self.account}.dkr.ecr.{self.region}.{registry.split('.', 4)[4]}/{names.repository}"]
         if self.image.mode is not ImageMode.REPOSITORY:
             own = []
@@ -605,6 +986,13 @@ class EnvironmentConfig(_Strict):
             **self.tags.extra,
         }
 
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_fields(cls, data: Any) -> Any:
+        """Old names in RENAMED_FIELDS still work, with a RenamedFieldWarning naming the new one. Defined last:
+        pydantic runs `before` validators last-defined first, so the others see the new names."""
+        return apply_renames(data, RENAMED_FIELDS) if isinstance(data, dict) else data
+
 
 def _describe(error: dict[str, Any]) -> str:
     field = ".".join(str(part) for part in error["loc"]) or "(top level)"
@@ -623,14 +1011,20 @@ def parse_environment(data: Any, source: str) -> EnvironmentConfig:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: expected a mapping of fields at the top level, got {type(data).__name__}")
     try:
-        config = EnvironmentConfig.model_validate(data)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RenamedFieldWarning)
+            config = EnvironmentConfig.model_validate(data)
     except ValidationError as exc:
         lines = "\n".join(_describe(err) for err in exc.errors())
         raise ConfigError(f"{source}: invalid environment configuration\n{lines}") from None
+    for warning in caught:
+        # Named by the file, as errors are.
+        message = f"{source}: {warning.message}" if warning.category is RenamedFieldWarning else warning.message
+        warnings.warn(message, warning.category, stacklevel=2)
     # The defaults must pass the rules a run input passes (the rulebook, as the state machine's own Validate
     # evaluates them): a default no run could send would fail every run. Imported here: the Validate
     # expression is built from this module's models.
-    from stacks.constructs.training_run_input import config_problems
+    from trainstack.platform.constructs.training_run_input import config_problems
 
     problems = config_problems(config)
     if problems:
@@ -649,8 +1043,21 @@ def _config_field(problem: str) -> str:
     return f"{_CONFIG_FIELDS.get(head, 'training.' + head)}{problem[len(head) :]}"
 
 
-def load_environment(name_or_path: str | Path, config_dir: Path = CONFIG_DIR) -> EnvironmentConfig:
-    """Load `config/<name>.yaml` (or a path to a YAML file) and validate it."""
+def app_dir() -> Path:
+    """The CDK app a command serves (its cdk.json, config/, the embedded AWS's .local-aws/): the working
+    directory, where `cdk` itself looks for cdk.json. The library never assumes a checkout around it."""
+    return Path.cwd()
+
+
+def default_config_dir() -> Path:
+    """Where environments named without a path live: $TRAINSTACK_CONFIG_DIR, else the app's `config/`."""
+    configured = os.environ.get(CONFIG_DIR_VARIABLE)
+    return Path(configured).resolve() if configured else app_dir() / "config"
+
+
+def load_environment(name_or_path: str | Path, config_dir: Path | None = None) -> EnvironmentConfig:
+    """Load an environment from any YAML path, or by name from `config_dir` (default `default_config_dir()`)."""
+    config_dir = config_dir or default_config_dir()
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
         path = config_dir / f"{name_or_path}.yaml"
@@ -667,19 +1074,20 @@ def load_environment(name_or_path: str | Path, config_dir: Path = CONFIG_DIR) ->
     return config
 
 
-def environment_names(config_dir: Path = CONFIG_DIR) -> list[str]:
-    return sorted(p.stem for p in config_dir.glob("*.yaml"))
+def environment_names(config_dir: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in (config_dir or default_config_dir()).glob("*.yaml"))
 
 
-def load_all(config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
+def load_all(config_dir: Path | None = None) -> list[EnvironmentConfig]:
     configs = [load_environment(name, config_dir) for name in environment_names(config_dir)]
     check_job_name_prefixes(configs)
     return configs
 
 
-def load_selected(name_or_path: str | Path | None, config_dir: Path = CONFIG_DIR) -> list[EnvironmentConfig]:
+def load_selected(name_or_path: str | Path | None, config_dir: Path | None = None) -> list[EnvironmentConfig]:
     """What `cdk synth [-c env=<name>]` builds: every environment, or the selected one checked against all the
     others, so a job-name prefix that nests with another environment's is refused even when only it is built."""
+    config_dir = config_dir or default_config_dir()
     configs = load_all(config_dir)
     if name_or_path is None:
         return configs
@@ -688,12 +1096,12 @@ def load_selected(name_or_path: str | Path | None, config_dir: Path = CONFIG_DIR
     return [config]
 
 
-def nested_job_name_prefixes(config: EnvironmentConfig, config_dir: Path = CONFIG_DIR) -> dict[str, str]:
+def nested_job_name_prefixes(config: EnvironmentConfig, config_dir: Path | None = None) -> dict[str, str]:
     """Other environments' job-name prefixes inside this one's (`trainstack-dev` inside `trainstack-`), by
     environment name. Read from the YAML without validating it: validating runs this environment's checks again."""
     mine = config.training.job_name_prefix + "-"
     found = {}
-    for path in sorted(config_dir.glob("*.yaml")):
+    for path in sorted((config_dir or default_config_dir()).glob("*.yaml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         if not isinstance(data, dict) or data.get("name") == config.name:
             continue

@@ -28,10 +28,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from trainstack.config import REPO_ROOT, load_environment
+from trainstack.config import app_dir, load_environment
 from trainstack.local_platform import DeployError, deploy, stage_demo_data
+from trainstack.tiny_model import DEFAULT_CORPUS
 
-DEMO_INPUT = REPO_ROOT / "examples" / "inputs" / "demo.json"
+# The demo is the repository's own: it runs from the checkout's root (`make demo`), with its example input.
+DEMO_INPUT = app_dir() / "examples" / "inputs" / "demo.json"
 
 
 class DemoError(RuntimeError):
@@ -116,7 +118,7 @@ def run_demo(console: Console, work: Path) -> dict[str, float]:
             console.print(f"      {channel:6} {uri}")
 
         run_input = json.loads(DEMO_INPUT.read_text(encoding="utf-8"))
-        console.print(f"[4/6] StartExecution with {DEMO_INPUT.relative_to(REPO_ROOT)}: {json.dumps(run_input)}")
+        console.print(f"[4/6] StartExecution with {DEMO_INPUT.relative_to(app_dir())}: {json.dumps(run_input)}")
         execution = aws.client("stepfunctions").start_execution(
             stateMachineArn=platform.state_machine_arn, name=f"demo-{uuid.uuid4().hex[:8]}", input=json.dumps(run_input)
         )
@@ -134,7 +136,7 @@ def run_demo(console: Console, work: Path) -> dict[str, float]:
         console.print(f"      loss: {progress.loss_summary() or 'none logged'}")
 
         console.print("[6/6] loading the trained model from its artifact:")
-        prompt = (REPO_ROOT / "examples" / "data" / "corpus.txt").read_text(encoding="utf-8").split()[:4]
+        prompt = DEFAULT_CORPUS.read_text(encoding="utf-8").split()[:4]
         console.print(f"      {_check_model(aws.client('s3'), output['modelArtifacts'], work, ' '.join(prompt))}")
     seconds["total"] = time.monotonic() - started
     console.print(f"embedded AWS stopped. Whole demo: {seconds['total']:.1f} s.")

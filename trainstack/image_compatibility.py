@@ -8,8 +8,8 @@ one tested. So synth refuses an image that does not already hold every requireme
 What an image holds comes from the shipped table `trainstack/data/dlc_images.json` (only versions the DLC
 tag states), and in `asset` mode from the `==` pins of `training_code/Dockerfile` on top of its base DLC.
 Packages an image does not list:
-- on the embedded AWS the job runs in the project's own environment, pinned by `requirements-dev.txt`,
-  so those pins stand in for the image's missing packages (framework packages still come from the DLC);
+- on the embedded AWS the job runs in the project's own Python environment, so what that environment has
+  installed stands in for the image's missing packages (framework packages still come from the DLC);
 - with `network.mode: none` (jobs have internet) the toolkit may install them at job start;
 - in a private VPC they are an error: use `image.mode: asset` (the Dockerfile pins them).
 `repository` mode and `image.uri` name an image synth cannot see, so nothing is checked (README says so).
@@ -17,6 +17,7 @@ Packages an image does not list:
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 from dataclasses import dataclass
@@ -27,11 +28,11 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DLC_TABLE_PATH = REPO_ROOT / "trainstack" / "data" / "dlc_images.json"
-REQUIREMENTS_PATH = REPO_ROOT / "training_code" / "requirements.txt"
-DOCKERFILE_PATH = REPO_ROOT / "training_code" / "Dockerfile"
-DEV_REQUIREMENTS_PATH = REPO_ROOT / "requirements-dev.txt"
+from trainstack.package_data import data_file, training_code_dir
+
+DLC_TABLE = data_file("trainstack", "data/dlc_images.json")
+REQUIREMENTS_PATH = training_code_dir() / "requirements.txt"
+DOCKERFILE_PATH = training_code_dir() / "Dockerfile"
 
 # Replacing these at job start would change the image under the code: never allowed, internet or not.
 FRAMEWORK_PACKAGES = frozenset({"torch", "transformers"})
@@ -52,7 +53,7 @@ class DlcImage:
 
 @cache
 def supported_images() -> dict[tuple[str, str], DlcImage]:
-    table = json.loads(DLC_TABLE_PATH.read_text(encoding="utf-8"))
+    table = json.loads(DLC_TABLE.read_text(encoding="utf-8"))
     images = [
         DlcImage(e["repository"], e["tag"], e["python"], {canonicalize_name(k): v for k, v in e["packages"].items()})
         for e in table["images"]
@@ -99,12 +100,12 @@ def check_image(
     if mode == "asset":
         held.update(pins(dockerfile_path))
         where = f"the image built from training_code/Dockerfile (FROM {repository}:{tag})"
-    installed_by_environment = pins(DEV_REQUIREMENTS_PATH) if embedded else {}
+    installed_by_environment = _installed if embedded else _nothing
     for requirement in requirements(requirements_path):
         name = canonicalize_name(requirement.name)
         version = held.get(name)
         if version is None and name not in FRAMEWORK_PACKAGES:
-            version = installed_by_environment.get(name)
+            version = installed_by_environment(name)
         if version is None:
             if internet and name not in FRAMEWORK_PACKAGES:
                 continue  # the toolkit installs it at job start; the job has internet
@@ -118,3 +119,15 @@ def check_image(
                 "the toolkit would replace the image's framework at job start. Choose a DLC whose "
                 f"{name} satisfies it (trainstack/data/dlc_images.json) or change the pin"
             )
+
+
+def _installed(name: str) -> str | None:
+    """The version this Python environment has installed, where the embedded AWS runs jobs."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _nothing(name: str) -> None:
+    return None

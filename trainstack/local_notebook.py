@@ -14,11 +14,11 @@ import os
 import sys
 from pathlib import Path
 
-from trainstack.config import REPO_ROOT, load_environment
+from trainstack.config import app_dir, load_environment
 from trainstack.embedded_aws import endpoint_env, subprocess_env
 from trainstack.local_platform import NOTEBOOK_RESOURCES_FILE, STATE_DIR
 
-NOTEBOOKS = REPO_ROOT / "notebooks"
+NOTEBOOKS = app_dir() / "notebooks"
 
 
 def jupyter_lab(state_dir: Path = STATE_DIR) -> tuple[list[str], dict[str, str]]:

@@ -21,9 +21,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from trainstack.config import REPO_ROOT, EnvironmentConfig, ResourceNames
+from trainstack.config import EnvironmentConfig, ResourceNames, app_dir
 
-SAMPLE_DATA_DIR = REPO_ROOT / "examples" / "data" / "sample"
+SAMPLE_DATA_DIR = app_dir() / "examples" / "data" / "sample"
 
 
 class DeployError(RuntimeError):
@@ -51,7 +51,7 @@ def cdk_env(endpoint_env: dict[str, str] | None = None) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not (endpoint_env and key.startswith("AWS_"))}
     env.update(endpoint_env or {})
     venv_bin = Path(sys.executable).parent
-    env["PATH"] = f"{venv_bin}{os.pathsep}{REPO_ROOT / 'node_modules' / '.bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PATH"] = f"{venv_bin}{os.pathsep}{app_dir() / 'node_modules' / '.bin'}{os.pathsep}{env.get('PATH', '')}"
     env["JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION"] = "20"
     env["JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION"] = "1"
     env.setdefault("CDK_DISABLE_VERSION_CHECK", "1")
@@ -60,7 +60,7 @@ def cdk_env(endpoint_env: dict[str, str] | None = None) -> dict[str, str]:
 
 def _cdk(args: list[str], env: dict[str, str], log: Path | None) -> str:
     result = subprocess.run(
-        ["npx", "--no-install", "cdk", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False
+        ["npx", "--no-install", "cdk", *args], cwd=app_dir(), env=env, capture_output=True, text=True, check=False
     )
     if log is not None:
         with log.open("a", encoding="utf-8") as handle:
@@ -141,7 +141,7 @@ def source_fingerprint() -> str | None:
     without git. Equal fingerprints mean `cdk synth` would write the same assembly."""
     listed = subprocess.run(
         ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO_ROOT,
+        cwd=app_dir(),
         capture_output=True,
         check=False,
     )
@@ -149,7 +149,7 @@ def source_fingerprint() -> str | None:
         return None
     digest = hashlib.sha256()
     for name in sorted(set(listed.stdout.decode().split("\0")) - {""}):
-        path = REPO_ROOT / name
+        path = app_dir() / name
         if name.startswith(_NOT_SYNTH_INPUTS) or name.endswith(".md") or not path.is_file():
             continue
         digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -180,13 +180,14 @@ def stage_demo_data(s3: Any, config: EnvironmentConfig, model_dir: Path) -> dict
 
 # --- `make local-up`: a ready platform on the background embedded AWS -----------------------------------------
 
-STATE_DIR = REPO_ROOT / ".local-aws"  # trainstack/embedded_aws/__main__.py keeps the server's state here too
+STATE_DIR = app_dir() / ".local-aws"  # trainstack/embedded_aws/__main__.py keeps the server's state here too
 PLATFORM_FILE = "platform.json"  # the deployed outputs: its presence says the server holds a deployment
 NOTEBOOK_RESOURCES_FILE = "notebook-resources.json"
 
 
 def notebook_resources(config: EnvironmentConfig, outputs: dict[str, str]) -> dict[str, Any]:
-    """What stacks/notebook_stack.py's lifecycle configuration writes to trainstack.json, from the stack outputs."""
+    """What trainstack/platform/notebook_stack.py's lifecycle configuration writes to trainstack.json, from the
+    stack outputs."""
     resources: dict[str, Any] = {
         "environment": config.name,
         "region": config.region,

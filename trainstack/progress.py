@@ -116,7 +116,7 @@ class RunProgress:
 
 
 def continued_in(described: dict[str, Any]) -> str | None:
-    """The execution a run handed over to (stacks/constructs/run_continuation.py), if this one did."""
+    """The execution a run handed over to (trainstack/platform/constructs/run_continuation.py), if this one did."""
     if described.get("status") != "SUCCEEDED":
         return None
     output = json.loads(described.get("output") or "null")

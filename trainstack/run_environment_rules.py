@@ -1,4 +1,4 @@
-"""Which environment variables a run may set: the allow-list in `schemas/run-environment-rules.json`.
+"""Which environment variables a run may set: the allow-list in `trainstack/schemas/run-environment-rules.json`.
 
 A name is allowed only when the allow-list names it (a few exact names and framework families such as NCCL_*)
 or the environment's `training.allowed_environment` does, and no `refused` group matches it. Interpreters,
@@ -17,10 +17,11 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
-RULES_PATH = Path(__file__).resolve().parents[1] / "schemas" / "run-environment-rules.json"
+from trainstack.package_data import data_file
+
+RULES = data_file("trainstack", "schemas/run-environment-rules.json")
 # botocore's SageMaker model: Environment is a map of at most 100 entries, keys [a-zA-Z_][a-zA-Z0-9_]* of
 # at most 512 characters, values of at most 512 characters.
 MAX_ENVIRONMENT_ENTRIES = 100
@@ -53,7 +54,7 @@ class RefusedGroup:
 
 @cache
 def _data() -> dict[str, Any]:
-    return json.loads(RULES_PATH.read_text(encoding="utf-8"))
+    return json.loads(RULES.read_text(encoding="utf-8"))
 
 
 def platform_names() -> tuple[str, ...]:

@@ -17,7 +17,7 @@ pack whatever it names (a credentials file), so it is refused, naming the link.
 The tarball is byte-for-byte reproducible (sorted entries, fixed mtimes, owners and modes, a gzip header
 without time or name), so its SHA-256 names it: `code/sourcedir/<sha256>/sourcedir.tar.gz` under the
 artifacts bucket, uploaded only when HeadObject does not find it. The platform's own package of
-training_code/ (stacks/constructs/code_package.py) is built by the same `build_source_tarball`.
+training_code/ (trainstack/platform/constructs/code_package.py) is built by the same `build_source_tarball`.
 
 Standard library only (boto3 clients are passed in): the notebooks import this on a notebook instance
 that has no internet access and none of the project's other dependencies.
@@ -52,7 +52,7 @@ EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 _FIXED_MTIME = 315532800
 
 # Where user packages go in the artifacts bucket: the execution role reads `code/` (CODE_PREFIX in
-# stacks/constructs/training_run_input.py) and the notebook role writes there.
+# trainstack/platform/constructs/training_run_input.py) and the notebook role writes there.
 PACKAGE_KEY_PREFIX = "code/sourcedir/"
 REQUIREMENTS_FILE = "requirements.txt"
 WHEELS_DIR = "wheels"

@@ -14,8 +14,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_CORPUS = REPO_ROOT / "examples" / "data" / "corpus.txt"
+from trainstack.package_data import package_dir
+
+DEFAULT_CORPUS = package_dir("trainstack") / "data" / "corpus.txt"
 
 END_OF_TEXT = "<|endoftext|>"
 PAD = "<pad>"

@@ -1,4 +1,5 @@
-"""Regenerates the shipped demo text: `corpus.txt` (the tiny tokenizer's training text) and the sample
+"""Regenerates the shipped demo text: `trainstack/data/corpus.txt` (the tiny tokenizer's training text, shipped
+with the package: `trainstack smoke` builds the tiny model from it) and the sample
 `train`/`val` JSONL channels.
 
 Templated sentences over a small vocabulary, so a 2-layer model's loss visibly falls within a few dozen
@@ -14,6 +15,7 @@ import random
 from pathlib import Path
 
 DATA_DIR = Path(__file__).resolve().parent
+CORPUS = DATA_DIR.parent.parent / "trainstack" / "data" / "corpus.txt"
 
 SUBJECTS = ("the cat", "the dog", "a bird", "the robot", "my friend", "the farmer", "a child", "the teacher")
 VERBS = ("sees", "likes", "follows", "finds", "carries", "watches", "paints", "builds")
@@ -51,7 +53,7 @@ def write_jsonl(path: Path, texts: list[str]) -> None:
 
 def main() -> None:
     # Distinct seeds: the tokenizer corpus, the training set and the validation set are separate draws.
-    (DATA_DIR / "corpus.txt").write_text("\n".join(lines(seed=1, count=400)) + "\n", encoding="utf-8")
+    CORPUS.write_text("\n".join(lines(seed=1, count=400)) + "\n", encoding="utf-8")
     write_jsonl(DATA_DIR / "sample" / "train" / "train.jsonl", lines(seed=2, count=320))
     write_jsonl(DATA_DIR / "sample" / "val" / "val.jsonl", lines(seed=3, count=64))
 

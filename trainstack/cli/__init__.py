@@ -9,6 +9,7 @@
       pools    warm pools and their billable idle time; `pools release JOB`
       stop     abort a run; the pool cleanup ends its job and warm pool
       local    `local du`: disk taken by the embedded AWS's job folders
+      bootstrap  the execution policy and `cdk bootstrap --trust` line each account of the pipeline needs
 
 Each command lives in its own module; errors become sentences in `errors.py`.
 """
@@ -19,6 +20,7 @@ from typing import Annotated
 
 import typer
 
+from trainstack.cli.bootstrap import bootstrap
 from trainstack.cli.errors import SentenceErrors
 from trainstack.cli.local import local_app
 from trainstack.cli.logs import logs
@@ -76,6 +78,7 @@ app.command()(logs)
 app.command()(quotas)
 app.command()(package)
 app.command()(stop)
+app.command()(bootstrap)
 app.add_typer(pools_app, name="pools")
 app.add_typer(local_app, name="local")
 

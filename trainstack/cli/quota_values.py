@@ -1,4 +1,4 @@
-"""SageMaker quota values as the state machine reads them (stacks/constructs/quota_check.py), from the CLI.
+"""SageMaker quota values as the state machine reads them (trainstack/platform/constructs/quota_check.py), from the CLI.
 
 Same order as the Quotas states, so `quotas` and `run --dry-run` show what a run will meet:
 1. the code from the shipped table (trainstack/data/sagemaker_training_quota_codes.json), else the exact
@@ -12,12 +12,13 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-QUOTA_TABLE_PATH = Path(__file__).resolve().parents[1] / "data" / "sagemaker_training_quota_codes.json"
+from trainstack.package_data import data_file
+
+QUOTA_TABLE = data_file("trainstack", "data/sagemaker_training_quota_codes.json")
 LONGEST_RUN_TIME = "Longest run time for a training job"
 _KINDS = {"training": "training job usage", "warm_pool": "training warm pool usage"}
 _TABLE_KEYS = {"training": "training_job_usage", "warm_pool": "training_warm_pool_usage"}
@@ -27,7 +28,7 @@ _NOT_THERE = {"NoSuchResourceException", "ResourceNotFoundException", "IllegalAr
 
 @cache
 def _table() -> dict[str, Any]:
-    return json.loads(QUOTA_TABLE_PATH.read_text(encoding="utf-8"))
+    return json.loads(QUOTA_TABLE.read_text(encoding="utf-8"))
 
 
 def quota_name(instance_type: str, kind: str) -> str:

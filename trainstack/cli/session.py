@@ -19,10 +19,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from trainstack.cli.errors import CliError
-from trainstack.config import REPO_ROOT, EnvironmentConfig, ResourceNames, load_environment
+from trainstack.config import EnvironmentConfig, ResourceNames, app_dir, load_environment
 
 # Where `python -m trainstack.embedded_aws up` records its URL (trainstack/embedded_aws/__main__.py).
-EMBEDDED_STATE_FILE = REPO_ROOT / ".local-aws" / "server.json"
+EMBEDDED_STATE_FILE = app_dir() / ".local-aws" / "server.json"
 # The embedded AWS accepts any credentials; boto3 still refuses to sign a request without some.
 _EMBEDDED_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 _RETRIES = Config(retries={"mode": "standard", "max_attempts": 5})

@@ -18,9 +18,9 @@ import time
 import urllib.request
 from pathlib import Path
 
-from trainstack.config import REPO_ROOT, load_environment
+from trainstack.config import app_dir, load_environment
 
-STATE_DIR = REPO_ROOT / ".local-aws"
+STATE_DIR = app_dir() / ".local-aws"
 _START_TIMEOUT_SECONDS = 60.0
 
 
@@ -82,7 +82,7 @@ def up(env_name: str, state_dir: Path, port: int) -> int:
     command = [sys.executable, "-m", "trainstack.embedded_aws", "serve", "--env", env_name, "--dir", str(state_dir)]
     if port:
         command += ["--port", str(port)]
-    process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, cwd=REPO_ROOT)
+    process = subprocess.Popen(command, stdout=log, stderr=log, start_new_session=True, cwd=app_dir())
     deadline = time.monotonic() + _START_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
         state = _read_state(state_dir)

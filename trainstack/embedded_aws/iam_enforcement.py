@@ -68,6 +68,22 @@ class Check:
     resource_policy_required: bool = False
 
 
+def create_training_job_checks(job_arn: str, payload: dict[str, Any], context: dict[str, Any]) -> list[Check]:
+    """What IAM authorizes for one CreateTrainingJob request, in the order the layer evaluates it (also used by
+    tests that evaluate synthesized policies without deploying them)."""
+    checks = [Check("sagemaker:CreateTrainingJob", job_arn, context | create_training_job_context(payload))]
+    checks.append(
+        Check(
+            "iam:PassRole",
+            str(payload.get("RoleArn", "")),
+            context | {"iam:PassedToService": "sagemaker.amazonaws.com"},
+        )
+    )
+    if payload.get("Tags"):
+        checks.append(Check("sagemaker:AddTags", job_arn, context | tag_context(payload["Tags"])))
+    return checks
+
+
 @dataclass(frozen=True)
 class Recorded:
     """One evaluated check, for the least-privilege report."""
@@ -282,17 +298,7 @@ class IamEnforcement:
                     return [Check(action, job, context | update_training_job_context(payload))]
                 if operation != "CreateTrainingJob":
                     return [Check(action, job, context)]
-                checks = [Check(action, job, context | create_training_job_context(payload))]
-                checks.append(
-                    Check(
-                        "iam:PassRole",
-                        str(payload.get("RoleArn", "")),
-                        context | {"iam:PassedToService": "sagemaker.amazonaws.com"},
-                    )
-                )
-                if payload.get("Tags"):
-                    checks.append(Check("sagemaker:AddTags", job, context | tag_context(payload["Tags"])))
-                return checks
+                return create_training_job_checks(job, payload, context)
             if operation in ("ListTags", "AddTags", "DeleteTags"):
                 return [Check(action, str(payload.get("ResourceArn", "")), context | tag_context(payload.get("Tags")))]
             if operation == "ListTrainingJobs":

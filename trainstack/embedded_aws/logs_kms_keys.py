@@ -1,7 +1,8 @@
 """Gap: moto's CloudWatch Logs has no AssociateKmsKey, and takes any `kmsKeyId` on CreateLogGroup unchecked.
 
 The stacks associate the platform key with an existing training log group
-(`stacks/constructs/training_log_group.py`); on moto that call raises NotImplementedError. We implement it, and for
+(`trainstack/platform/constructs/training_log_group.py`); on moto that call raises NotImplementedError. We
+implement it, and for
 both calls do what AWS does before accepting a key: the key must exist in the account and region, and its key
 policy must let the regional CloudWatch Logs service principal (`logs.<region>.amazonaws.com`) use it, or the call
 fails with AccessDeniedException. So a key policy that forgets CloudWatch Logs fails offline as it would on AWS.

@@ -6,7 +6,7 @@ is `{"ExecutionArn", "StartDate"}`. moto (LocalStack's port without its paramete
 names to boto3, whose serializer, with validation off, fails on the first of them (`KeyError: 'StateMachineArn'`,
 the task fails `States.Runtime`), and would hand back boto3's camelCase answer. We rename the arguments to the
 API's member names and the answer's to what Step Functions returns. The pipeline continues long runs through it
-(`stacks/constructs/run_continuation.py`).
+(`trainstack/platform/constructs/run_continuation.py`).
 """
 
 from __future__ import annotations

@@ -390,7 +390,8 @@ class JobRun:
             self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
         except self.logs.exceptions.ResourceNotFoundException:
             # Only a missing group is created, as the job's role: the platform creates it at deploy with its key
-            # and retention (stacks/constructs/training_log_group.py), so its execution role holds no CreateLogGroup.
+            # and retention (trainstack/platform/constructs/training_log_group.py), so its execution role holds no
+            # CreateLogGroup.
             with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
                 self.logs.create_log_group(logGroupName=LOG_GROUP)
             self.logs.create_log_stream(logGroupName=LOG_GROUP, logStreamName=stream)
