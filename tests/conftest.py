@@ -276,9 +276,23 @@ def _platform_group(item: pytest.Item) -> str | None:
     return name if isinstance(name, str) and name.startswith(PLATFORM_GROUP) else None
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--week", action="store_true", help="also run the tests marked week (make test-week)")
+
+
+def _deselect_week(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--week"):
+        return
+    week = [item for item in items if item.get_closest_marker("week") is not None]
+    if week:
+        config.hook.pytest_deselected(items=week)
+        items[:] = [item for item in items if item.get_closest_marker("week") is None]
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> Iterator[None]:
     yield  # after `-k` and `-m` deselected: the groups balance what runs
+    _deselect_week(config, items)
     groups = platform_groups(items, platform_group_count(config))
     runs = shared_run_groups(items)
     for item in items:

@@ -263,6 +263,45 @@ def _look_costs(events: list[dict]) -> list[int]:
     return [b - a for a, b in itertools.pairwise(marks)]
 
 
+@pytest.mark.week  # 586 s here (0.57 s a look of pure-Python JSONata): make test-week
+def test_a_whole_week_waiting_with_150_jobs_held_hands_over_before_the_history_limit(platform: Platform) -> None:
+    """The longest allowed wait, run whole under the time knob: 150 retained pools hold the quota all week.
+    The run looks about 1,030 times, hands over to a fresh execution before any history reaches 25,000
+    events (without the hand-over the first would end at its 25,000th with States.Runtime), keeps its name,
+    and gives up after exactly the 7 days."""
+    from trainstack.config import MAX_CAPACITY_WAIT_SECONDS
+    from trainstack.embedded_aws.step_functions_history_limit import MAX_HISTORY_EVENTS
+    from trainstack.embedded_aws.testing import time_scale
+    from trainstack.progress import continued_in
+
+    _release_pools(platform)
+    arns = _seed_150_pools(platform, 3600)  # seeded in real time: the pools outlast the scaled week
+    week = {
+        "instance_type": "ml.g5.xlarge",
+        "instance_count": 3,  # quota 152, 150 held
+        "keep_alive_seconds": 0,
+        "capacity_wait_seconds": MAX_CAPACITY_WAIT_SECONDS,
+    }
+    sfn = platform.client("stepfunctions")
+    try:
+        with time_scale(platform.aws.endpoint_url, 1e-6):
+            chain = [run(platform, week, timeout=1800)]
+            while next_arn := continued_in(chain[-1]):
+                chain.append(wait_for_execution(sfn, next_arn, timeout=1800))
+    finally:
+        _end_pools(platform, arns)
+
+    histories = [_history(platform, described["executionArn"]) for described in chain]
+    looks = sum(len(_entered(events, "CountUsage")) for events in histories)
+    print(f"a week: {looks} looks over {len(chain)} executions of {[len(h) for h in histories]} events")
+    assert all(len(events) < MAX_HISTORY_EVENTS for events in histories)
+    assert len(chain) >= 3 and 1000 <= looks <= 1100, (len(chain), looks)
+    last = chain[-1]
+    assert last["error"] == "CapacityUnavailable", (last.get("error"), last.get("cause"))
+    assert f"Gave up after {MAX_CAPACITY_WAIT_SECONDS} s" in last["cause"]
+    assert len({read_history(events)["jobName"] for events in histories}) == 1
+
+
 def test_looks_at_150_pools_cost_what_the_history_budget_counts_and_a_week_fits(platform: Platform) -> None:
     """150 retained pools, a few looks (time knob): each look costs exactly what `$historySpent` adds
     (16 + 7 × 5 pages, plus 9 per job described: all 150 on the first look only), the count never falls behind
