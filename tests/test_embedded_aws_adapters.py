@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import pytest
@@ -165,6 +166,44 @@ def test_unnamed_executions_get_a_uuid_name(embedded_aws: Any) -> None:  # execu
     assert len(name) == 36 and result["executionArn"].endswith(f":{name}")
 
 
+# --- CloudFormation's AWS::NoValue in a list (cloudformation_no_value.py) -------------------------------------
+
+
+def test_a_no_value_statement_is_dropped_and_the_role_is_refused_not_broken(embedded_aws: Any) -> None:
+    """The CDK bootstrap template's trust policies: a Statement element that is `Fn::If` ... `AWS::NoValue`
+    disappears, as on AWS; moto kept a null there and every AssumeRole of the role answered 500."""
+    statement = {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    trusted = {"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "sts:AssumeRole"}
+    template = {
+        "Conditions": {"HasTrustedAccounts": {"Fn::Equals": ["none", "some"]}},
+        "Resources": {
+            "Role": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            statement,
+                            {"Fn::If": ["HasTrustedAccounts", trusted, {"Ref": "AWS::NoValue"}]},
+                        ],
+                    }
+                },
+            }
+        },
+    }
+    cloudformation = embedded_aws.client("cloudformation")
+    stack = unique("novalue")
+    cloudformation.create_stack(StackName=stack, TemplateBody=json.dumps(template))
+    role = cloudformation.describe_stack_resource(StackName=stack, LogicalResourceId="Role")
+    name = role["StackResourceDetail"]["PhysicalResourceId"]
+    document = embedded_aws.client("iam").get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+    assert document["Statement"] == [statement]
+    arn = embedded_aws.client("iam").get_role(RoleName=name)["Role"]["Arn"]
+    with pytest.raises(embedded_aws.client("sts").exceptions.ClientError) as refused:
+        embedded_aws.client("sts").assume_role(RoleArn=arn, RoleSessionName="probe")
+    assert refused.value.response["Error"]["Code"] == "AccessDenied"
+
+
 # --- aws-sdk integrations (aws_sdk_service_names.py) ----------------------------------------------------------
 
 
@@ -192,6 +231,31 @@ def test_aws_sdk_integrations_answer(embedded_aws: Any, resource: str, arguments
     result = run_machine(embedded_aws, machine)
     assert result["status"] == "SUCCEEDED", result
     assert expect_key in json.loads(result["output"])
+
+
+def test_aws_sdk_results_hold_timestamps_as_aws_writes_them(embedded_aws: Any) -> None:
+    """step_functions_sdk_timestamps.py: a result with a timestamp in it (an object's LastModified) reaches the
+    output as AWS's ISO 8601 string; moto's datetime made DescribeExecution answer 500."""
+    s3 = embedded_aws.client("s3")
+    bucket = unique("stamps")
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    machine = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::aws-sdk:s3:listObjectsV2",
+                "Arguments": {"Bucket": bucket},
+                "End": True,  # the result itself is the output
+            }
+        },
+    }
+    result = run_machine(embedded_aws, machine)
+    assert result["status"] == "SUCCEEDED", result
+    modified = json.loads(result["output"])["Contents"][0]["LastModified"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", modified), modified
 
 
 def test_aws_sdk_sns_publish(embedded_aws: Any) -> None:

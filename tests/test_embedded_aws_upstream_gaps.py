@@ -103,6 +103,14 @@ def test_moto_answers_the_whole_history_at_once(upstream: dict[str, Any]) -> Non
     assert upstream["history_page"] == {"events": 4, "next_token": False}
 
 
+def test_moto_keeps_datetimes_in_aws_sdk_results(upstream: dict[str, Any]) -> None:  # step_functions_sdk_timestamps.py
+    assert "500" in upstream["sdk_timestamp_error"]
+
+
+def test_moto_keeps_a_no_value_list_element_as_null(upstream: dict[str, Any]) -> None:  # cloudformation_no_value.py
+    assert upstream["no_value_statements"][1:] == [None]
+
+
 def test_moto_logs_takes_any_key_and_cannot_associate_one(upstream: dict[str, Any]) -> None:  # logs_kms_keys.py
     assert upstream["logs_unusable_key_error"] is None
     assert "500" in upstream["logs_associate_kms_key_error"]  # NotImplementedError in the server

@@ -25,6 +25,7 @@ from . import (
     cloudformation_change_sets,
     cloudformation_custom_resources,
     cloudformation_kms_tags,
+    cloudformation_no_value,
     cloudformation_resource_policies,
     cloudformation_ssm_parameter_tags,
     cloudformation_state_machines,
@@ -40,6 +41,7 @@ from . import (
     step_functions_history_limit,
     step_functions_history_pages,
     step_functions_json_paths,
+    step_functions_sdk_timestamps,
     step_functions_start_execution,
     step_functions_status_events,
     step_functions_stop_execution,
@@ -77,6 +79,7 @@ def apply_adapters() -> None:
     cloudformation_change_sets.apply()
     cloudformation_custom_resources.apply()
     cloudformation_kms_tags.apply()
+    cloudformation_no_value.apply()
     cloudformation_ssm_parameter_tags.apply()
     cloudformation_resource_policies.apply()
     cloudformation_unsupported_types.apply()
@@ -85,6 +88,7 @@ def apply_adapters() -> None:
     execution_names.apply()
     step_functions_history_limit.apply()
     step_functions_history_pages.apply()
+    step_functions_sdk_timestamps.apply()
     step_functions_json_paths.apply()
     step_functions_start_execution.apply()
     step_functions_stop_execution.apply()

@@ -95,7 +95,17 @@ def _probe_step_functions(url: str) -> dict[str, Any]:
             lambda: _client(url, "stepfunctions").test_state(definition=json.dumps({"Type": "Pass", "End": True}))
         ),
         "history_page": _history_page(url),
+        "sdk_timestamp_error": _error(lambda: _run_machine(url, _listed_object(url))),
     }
+
+
+def _listed_object(url: str) -> dict[str, Any]:
+    """A machine whose aws-sdk result holds a timestamp: the LastModified of the one object in a bucket."""
+    s3 = _client(url, "s3")
+    bucket = f"p{time.time_ns()}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    return _task("arn:aws:states:::aws-sdk:s3:listObjectsV2", {"Bucket": bucket})
 
 
 def _history_page(url: str) -> dict[str, Any]:
@@ -124,6 +134,26 @@ def _probe_sagemaker(url: str) -> dict[str, Any]:
         "training_status_at_once": sagemaker.describe_training_job(TrainingJobName="probe")["TrainingJobStatus"],
         "stop_training_error": _error(lambda: sagemaker.stop_training_job(TrainingJobName="probe")),
     }
+
+
+def _no_value_statements(url: str) -> list[Any]:
+    """The trust policy's statements of a role whose second statement is Fn::If ... AWS::NoValue."""
+    allow = {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}
+    role = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [allow, {"Fn::If": ["Never", allow, {"Ref": "AWS::NoValue"}]}],
+            }
+        },
+    }
+    template = {"Conditions": {"Never": {"Fn::Equals": ["a", "b"]}}, "Resources": {"Role": role}}
+    cfn = _client(url, "cloudformation")
+    cfn.create_stack(StackName="probe-novalue", TemplateBody=json.dumps(template))
+    name = cfn.describe_stack_resource(StackName="probe-novalue", LogicalResourceId="Role")["StackResourceDetail"]
+    document = _client(url, "iam").get_role(RoleName=name["PhysicalResourceId"])["Role"]["AssumeRolePolicyDocument"]
+    return list(document["Statement"])
 
 
 def _probe_cloudformation(url: str) -> dict[str, Any]:
@@ -166,6 +196,7 @@ def _probe_cloudformation(url: str) -> dict[str, Any]:
         "ssm_parameter_tags_error": _error(
             lambda: cfn.create_stack(StackName="probe-ssm", TemplateBody=json.dumps({"Resources": {"P": parameter}}))
         ),
+        "no_value_statements": _no_value_statements(url),
     }
 
 
