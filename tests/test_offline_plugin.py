@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
@@ -55,8 +56,10 @@ def test_the_plugin_deploys_an_app_into_the_embedded_aws(
         """
     )
     monkeypatch.setenv("PYTHONPATH", str(REPO_ROOT))
+    # Installed (make install's `pip install -e .`, or the wheel), pytest loads the plugin by its entry point, as
+    # a team's pytest does; naming it with -p as well would register it twice, which pytest refuses.
+    installed = any(entry.name == "trainstack" for entry in entry_points(group="pytest11"))
+    plugin = [] if installed else ["-p", "trainstack.testing.pytest_plugin"]
     # A process of its own: one embedded AWS per process, and this session may have started one.
-    result = pytester.runpytest_subprocess(
-        "-p", "trainstack.testing.pytest_plugin", "--trainstack-app", str(REPO_ROOT), "-p", "no:cacheprovider"
-    )
+    result = pytester.runpytest_subprocess(*plugin, "--trainstack-app", str(REPO_ROOT), "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
