@@ -127,15 +127,20 @@ def test_retry_count_is_in_the_context(embedded_aws: Any) -> None:
     assert json.loads(result["output"]) == {"retries": 2}
 
 
-def test_string_variables_with_quotes_survive(embedded_aws: Any) -> None:
-    machine = {
+def _assign_then_output(variable: str, expression: str) -> dict[str, Any]:
+    """State A assigns `$<variable>` from `expression`; state B outputs `{variable: $<variable>}`."""
+    return {
         "QueryLanguage": "JSONata",
         "StartAt": "A",
         "States": {
-            "A": {"Type": "Pass", "Assign": {"text": "{% $states.input.text %}"}, "Next": "B"},
-            "B": {"Type": "Pass", "Output": {"text": "{% $text %}"}, "End": True},
+            "A": {"Type": "Pass", "Assign": {variable: expression}, "Next": "B"},
+            "B": {"Type": "Pass", "Output": {variable: f"{{% ${variable} %}}"}, "End": True},
         },
     }
+
+
+def test_string_variables_with_quotes_survive(embedded_aws: Any) -> None:
+    machine = _assign_then_output("text", "{% $states.input.text %}")
     tricky = 'say "hi"\nand \\ leave'
     assert json.loads(run_machine(embedded_aws, machine, {"text": tricky})["output"]) == {"text": tricky}
 
@@ -143,15 +148,7 @@ def test_string_variables_with_quotes_survive(embedded_aws: Any) -> None:
 def test_a_variable_named_like_the_function_moto_checks_a_result_with_is_still_a_variable(embedded_aws: Any) -> None:
     """moto checks a string result with `$type((<bindings>; <expression>))`; the evaluator binds the variables in a
     frame around that, except where the wrapper names one of them: `$type` there is JSONata's function."""
-    machine = {
-        "QueryLanguage": "JSONata",
-        "StartAt": "A",
-        "States": {
-            "A": {"Type": "Pass", "Assign": {"type": "{% 'ml.g5.xlarge' %}"}, "Next": "B"},
-            "B": {"Type": "Pass", "Output": {"type": "{% $type %}"}, "End": True},
-        },
-    }
-    result = run_machine(embedded_aws, machine)
+    result = run_machine(embedded_aws, _assign_then_output("type", "{% 'ml.g5.xlarge' %}"))
     assert json.loads(result["output"]) == {"type": "ml.g5.xlarge"}, result
 
 
