@@ -204,6 +204,12 @@ def test_a_no_value_statement_is_dropped_and_the_role_is_refused_not_broken(embe
 # --- aws-sdk integrations (aws_sdk_service_names.py) ----------------------------------------------------------
 
 
+def _one_task(resource: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """A JSONata machine of one Task state on `arn:aws:states:::<resource>`; its result is the output."""
+    task = {"Type": "Task", "Resource": f"arn:aws:states:::{resource}", "Arguments": arguments, "End": True}
+    return {"QueryLanguage": "JSONata", "StartAt": "T", "States": {"T": task}}
+
+
 @pytest.mark.parametrize(
     ("resource", "arguments", "expect_key"),
     [
@@ -218,14 +224,7 @@ def test_a_no_value_statement_is_dropped_and_the_role_is_refused_not_broken(embe
     ],
 )
 def test_aws_sdk_integrations_answer(embedded_aws: Any, resource: str, arguments: dict, expect_key: str) -> None:
-    machine = {
-        "QueryLanguage": "JSONata",
-        "StartAt": "T",
-        "States": {
-            "T": {"Type": "Task", "Resource": f"arn:aws:states:::{resource}", "Arguments": arguments, "End": True}
-        },
-    }
-    result = run_machine(embedded_aws, machine)
+    result = run_machine(embedded_aws, _one_task(resource, arguments))
     assert result["status"] == "SUCCEEDED", result
     assert expect_key in json.loads(result["output"])
 
@@ -237,19 +236,7 @@ def test_aws_sdk_results_hold_timestamps_as_aws_writes_them(embedded_aws: Any) -
     bucket = unique("stamps")
     s3.create_bucket(Bucket=bucket)
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
-    machine = {
-        "QueryLanguage": "JSONata",
-        "StartAt": "T",
-        "States": {
-            "T": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::aws-sdk:s3:listObjectsV2",
-                "Arguments": {"Bucket": bucket},
-                "End": True,  # the result itself is the output
-            }
-        },
-    }
-    result = run_machine(embedded_aws, machine)
+    result = run_machine(embedded_aws, _one_task("aws-sdk:s3:listObjectsV2", {"Bucket": bucket}))
     assert result["status"] == "SUCCEEDED", result
     modified = json.loads(result["output"])["Contents"][0]["LastModified"]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", modified), modified
@@ -257,19 +244,8 @@ def test_aws_sdk_results_hold_timestamps_as_aws_writes_them(embedded_aws: Any) -
 
 def test_aws_sdk_sns_publish(embedded_aws: Any) -> None:
     topic = embedded_aws.client("sns").create_topic(Name=unique("t"))["TopicArn"]
-    machine = {
-        "QueryLanguage": "JSONata",
-        "StartAt": "T",
-        "States": {
-            "T": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::aws-sdk:sns:publish",
-                "Arguments": {"TopicArn": topic, "Message": "{% 'hello' %}"},
-                "End": True,
-            }
-        },
-    }
-    result = run_machine(embedded_aws, machine)
+    arguments = {"TopicArn": topic, "Message": "{% 'hello' %}"}
+    result = run_machine(embedded_aws, _one_task("aws-sdk:sns:publish", arguments))
     assert "MessageId" in json.loads(result["output"])
 
 

@@ -165,12 +165,16 @@ def _end_pools(platform: Platform, arns: list[str]) -> None:
         )
 
 
+# Three more ml.g5.xlarge than the 150 seeded pools leave of the quota (152), with no pool of its own.
+BEYOND_THE_HELD = {"instance_type": "ml.g5.xlarge", "instance_count": 3, "keep_alive_seconds": 0}
+
+
 def test_all_150_retained_pools_are_counted(platform: Platform) -> None:
     arns = _seed_150_pools(platform, 900)
     try:
         described = run(
             platform,
-            {"instance_type": "ml.g5.xlarge", "instance_count": 3, "keep_alive_seconds": 0, "capacity_wait_seconds": 0},
+            {**BEYOND_THE_HELD, "capacity_wait_seconds": 0},
         )
     finally:
         _end_pools(platform, arns)
@@ -276,12 +280,7 @@ def test_a_whole_week_waiting_with_150_jobs_held_hands_over_before_the_history_l
 
     _release_pools(platform)
     arns = _seed_150_pools(platform, 3600)  # seeded in real time: the pools outlast the scaled week
-    week = {
-        "instance_type": "ml.g5.xlarge",
-        "instance_count": 3,  # quota 152, 150 held
-        "keep_alive_seconds": 0,
-        "capacity_wait_seconds": MAX_CAPACITY_WAIT_SECONDS,
-    }
+    week = {**BEYOND_THE_HELD, "capacity_wait_seconds": MAX_CAPACITY_WAIT_SECONDS}
     sfn = platform.client("stepfunctions")
     try:
         with time_scale(platform.aws.endpoint_url, 1e-6):
@@ -317,7 +316,7 @@ def test_looks_at_150_pools_cost_what_the_history_budget_counts_and_a_week_fits(
 
     _release_pools(platform)
     arns = _seed_150_pools(platform, 3600)  # seeded in real time: the pools outlast the scaled waits
-    short = {"instance_type": "ml.g5.xlarge", "instance_count": 3, "keep_alive_seconds": 0}  # quota 152, 150 held
+    short = BEYOND_THE_HELD
     name = f"{CONFIG.training.job_name_prefix}-20261201000000000-0123456789"
     carried = {
         "run_name": name,
