@@ -341,7 +341,7 @@ def leave_process_group(
     exit_process(0)
 
 
-def release_ddp_reducers() -> int:
+def release_ddp_reducers() -> None:
     """Drops every DistributedDataParallel's C++ Reducer while the process group is still registered.
 
     A Reducer holds the group and is freed with the GIL held (pybind11 shared_ptr holder). Freed last, at the
@@ -353,13 +353,10 @@ def release_ddp_reducers() -> int:
     pass needs a Reducer again."""
     from torch.nn.parallel import DistributedDataParallel
 
-    released = 0
     for candidate in gc.get_objects():
         if isinstance(candidate, DistributedDataParallel) and "reducer" in candidate.__dict__:
             del candidate.__dict__["reducer"]
-            released += 1
     gc.collect()
-    return released
 
 
 def final_evaluation(trainer: SFTTrainer) -> dict[str, float]:
