@@ -231,7 +231,8 @@ def platform_groups(items: list[pytest.Item], count: int) -> dict[str, str]:
 
 
 def shared_run(fixture_function: F) -> F:
-    """Marks a module-scoped fixture that runs a job several tests read (below `@pytest.fixture`).
+    """Marks a module-scoped fixture that several tests read and that costs seconds to build: a job it runs, a
+    synthesis or a fresh interpreter (below `@pytest.fixture`).
 
     xdist hands tests to workers one by one, so each worker that gets a test of the fixture would build it again
     (a two-host training run built on both workers: twice the minute). The tests that use one (or fixtures built

@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import shared_run
 
 from trainstack.config import ConfigError, load_all
 from trainstack.delivery_config import parse_pipeline
@@ -28,6 +29,7 @@ PIPELINE = {
 
 
 @pytest.fixture(scope="module")
+@shared_run
 def pipeline_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The synthesized app's folder (what `cdk synth` writes to cdk.out)."""
     from aws_cdk import App

@@ -9,10 +9,11 @@ import sys
 from typing import Any
 
 import pytest
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, shared_run
 
 
 @pytest.fixture(scope="module")
+@shared_run
 def upstream() -> dict[str, Any]:
     # A fresh interpreter: our adapters patch moto process-wide once imported.
     result = subprocess.run(

@@ -21,7 +21,7 @@ from typing import Any
 import boto3
 import pytest
 import yaml
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, shared_run
 from moto import mock_aws
 from test_guard_rails_enforced import CONFIG as NOTEBOOK_CONFIG
 from test_guard_rails_enforced import CONFORMING_INSTANCE_TYPE, NOTEBOOK_REFUSALS, Request, request_from_outputs
@@ -138,6 +138,7 @@ class MotoAccount:
 
 
 @pytest.fixture(scope="module")
+@shared_run
 def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
     from aws_cdk import App
 
