@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -432,14 +434,43 @@ class DeployedLocalPlatform:
         return list(self.templates)
 
 
+def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder every process of this pytest session shares: xdist gives each worker a folder below it."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Held by one process of the machine at a time (an advisory lock on `lock_file`)."""
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def deployed_local_platform(embedded_aws: object, tmp_path_factory: pytest.TempPathFactory) -> DeployedLocalPlatform:
     """`cdk synth`, `cdk bootstrap` and `cdk deploy 'local/*'` with the real CDK CLI, once per session."""
     from trainstack.config import load_environment
-    from trainstack.local_platform import deploy
+    from trainstack.local_platform import deploy, is_synthesized, source_fingerprint, synth
 
+    config = load_environment("local")
     work = tmp_path_factory.mktemp("cdk-local")
-    platform = deploy(load_environment("local"), embedded_aws.env, work / "cdk.out", log=work / "cdk.log")  # type: ignore[attr-defined]
+    outdir, log = work / "cdk.out", work / "cdk.log"
+    fingerprint = source_fingerprint()
+    if fingerprint is not None:
+        # Every worker deploys the same sources: the first here synthesizes into the session's folder, the others
+        # wait for it and deploy a copy (a `cdk synth` costs about 20 s of CPU, and the machine has two cores).
+        shared = session_dir(tmp_path_factory) / "cdk-local.out"
+        with exclusive(shared.with_name("cdk-local.lock")):
+            if not is_synthesized(shared, fingerprint):
+                synth(config, embedded_aws.env, shared, log=log, fingerprint=fingerprint)  # type: ignore[attr-defined]
+        # A copy each: `cdk deploy` writes lock files and outputs beside the assembly it reads.
+        shutil.copytree(shared, outdir)
+    platform = deploy(config, embedded_aws.env, outdir, log=log, fingerprint=fingerprint)  # type: ignore[attr-defined]
     manifest = json.loads((platform.assembly_dir / "manifest.json").read_text())
     stage_dir = platform.assembly_dir / manifest["artifacts"]["assembly-local"]["properties"]["directoryName"]
     stage = json.loads((stage_dir / "manifest.json").read_text())

@@ -71,6 +71,31 @@ def _cdk(args: list[str], env: dict[str, str], log: Path | None) -> str:
     return result.stdout
 
 
+FINGERPRINT_FILE = "trainstack-fingerprint"  # in an assembly folder: the source_fingerprint() it was synthesized from
+
+
+def is_synthesized(outdir: Path, fingerprint: str | None) -> bool:
+    """Whether `outdir` holds an assembly synthesized from the sources `fingerprint` (source_fingerprint()) names."""
+    stamp = _read(outdir / FINGERPRINT_FILE)
+    return bool(fingerprint) and (outdir / "manifest.json").is_file() and stamp == fingerprint
+
+
+def synth(
+    config: EnvironmentConfig,
+    endpoint_env: dict[str, str],
+    outdir: Path,
+    log: Path | None = None,
+    fingerprint: str | None = None,
+) -> None:
+    """`cdk synth` of every stack of `config` into `outdir`, stamped with `fingerprint` when given."""
+    stamp = outdir / FINGERPRINT_FILE
+    stamp.unlink(missing_ok=True)  # a failed synth leaves no stamp that vouches for what it left
+    args = ["synth", f"{config.name}/*", "-c", f"env={config.name}", "--output", str(outdir), "--quiet"]
+    _cdk(args, cdk_env(endpoint_env), log)
+    if fingerprint:
+        stamp.write_text(fingerprint, encoding="utf-8")
+
+
 def deploy(
     config: EnvironmentConfig,
     endpoint_env: dict[str, str],
@@ -86,10 +111,15 @@ def deploy(
     sources is deployed as is (`synth` then takes 0 s). Returns the stack outputs and the seconds each phase took.
     """
     env = cdk_env(endpoint_env)
-    seconds: dict[str, float] = {}
+    seconds: dict[str, float] = {"synth": 0.0}
+    if not is_synthesized(outdir, fingerprint):
+        if on_phase:
+            on_phase("synth")
+        started = time.monotonic()
+        synth(config, endpoint_env, outdir, log, fingerprint)
+        seconds["synth"] = time.monotonic() - started
     outputs_file = outdir.parent / f"{outdir.name}-outputs.json"
     phases = {
-        "synth": ["synth", f"{config.name}/*", "-c", f"env={config.name}", "--output", str(outdir), "--quiet"],
         "bootstrap": ["bootstrap", f"aws://{config.account}/{config.region}", "--app", str(outdir)],
         "deploy": [
             "deploy",
@@ -104,20 +134,12 @@ def deploy(
             "events",
         ],
     }
-    stamp = outdir / "trainstack-fingerprint"
-    if fingerprint and (outdir / "manifest.json").is_file() and _read(stamp) == fingerprint:
-        del phases["synth"]
-        seconds["synth"] = 0.0
-    else:
-        stamp.unlink(missing_ok=True)
     for phase, args in phases.items():
         if on_phase:
             on_phase(phase)
         started = time.monotonic()
         _cdk(args, env, log)
         seconds[phase] = time.monotonic() - started
-    if fingerprint:
-        stamp.write_text(fingerprint, encoding="utf-8")
     by_stack: dict[str, dict[str, str]] = json.loads(outputs_file.read_text(encoding="utf-8"))
     outputs = {
         key: value for stack in by_stack.values() for key, value in stack.items() if not key.startswith("Export")
