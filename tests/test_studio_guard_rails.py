@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 from conftest import REPO_ROOT, shared_run
-from moto import mock_aws
 from test_guard_rails_enforced import CONFIG as NOTEBOOK_CONFIG
 from test_guard_rails_enforced import CONFORMING_INSTANCE_TYPE, NOTEBOOK_REFUSALS, Request, request_from_outputs
 
@@ -130,13 +128,6 @@ class Templates:
         return policies, Policy("boundary", self.resolve(boundary["Properties"]["PolicyDocument"], exporter))
 
 
-class MotoAccount:
-    """What the refusal table's edits ask of `aws`: other subnets, a new security group, another key."""
-
-    def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=CONFIG.region)
-
-
 @pytest.fixture(scope="module")
 @shared_run
 def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
@@ -149,9 +140,11 @@ def templates(tmp_path_factory: pytest.TempPathFactory) -> Templates:
 
 
 @pytest.fixture
-def moto_account() -> Iterator[MotoAccount]:
-    with mock_aws():
-        yield MotoAccount()
+def account(embedded_aws: Any) -> Any:
+    """Where the refusal table's edits make their other subnet, security group and key: this worker's embedded AWS.
+    Not moto's `mock_aws`: leaving it resets moto's process-wide state, which is the session's embedded AWS too
+    (the role the later tests' executions assume was gone with it)."""
+    return embedded_aws
 
 
 def _conforming(templates: Templates, tag: str) -> Request:
@@ -196,7 +189,7 @@ def test_a_studio_role_may_send_the_conforming_request(templates: Templates, pro
 )
 def test_a_studio_role_is_refused_a_job_with(
     templates: Templates,
-    moto_account: MotoAccount,
+    account: Any,
     change: str,
     edit: Callable[[Any, Request], None],
     action: str,
@@ -205,7 +198,7 @@ def test_a_studio_role_is_refused_a_job_with(
     assert CONFIG.studio is not None
     for profile in CONFIG.studio.user_profiles:
         request = _conforming(templates, "refused")
-        edit(moto_account, request)
+        edit(account, request)
         denial = _first_denial(templates, profile, request)
         assert denial is not None, f"{profile}: {change} was allowed"
         refused_action, decision = denial
