@@ -1,0 +1,120 @@
+"""Where the test suite's CPU goes: `make test`'s pytest phase, with every process it starts sampled.
+
+    python bench/suite_cpu.py [pytest arguments]
+
+On a 2-core machine the suite is CPU-bound, so its wall time is its CPU time over the cores it keeps busy;
+this splits that CPU by kind of process (the jobs' training processes, the xdist workers, CDK, ...) and
+writes `.bench/suite-cpu.md`. Processes are sampled every 0.2 s (psutil): CPU a process spends after its
+last sample is missed, and the table says how much that was against the children's rusage total.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+REPORT = REPO_ROOT / ".bench" / "suite-cpu.md"
+SAMPLE_SECONDS = 0.2
+
+# First match wins: a command line's marker, and the kind it counts under.
+KINDS: list[tuple[str, str]] = [
+    ("run_train.py", "training script (`run_train.py`: launchers and ranks)"),
+    ("torch.distributed.run", "`torchrun`"),
+    ("pip install", "the toolkit's `pip install -r requirements.txt`"),
+    ("sagemaker_training", "the toolkit's `train`"),
+    ("/bin/train", "the toolkit's `train`"),
+    ("jsii-runtime", "CDK: jsii's node"),
+    ("program.js", "CDK: jsii's node"),
+    ("aws-cdk", "CDK: the CLI"),
+    ("/.bin/cdk", "CDK: the CLI"),
+    ("npx", "CDK: the CLI"),
+    ("app.py", "CDK: `app.py`"),
+    ("ipykernel", "notebook kernels"),
+    ("exec(eval(sys.stdin", "xdist workers (embedded AWS, the tests)"),
+    ("pytest", "pytest's controller"),
+]
+
+
+def kind_of(cmdline: str) -> str:
+    return next((kind for marker, kind in KINDS if marker in cmdline), "other")
+
+
+class Sampler(threading.Thread):
+    """The last CPU seconds (user + system) seen of each descendant of `root`, by (pid, start time)."""
+
+    def __init__(self, root: psutil.Process) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.seen: dict[tuple[int, float], tuple[str, float]] = {}
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                processes = [self.root, *self.root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            for process in processes:
+                try:
+                    with process.oneshot():
+                        times = process.cpu_times()
+                        key = (process.pid, process.create_time())
+                        cmdline = self.seen[key][0] if key in self.seen else " ".join(process.cmdline())
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    continue
+                self.seen[key] = (cmdline, times.user + times.system)
+            time.sleep(SAMPLE_SECONDS)
+
+
+def render(seen: dict[tuple[int, float], tuple[str, float]], wall: float, rusage_total: float) -> str:
+    totals: dict[str, list[float]] = {}
+    for cmdline, seconds in seen.values():
+        row = totals.setdefault(kind_of(cmdline), [0.0, 0])
+        row[0] += seconds
+        row[1] += 1
+    sampled = sum(row[0] for row in totals.values())
+    cores = os.cpu_count() or 1
+    lines = [f"# Where the pytest phase's CPU went ({cores} cores)", ""]
+    lines += ["| CPU seconds | processes | kind |", "| ---: | ---: | --- |"]
+    for kind, (seconds, count) in sorted(totals.items(), key=lambda item: -item[1][0]):
+        lines.append(f"| {seconds:.0f} | {count:.0f} | {kind} |")
+    lines.append(f"| {max(0.0, rusage_total - sampled):.0f} | | not sampled (after a process's last sample) |")
+    busy = rusage_total / (wall * cores)
+    lines += ["", f"{rusage_total:.0f} s of CPU in {wall:.0f} s of wall time: {busy:.0%} of {cores} cores."]
+    return "\n".join(lines) + "\n"
+
+
+def main(pytest_args: list[str]) -> int:
+    workers = os.environ.get("PYTEST_WORKERS", "2")
+    command = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "loadgroup", "-q", *pytest_args]
+    env = {
+        **os.environ,
+        "TRAINSTACK_SDK_PYTHON": str(REPO_ROOT / ".venv-sdk" / "bin" / "python"),
+        "TRAINSTACK_SDK_V2_PATH": str(REPO_ROOT / ".sdk-v2"),
+    }
+    started = time.monotonic()
+    pytest = subprocess.Popen(command, cwd=REPO_ROOT, env=env)
+    sampler = Sampler(psutil.Process(pytest.pid))
+    sampler.start()
+    code = pytest.wait()
+    wall = time.monotonic() - started
+    sampler.done.set()
+    sampler.join()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    text = render(sampler.seen, wall, children.ru_utime + children.ru_stime)
+    REPORT.parent.mkdir(exist_ok=True)
+    REPORT.write_text(text, encoding="utf-8")
+    print(f"\n{text}(also in {REPORT.relative_to(REPO_ROOT)}; pytest exited {code})")
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
