@@ -26,8 +26,8 @@ SAMPLE_SECONDS = 0.2
 
 # First match wins: a command line's marker, and the kind it counts under.
 KINDS: list[tuple[str, str]] = [
+    ("torch.distributed.run", "`torchrun`"),  # before run_train.py, which its command line names
     ("run_train.py", "training script (`run_train.py`: launchers and ranks)"),
-    ("torch.distributed.run", "`torchrun`"),
     ("pip install", "the toolkit's `pip install -r requirements.txt`"),
     ("sagemaker_training", "the toolkit's `train`"),
     ("/bin/train", "the toolkit's `train`"),
@@ -39,12 +39,14 @@ KINDS: list[tuple[str, str]] = [
     ("app.py", "CDK: `app.py`"),
     ("ipykernel", "notebook kernels"),
     ("exec(eval(sys.stdin", "xdist workers (embedded AWS, the tests)"),
-    ("pytest", "pytest's controller"),
 ]
+CONTROLLER = "pytest's controller"
+OTHER = "other"
+OTHERS_LISTED = 5
 
 
 def kind_of(cmdline: str) -> str:
-    return next((kind for marker, kind in KINDS if marker in cmdline), "other")
+    return next((kind for marker, kind in KINDS if marker in cmdline), OTHER)
 
 
 class Sampler(threading.Thread):
@@ -74,12 +76,16 @@ class Sampler(threading.Thread):
             time.sleep(SAMPLE_SECONDS)
 
 
-def render(seen: dict[tuple[int, float], tuple[str, float]], wall: float, rusage_total: float) -> str:
+def render(seen: dict[tuple[int, float], tuple[str, float]], root_pid: int, wall: float, rusage_total: float) -> str:
     totals: dict[str, list[float]] = {}
-    for cmdline, seconds in seen.values():
-        row = totals.setdefault(kind_of(cmdline), [0.0, 0])
+    others: list[tuple[float, str]] = []
+    for (pid, _), (cmdline, seconds) in seen.items():
+        kind = CONTROLLER if pid == root_pid else kind_of(cmdline)
+        row = totals.setdefault(kind, [0.0, 0])
         row[0] += seconds
         row[1] += 1
+        if kind == OTHER:
+            others.append((seconds, cmdline))
     sampled = sum(row[0] for row in totals.values())
     cores = os.cpu_count() or 1
     lines = [f"# Where the pytest phase's CPU went ({cores} cores)", ""]
@@ -89,6 +95,10 @@ def render(seen: dict[tuple[int, float], tuple[str, float]], wall: float, rusage
     lines.append(f"| {max(0.0, rusage_total - sampled):.0f} | | not sampled (after a process's last sample) |")
     busy = rusage_total / (wall * cores)
     lines += ["", f"{rusage_total:.0f} s of CPU in {wall:.0f} s of wall time: {busy:.0%} of {cores} cores."]
+    if others:
+        lines += ["", f"The costliest processes of `{OTHER}` (at most {OTHERS_LISTED}):", ""]
+        costliest = sorted(others, reverse=True)[:OTHERS_LISTED]
+        lines += [f"- {seconds:.1f} s `{cmdline[:110]}`" for seconds, cmdline in costliest]
     return "\n".join(lines) + "\n"
 
 
@@ -109,7 +119,7 @@ def main(pytest_args: list[str]) -> int:
     sampler.done.set()
     sampler.join()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    text = render(sampler.seen, wall, children.ru_utime + children.ru_stime)
+    text = render(sampler.seen, pytest.pid, wall, children.ru_utime + children.ru_stime)
     REPORT.parent.mkdir(exist_ok=True)
     REPORT.write_text(text, encoding="utf-8")
     print(f"\n{text}(also in {REPORT.relative_to(REPO_ROOT)}; pytest exited {code})")
