@@ -12,11 +12,12 @@ export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 CDK := npx --no-install cdk
 ENV_CONTEXT := $(if $(ENV),-c env=$(ENV),)
 
-.PHONY: help install synth lint test test-fast test-week demo deploy diff smoke bench local-up local-down notebook clean
+.PHONY: help install synth lint test test-cpu test-fast test-week demo deploy diff smoke bench local-up local-down notebook clean
 
 help:
 	@echo "make demo              synth, deploy into the embedded AWS, run the training pipeline, print the result"
 	@echo "make test              the whole test suite (lint included); timings in .bench/test-report.md"
+	@echo "make test-cpu          make test's pytest phase, its CPU split by kind of process (.bench/suite-cpu.md)"
 	@echo "make test-fast         the suite without the slow tests (real training, deploys), for the inner loop"
 	@echo "make test-week         a whole week of waiting for capacity with 150 jobs held (about 10 minutes)"
 	@echo "make synth [ENV=name]  synthesize every environment (or one) and cfn-lint the templates"
@@ -85,6 +86,10 @@ test:
 	@$(call timed,lint,$(MAKE) --no-print-directory lint)
 	$(call timed,pytest,TRAINSTACK_TEST_DURATIONS=$(CURDIR)/.bench/test-durations.json $(PYTEST) $(PYTEST_ARGS))
 	@$(BIN)/python bench/suite_report.py $(PYTEST_WORKERS)
+
+# make test's pytest command, with the CPU of every process it starts split by kind (.bench/suite-cpu.md).
+test-cpu: install .venv-sdk/.installed .sdk-v2/.installed
+	$(BIN)/python bench/suite_cpu.py env $(PYTEST) $(PYTEST_ARGS)
 
 test-fast: install .venv-sdk/.installed .sdk-v2/.installed
 	$(PYTEST) -m "not slow" $(PYTEST_ARGS)

@@ -1,6 +1,7 @@
-"""Where the test suite's CPU goes: `make test`'s pytest phase, with every process it starts sampled.
+"""Where the test suite's CPU goes: `make test-cpu` runs make test's pytest command under this script, which
+samples every process the command starts.
 
-    python bench/suite_cpu.py [pytest arguments]
+    bench/suite_cpu.py COMMAND...
 
 On a 2-core machine the suite is CPU-bound, so its wall time is its CPU time over the cores it keeps busy;
 this splits that CPU by kind of process (the jobs' training processes, the xdist workers, CDK, ...) and
@@ -102,16 +103,11 @@ def render(seen: dict[tuple[int, float], tuple[str, float]], root_pid: int, wall
     return "\n".join(lines) + "\n"
 
 
-def main(pytest_args: list[str]) -> int:
-    workers = os.environ.get("PYTEST_WORKERS", "2")
-    command = [sys.executable, "-m", "pytest", "-n", workers, "--dist", "loadgroup", "-q", *pytest_args]
-    env = {
-        **os.environ,
-        "TRAINSTACK_SDK_PYTHON": str(REPO_ROOT / ".venv-sdk" / "bin" / "python"),
-        "TRAINSTACK_SDK_V2_PATH": str(REPO_ROOT / ".sdk-v2"),
-    }
+def main(command: list[str]) -> int:
+    if not command:
+        sys.exit("usage: bench/suite_cpu.py COMMAND... (make test-cpu passes make test's pytest command)")
     started = time.monotonic()
-    pytest = subprocess.Popen(command, cwd=REPO_ROOT, env=env)
+    pytest = subprocess.Popen(command, cwd=REPO_ROOT)
     sampler = Sampler(psutil.Process(pytest.pid))
     sampler.start()
     code = pytest.wait()
