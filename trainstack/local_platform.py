@@ -112,34 +112,21 @@ def deploy(
     """
     env = cdk_env(endpoint_env)
     seconds: dict[str, float] = {"synth": 0.0}
-    if not is_synthesized(outdir, fingerprint):
-        if on_phase:
-            on_phase("synth")
-        started = time.monotonic()
-        synth(config, endpoint_env, outdir, log, fingerprint)
-        seconds["synth"] = time.monotonic() - started
-    outputs_file = outdir.parent / f"{outdir.name}-outputs.json"
-    phases = {
-        "bootstrap": ["bootstrap", f"aws://{config.account}/{config.region}", "--app", str(outdir)],
-        "deploy": [
-            "deploy",
-            f"{config.name}/*",
-            "--app",
-            str(outdir),
-            "--require-approval",
-            "never",
-            "--outputs-file",
-            str(outputs_file),
-            "--progress",
-            "events",
-        ],
-    }
-    for phase, args in phases.items():
+
+    def run(phase: str, action: Callable[[], object]) -> None:
         if on_phase:
             on_phase(phase)
         started = time.monotonic()
-        _cdk(args, env, log)
+        action()
         seconds[phase] = time.monotonic() - started
+
+    if not is_synthesized(outdir, fingerprint):
+        run("synth", lambda: synth(config, endpoint_env, outdir, log, fingerprint))
+    outputs_file = outdir.parent / f"{outdir.name}-outputs.json"
+    bootstrap = ["bootstrap", f"aws://{config.account}/{config.region}", "--app", str(outdir)]
+    run("bootstrap", lambda: _cdk(bootstrap, env, log))
+    deploy_args = ["deploy", f"{config.name}/*", "--app", str(outdir), "--require-approval", "never"]
+    run("deploy", lambda: _cdk([*deploy_args, "--outputs-file", str(outputs_file), "--progress", "events"], env, log))
     by_stack: dict[str, dict[str, str]] = json.loads(outputs_file.read_text(encoding="utf-8"))
     outputs = {
         key: value for stack in by_stack.values() for key, value in stack.items() if not key.startswith("Export")
